@@ -1,0 +1,320 @@
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from ._connection import ENGINES, ConnectionConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Backend", "ClusterError", "connect", "wrap_client"]
+
+# Statuses worth retrying: throttling and gateway-ish failures.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class ClusterError(Exception):
+    """A request the cluster answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (``None`` when the cluster was unreachable),
+    ``error_type``/``reason`` come from the cluster's error body. Picklable, so
+    it crosses Ray process boundaries intact. Never carries credentials.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: Optional[int] = None,
+        error_type: Optional[str] = None,
+        reason: Optional[str] = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message, status, error_type, reason, body)
+        self.message = message
+        self.status = status
+        self.error_type = error_type
+        self.reason = reason
+        self.body = body
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status in RETRYABLE_STATUSES
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status is None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _error_parts(body: Any) -> tuple[Optional[str], Optional[str]]:
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            root = (err.get("root_cause") or [err])[0]
+            return root.get("type") or err.get("type"), root.get("reason") or err.get("reason")
+        if isinstance(err, str):
+            return None, err
+    if isinstance(body, str):
+        return None, body[:500]
+    return None, None
+
+
+class Backend:
+    """A cluster client of either engine behind one small, engine-neutral interface.
+
+    All calls go through :meth:`request` (``perform_request`` of the wrapped
+    client), so request bodies are the documented REST bodies, identical on
+    both engines except where :attr:`engine` says otherwise.
+    """
+
+    def __init__(self, raw: Any, engine: str, info: Optional[Mapping[str, Any]] = None) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.raw = raw
+        self.engine = engine
+        self._info = dict(info) if info is not None else None
+
+    # -- identity ---------------------------------------------------------
+    @property
+    def info(self) -> dict:
+        if self._info is None:
+            self._info = self.request("GET", "/")
+        return self._info
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        number = self.info.get("version", {}).get("number", "0")
+        parts = []
+        for piece in number.split("-")[0].split("."):
+            parts.append(int(piece) if piece.isdigit() else 0)
+        return tuple(parts)
+
+    @property
+    def version_string(self) -> str:
+        return f"{self.engine} {self.info.get('version', {}).get('number', '?')}"
+
+    def __repr__(self) -> str:
+        return f"Backend(engine={self.engine!r})"
+
+    # -- the one primitive -------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Optional[Mapping[str, Any]] = None,
+        ndjson: bool = False,
+    ) -> Any:
+        """Send one REST request; return the decoded JSON body.
+
+        ``body`` is a dict (JSON) or, with ``ndjson=True``, a ``str``/``bytes``
+        of newline-delimited JSON (``_bulk``, ``_msearch``). Raises
+        :class:`ClusterError` for any error status or an unreachable cluster.
+        """
+        params = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            if self.engine == "opensearch":
+                return self.raw.transport.perform_request(method, path, params=params or None, body=body)
+            headers = {"accept": "application/json"}
+            if body is not None:
+                headers["content-type"] = "application/x-ndjson" if ndjson else "application/json"
+                if ndjson and isinstance(body, str):
+                    body = body.encode("utf-8")
+            resp = self.raw.perform_request(method, path, params=params or None, headers=headers, body=body)
+            return resp.body
+        except ClusterError:
+            raise
+        except Exception as exc:  # translated into one picklable error type
+            raise _translate(exc, method, path) from None
+
+    # -- conveniences (thin, documented REST calls) ------------------------
+    def health(self, index: Optional[str] = None, **params: Any) -> dict:
+        path = "/_cluster/health" + (f"/{index}" if index else "")
+        return self.request("GET", path, params=params)
+
+    def exists(self, name: str) -> bool:
+        """Whether an index or alias called ``name`` exists."""
+        try:
+            self.request("HEAD", f"/{name}")
+            return True
+        except ClusterError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def search(self, index: str, body: Mapping[str, Any], **params: Any) -> dict:
+        return self.request("POST", f"/{index}/_search", body=dict(body), params=params)
+
+    def count(self, index: str, query: Optional[Mapping[str, Any]] = None) -> int:
+        body = {"query": dict(query)} if query else None
+        return int(self.request("POST", f"/{index}/_count", body=body)["count"])
+
+    def refresh(self, index: str) -> dict:
+        return self.request("POST", f"/{index}/_refresh")
+
+    def bulk(self, lines: Iterable[str], **params: Any) -> dict:
+        """``lines``: NDJSON lines (action and source lines, no trailing newline each)."""
+        payload = "\n".join(lines) + "\n"
+        return self.request("POST", "/_bulk", body=payload, params=params, ndjson=True)
+
+    def get_settings(self, index: str, flat: bool = True) -> dict:
+        return self.request("GET", f"/{index}/_settings", params={"flat_settings": flat})
+
+    def put_settings(self, index: str, settings: Mapping[str, Any]) -> dict:
+        return self.request("PUT", f"/{index}/_settings", body={"index": dict(settings)})
+
+    def get_mapping(self, index: str) -> dict:
+        return self.request("GET", f"/{index}/_mapping")
+
+    def get_aliases(self, name: str) -> dict:
+        """``{physical_index: {"aliases": {...}}}`` for an alias; ``{}`` when it does not exist."""
+        try:
+            return self.request("GET", f"/_alias/{name}")
+        except ClusterError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+
+    def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> dict:
+        return self.request("POST", "/_aliases", body={"actions": [dict(a) for a in actions]})
+
+    def close(self) -> None:
+        close = getattr(self.raw, "close", None)
+        if close is not None:
+            close()
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _translate(exc: Exception, method: str, path: str) -> ClusterError:
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        meta = getattr(exc, "meta", None)
+        status = getattr(meta, "status", None) if meta is not None else None
+    if not isinstance(status, int):
+        status = None
+    body = getattr(exc, "info", None)
+    if body is None:
+        body = getattr(exc, "body", None)
+    error_type, reason = _error_parts(body)
+    if status is None:
+        msg = f"{method} {path}: cluster unreachable ({type(exc).__name__}: {_first_line(exc)})"
+    else:
+        detail = f"{error_type}: {reason}" if error_type else (reason or _first_line(exc))
+        msg = f"{method} {path}: HTTP {status}: {detail}"
+    return ClusterError(msg, status=status, error_type=error_type, reason=reason, body=_plain(body))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _plain(body: Any) -> Any:
+    """Reduce a body to plain JSON types so the error stays picklable."""
+    try:
+        return json.loads(json.dumps(body, default=str))
+    except (TypeError, ValueError):
+        return str(body)
+
+
+def _auth_kwargs(config: ConnectionConfig, engine: str) -> dict:
+    kwargs: dict = {}
+    if config.api_key:
+        if engine == "opensearch":
+            kwargs["headers"] = {"Authorization": f"ApiKey {config.api_key}"}
+        else:
+            kwargs["api_key"] = config.api_key
+    elif config.user is not None:
+        pair = (config.user, config.password or "")
+        kwargs["http_auth" if engine == "opensearch" else "basic_auth"] = pair
+    if any(u.startswith("https") for u in config.urls):
+        kwargs["verify_certs"] = config.verify_certs
+        if config.ca_certs:
+            kwargs["ca_certs"] = config.ca_certs
+        if not config.verify_certs and engine == "opensearch":
+            kwargs["ssl_show_warn"] = False
+    return kwargs
+
+
+def _opensearch_client(config: ConnectionConfig):
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(
+        hosts=list(config.urls),
+        timeout=config.timeout,
+        max_retries=0,
+        retry_on_timeout=False,
+        **_auth_kwargs(config, "opensearch"),
+    )
+
+
+def _elasticsearch_client(config: ConnectionConfig):
+    try:
+        from elasticsearch import Elasticsearch
+    except ImportError as exc:  # pragma: no cover - it is a declared dependency
+        raise ImportError("Elasticsearch support needs `pip install elasticsearch`") from exc
+    return Elasticsearch(
+        hosts=list(config.urls),
+        request_timeout=config.timeout,
+        max_retries=0,
+        retry_on_timeout=False,
+        **_auth_kwargs(config, "elasticsearch"),
+    )
+
+
+def connect(config: Optional[ConnectionConfig] = None) -> Backend:
+    """Open a :class:`Backend` for ``config``; detect the engine unless it is given.
+
+    Detection reads ``version.distribution`` from the root endpoint (OpenSearch
+    sets it to ``"opensearch"``; Elasticsearch does not). The probe uses the
+    opensearch-py client, which performs no product check, so it can read
+    either engine's root endpoint.
+    """
+    config = config or ConnectionConfig()
+    probe = Backend(_opensearch_client(config), "opensearch")
+    engine = config.engine
+    info = None
+    if engine in (None, "opensearch"):
+        try:
+            info = probe.request("GET", "/")
+        except ClusterError as exc:
+            probe.close()
+            raise ClusterError(
+                f"cannot reach the cluster at {config.describe()}: {exc}",
+                status=exc.status,
+                error_type=exc.error_type,
+                reason=exc.reason,
+            ) from None
+        if engine is None:
+            distribution = info.get("version", {}).get("distribution", "elasticsearch")
+            engine = "opensearch" if distribution == "opensearch" else "elasticsearch"
+    if engine == "opensearch":
+        logger.debug("connected to OpenSearch at %s", config.describe())
+        return Backend(probe.raw, "opensearch", info)
+    probe.close()
+    logger.debug("connected to Elasticsearch at %s", config.describe())
+    return Backend(_elasticsearch_client(config), "elasticsearch", None)
+
+
+def wrap_client(client: Any) -> Backend:
+    """Wrap a caller's own ``opensearchpy.OpenSearch`` or ``elasticsearch.Elasticsearch``."""
+    if isinstance(client, Backend):
+        return client
+    module = type(client).__module__.split(".")[0]
+    if module == "opensearchpy":
+        return Backend(client, "opensearch")
+    if module == "elasticsearch":
+        return Backend(client, "elasticsearch")
+    raise TypeError(
+        "expected an opensearchpy.OpenSearch or elasticsearch.Elasticsearch client "
+        f"(or an echo_splade Backend), got {type(client).__module__}.{type(client).__name__}"
+    )
+

@@ -1,0 +1,3 @@
+from echo_splade.cli import main
+
+main()

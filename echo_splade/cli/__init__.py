@@ -1,0 +1,39 @@
+"""The ``echo-splade`` command line: a thin click layer over the library.
+
+Each subcommand lives in its own ``_<name>.py`` module and imports the
+library lazily inside its function body, so ``echo-splade --help`` stays fast
+and never imports torch or ray.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ._options import connection_options, run_guarded
+
+__all__ = ["main", "cli", "connection_options", "run_guarded"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="echo-splade")
+def cli(verbose: int) -> None:
+    """Echo-Mistral-SPLADE learned sparse retrieval for OpenSearch and Elasticsearch."""
+    level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from . import _cluster, _encode, _eval, _ingest, _provision, _search, _train, _demo
+
+    for module in (_cluster, _provision, _ingest, _search, _eval, _train, _encode, _demo):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="echo-splade")

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+import click
+
+from ._options import connection_options, run_guarded
+
+
+@click.command("provision")
+@connection_options
+def command(conn) -> None:
+    """(not implemented yet)"""
+    raise click.ClickException("'echo-splade provision' is not implemented yet")

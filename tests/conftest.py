@@ -1,0 +1,43 @@
+"""Shared fixtures. Tests about the cluster talk to the REAL node started by
+``echo-splade cluster start`` (``.ci/run`` starts it); they fail, not skip, when it is down."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+TEST_URL = os.environ.get("ECHO_SPLADE_TEST_URL", "http://127.0.0.1:9200")
+
+
+@pytest.fixture(scope="session")
+def connection():
+    from echo_splade.client import ConnectionConfig
+
+    return ConnectionConfig(urls=(TEST_URL,), timeout=60)
+
+
+@pytest.fixture(scope="session")
+def backend(connection):
+    from echo_splade.client import ClusterError, connect
+
+    try:
+        b = connect(connection)
+        b.health(wait_for_status="yellow", timeout="30s")
+    except ClusterError as exc:
+        pytest.fail(f"the test node at {TEST_URL} is not up (start it: `echo-splade cluster start`): {exc}")
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def index_name(backend, request):
+    """A unique index/alias name for one test; every index starting with it is deleted afterwards."""
+    name = f"t-{request.node.name.lower()[:40].strip('_-')}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    yield name
+    try:
+        backend.request("DELETE", f"/{name}*", params={"expand_wildcards": "all", "ignore_unavailable": True})
+    except Exception:
+        pass
