@@ -41,3 +41,11 @@ def index_name(backend, request):
         backend.request("DELETE", f"/{name}*", params={"expand_wildcards": "all", "ignore_unavailable": True})
     except Exception:
         pass
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """The ``tiny-mistral`` encoder (tiny random Mistral with the real 32,000-token tokenizer), CPU fp32."""
+    from echo_splade.encoder import EchoSpladeEncoder
+
+    return EchoSpladeEncoder.from_pretrained("tiny-mistral", device="cpu", dtype="float32")

@@ -1,0 +1,428 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import torch
+
+from ._echo_template import EchoInput, EchoTemplate
+from ._model_registry import DEFAULT_MODEL, load_model_from_gguf, resolve_model
+from ._sparse_vector import SparseVector
+from ._splade_pooling import SpladePooling
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "echo_splade.json"
+CONFIG_FORMAT_VERSION = 1
+TextKind = Literal["document", "query"]
+_KINDS = ("document", "query")
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as given, else CUDA when present, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``dtype`` as given (a ``torch.dtype`` or one of the names in ``_DTYPES``), else bf16 on CUDA and fp32 on CPU."""
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+class EchoSpladeEncoder:
+    """Echo-Mistral-SPLADE: a decoder LLM read through its LM head into sparse vocabulary vectors.
+
+    Each text ``T`` is fed as ``[BOS] + tok(prefix) + T + tok(separator) + T``
+    (see :class:`EchoTemplate`); the backbone runs to its final hidden states, and
+    only the positions of the second copy of ``T`` go through the LM head
+    (:class:`SpladePooling`): ``w_v = max_p log(1 + relu(logit_{p,v}))``.
+
+    Texts are sorted by length into batches (order restored), right-padded with an
+    attention mask and explicit position ids, so a text gets the same vector alone
+    or in any batch. Texts longer than ``max_length`` are split into windows that are
+    max-pooled together (``truncate=True`` keeps the first window only).
+
+    Build it with :meth:`from_pretrained`; the constructor takes a loaded model.
+
+    Args:
+        model: a Hugging Face causal LM (LoRA merged), or a PEFT model while training.
+        tokenizer: its tokenizer.
+        model_id: the base model's name or path (a short name such as ``tiny-mistral`` stays short).
+        document_prefix, document_separator: echo template of documents.
+        query_prefix, query_separator: echo template of queries.
+        echo: repeat the text (``False`` = ablation: one copy, all of it pooled).
+        max_length: model input limit per window, template included.
+        window_stride: text tokens between window starts (``None``: window size, no overlap).
+        truncate: keep only the first window of a long text instead of windowing.
+        batch_size: windows per forward pass.
+        chunk_size: pooled positions per LM-head call.
+        top_k: default pruning, keep the ``top_k`` largest weights (``None``: all).
+        min_weight: default pruning, drop weights below it (``None``: keep all > 0).
+        gguf_file: GGUF file name the base model was loaded from, if any.
+        adapter_state: LoRA adapter tensors that were merged into ``model`` (kept for saving and ``model_rev``).
+        adapter_config: the matching PEFT config.
+    """
+
+    config_keys = [
+        "document_prefix", "document_separator", "query_prefix", "query_separator", "echo",
+        "max_length", "window_stride", "truncate", "batch_size", "chunk_size", "top_k", "min_weight",
+    ]
+    # Keys that change the vectors (hashed into model_rev); batch_size/chunk_size only change round-off.
+    _rev_keys = [k for k in config_keys if k not in ("batch_size", "chunk_size")]
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        model_id: str,
+        *,
+        document_prefix: str = "Document:",
+        document_separator: str = "\nDocument again:",
+        query_prefix: str = "Query:",
+        query_separator: str = "\nQuery again:",
+        echo: bool = True,
+        max_length: int = 512,
+        window_stride: int | None = None,
+        truncate: bool = False,
+        batch_size: int = 8,
+        chunk_size: int = 256,
+        top_k: int | None = None,
+        min_weight: float | None = None,
+        gguf_file: str | None = None,
+        adapter_state: dict[str, torch.Tensor] | None = None,
+        adapter_config: Any = None,
+    ) -> None:
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {max_length}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        _check_pruning(top_k, min_weight)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = str(model_id)
+        self.gguf_file = gguf_file
+        self.document_prefix, self.document_separator = document_prefix, document_separator
+        self.query_prefix, self.query_separator = query_prefix, query_separator
+        self.echo = bool(echo)
+        self.max_length = int(max_length)
+        self.window_stride = window_stride
+        self.truncate = bool(truncate)
+        self.batch_size = int(batch_size)
+        self.chunk_size = int(chunk_size)
+        self.top_k = top_k
+        self.min_weight = min_weight
+        self.pooling = SpladePooling(chunk_size)
+        self.templates = {
+            "document": EchoTemplate(tokenizer, document_prefix, document_separator, echo),
+            "query": EchoTemplate(tokenizer, query_prefix, query_separator, echo),
+        }
+        for template in self.templates.values():  # fail now, not on the first long text
+            template.windows([], self.max_length, window_stride)
+        self.adapter_state = adapter_state
+        self.adapter_config = adapter_config
+        self._model_rev: str | None = None
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike = DEFAULT_MODEL,
+        adapter: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_length: int | None = None,
+        batch_size: int | None = None,
+        gguf_file: str | None = None,
+        **config: Any,
+    ) -> "EchoSpladeEncoder":
+        """Load an encoder.
+
+        Args:
+            name_or_path: a Hugging Face causal LM directory or hub id, a short name
+                (``smollm2-135m``, ``tiny-mistral``), or a directory written by
+                :meth:`save_pretrained` (its ``echo_splade.json`` gives the base model,
+                templates and defaults; its adapter is loaded).
+            adapter: a PEFT LoRA adapter directory, merged into the weights for inference.
+            device: default CUDA when present, else CPU.
+            dtype: default bf16 on CUDA, fp32 on CPU.
+            max_length: model input limit per window (default 512, or the saved value).
+            batch_size: windows per forward pass (default 8, or the saved value).
+            gguf_file: load the base model from this GGUF file inside ``name_or_path``.
+            **config: any other of :attr:`config_keys` (overrides saved values).
+        """
+        unknown = sorted(set(config) - set(cls.config_keys))
+        if unknown:
+            raise ValueError(f"unknown encoder option(s) {unknown}; allowed: {cls.config_keys}")
+        saved: dict[str, Any] = {}
+        config_file = Path(name_or_path) / CONFIG_FILE
+        if config_file.is_file():
+            saved = json.loads(config_file.read_text())
+            saved.pop("format_version", None)
+            directory = Path(name_or_path)
+            name_or_path = saved.pop("model_id")
+            gguf_file = gguf_file or saved.pop("gguf_file", None)
+            saved.pop("gguf_file", None)
+            if adapter is None and (directory / "adapter_config.json").is_file():
+                adapter = directory
+        merged = {**{k: v for k, v in saved.items() if k in cls.config_keys}, **config}
+        if max_length is not None:
+            merged["max_length"] = max_length
+        if batch_size is not None:
+            merged["batch_size"] = batch_size
+
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        path = resolve_model(str(name_or_path))
+        if gguf_file:
+            model = load_model_from_gguf(path, gguf_file, torch_dtype)
+            tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        adapter_state = adapter_config = None
+        if adapter is not None:
+            model, adapter_state, adapter_config = _merge_adapter(model, adapter)
+        model.to(torch_device).eval()
+        logger.info("loaded %s%s on %s (%s)", name_or_path, f" + adapter {adapter}" if adapter else "",
+                    torch_device, torch_dtype)
+        return cls(model, tokenizer, str(name_or_path), gguf_file=gguf_file,
+                   adapter_state=adapter_state, adapter_config=adapter_config, **merged)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write the LoRA adapter (if any) and ``echo_splade.json``; :meth:`from_pretrained` reads both back."""
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        if _is_peft(self.model):
+            self.model.save_pretrained(str(target))
+        elif self.adapter_state is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in self.adapter_state.items()},
+                      str(target / "adapter_model.safetensors"))
+            self.adapter_config.save_pretrained(str(target))
+        payload = {"format_version": CONFIG_FORMAT_VERSION, "model_id": self.model_id,
+                   "gguf_file": self.gguf_file, **self.config}
+        (target / CONFIG_FILE).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        logger.info("saved encoder config%s to %s", " and adapter" if self.has_adapter else "", target)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def config(self) -> dict[str, Any]:
+        """The encoder options (:attr:`config_keys`): echo templates, max_length, pruning defaults, ..."""
+        return {key: getattr(self, key) for key in self.config_keys}
+
+    @property
+    def has_adapter(self) -> bool:
+        return self.adapter_state is not None or _is_peft(self.model)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def model_rev(self) -> str:
+        """Stable short hash of the base model id, the adapter weights and the options that change the vectors."""
+        if self._model_rev is None or _is_peft(self.model):
+            digest = hashlib.sha256()
+            rev_config = {key: getattr(self, key) for key in self._rev_keys}
+            digest.update(json.dumps({"model_id": self.model_id, "gguf_file": self.gguf_file, **rev_config},
+                                     sort_keys=True).encode())
+            state = self.adapter_state
+            if _is_peft(self.model):
+                from peft import get_peft_model_state_dict
+
+                state = get_peft_model_state_dict(self.model)
+            for name in sorted(state or {}):
+                tensor = state[name].detach().to("cpu", torch.float32).contiguous()
+                digest.update(name.encode())
+                digest.update(tensor.numpy().tobytes())
+            self._model_rev = digest.hexdigest()[:12]
+        return self._model_rev
+
+    def id_to_token(self, token_id: int) -> str:
+        return self.tokenizer.convert_ids_to_tokens(int(token_id))
+
+    def tokens(self, vector: SparseVector) -> dict[str, float]:
+        """``{token_string: weight}`` for a vector (token strings are unique per id)."""
+        names = self.tokenizer.convert_ids_to_tokens(list(vector.indices))
+        return dict(zip(names, vector.values))
+
+    # ------------------------------------------------------------------ encoding
+    def encode_documents(self, texts: Sequence[str], top_k: int | None = None,
+                         min_weight: float | None = None) -> list[SparseVector]:
+        """One :class:`SparseVector` per document, in input order."""
+        return self.encode(texts, "document", top_k=top_k, min_weight=min_weight)
+
+    def encode_queries(self, texts: Sequence[str], top_k: int | None = None,
+                       min_weight: float | None = None) -> list[SparseVector]:
+        """One :class:`SparseVector` per query, in input order."""
+        return self.encode(texts, "query", top_k=top_k, min_weight=min_weight)
+
+    def encode(self, texts: Sequence[str], kind: TextKind = "document", top_k: int | None = None,
+               min_weight: float | None = None) -> list[SparseVector]:
+        """Encode ``texts`` as ``kind`` (``"document"`` or ``"query"``).
+
+        Args:
+            texts: the texts; an empty or whitespace-only one raises ``ValueError`` naming its
+                position before any work is done.
+            kind: which echo template to use.
+            top_k: keep the ``top_k`` largest weights (default: the encoder's ``top_k``).
+            min_weight: drop weights below this (default: the encoder's ``min_weight``).
+        """
+        top_k = self.top_k if top_k is None else top_k
+        min_weight = self.min_weight if min_weight is None else min_weight
+        _check_pruning(top_k, min_weight)
+        windows = self.prepare(texts, kind)
+        order = sorted(range(len(windows)), key=lambda i: -len(windows[i][1].input_ids))
+        remaining = [0] * len(texts)
+        for row, _ in windows:
+            remaining[row] += 1
+        partial: dict[int, torch.Tensor] = {}
+        results: list[SparseVector | None] = [None] * len(texts)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = [windows[i] for i in order[start:start + self.batch_size]]
+                rows = sorted({row for row, _ in batch})
+                local = {row: j for j, row in enumerate(rows)}
+                weights = self.forward_inputs([inp for _, inp in batch], [local[row] for row, _ in batch],
+                                              len(rows)).cpu()
+                for row, j in local.items():
+                    vec = weights[j] if row not in partial else torch.maximum(partial.pop(row), weights[j])
+                    remaining[row] -= sum(1 for r, _ in batch if r == row)
+                    if remaining[row]:
+                        partial[row] = vec
+                    else:
+                        results[row] = _to_sparse(vec, top_k, min_weight)
+        return results  # type: ignore[return-value]
+
+    def prepare(self, texts: Sequence[str], kind: TextKind = "document",
+                truncate: bool | None = None) -> list[tuple[int, EchoInput]]:
+        """Validate and tokenize ``texts`` into echo inputs: ``(text position, window)`` pairs."""
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {list(_KINDS)}, got {kind!r}")
+        if isinstance(texts, str):
+            raise ValueError("texts must be a sequence of strings, not a single string")
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"text at position {i} is {type(text).__name__}, expected str")
+            if not text.strip():
+                raise ValueError(f"text at position {i} is empty or whitespace-only")
+        if not texts:
+            return []
+        template = self.templates[kind]
+        token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        truncate = self.truncate if truncate is None else truncate
+        out: list[tuple[int, EchoInput]] = []
+        for i, ids in enumerate(token_ids):
+            if not ids:
+                raise ValueError(f"text at position {i} has no tokens")
+            out.extend((i, w) for w in template.windows(ids, self.max_length, self.window_stride, truncate))
+        return out
+
+    def forward(self, texts: Sequence[str], kind: TextKind = "document", truncate: bool = True) -> torch.Tensor:
+        """Differentiable weights for ``texts`` in one batch (training): ``[len(texts), vocab]`` float32.
+
+        Long texts are truncated to one window unless ``truncate=False`` (then windows are max-pooled).
+        """
+        windows = self.prepare(texts, kind, truncate=truncate)
+        return self.forward_inputs([w for _, w in windows], [row for row, _ in windows], len(texts))
+
+    def forward_inputs(self, inputs: Sequence[EchoInput], rows: Sequence[int], num_rows: int) -> torch.Tensor:
+        """Run one right-padded batch and pool it.
+
+        Args:
+            inputs: echo inputs (windows).
+            rows: output row of each input (windows of one text share a row).
+            num_rows: number of output rows.
+
+        Returns:
+            ``[num_rows, vocab]`` float32 weights.
+        """
+        device = self.device
+        longest = max(len(inp.input_ids) for inp in inputs)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(inputs), longest), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
+        pool_mask = torch.zeros((len(inputs), longest), dtype=torch.bool)
+        for b, inp in enumerate(inputs):
+            input_ids[b, :len(inp.input_ids)] = torch.tensor(inp.input_ids)
+            attention_mask[b, :len(inp.input_ids)] = 1
+            pool_mask[b, inp.pool_start:inp.pool_end] = True
+        # Positions count real tokens only, so any padding side gives each text its unpadded positions.
+        position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+        hidden = self.backbone(
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+            position_ids=position_ids.to(device), use_cache=False,
+        ).last_hidden_state  # [batch, seq, hidden]
+        return self.pooling(hidden, pool_mask.to(device), self.model.get_output_embeddings(), num_rows=num_rows,
+                            row_index=torch.tensor(list(rows), dtype=torch.long))
+
+    @property
+    def backbone(self) -> torch.nn.Module:
+        """The decoder stack without the LM head (LoRA layers, if any, live inside it)."""
+        model = self.model.get_base_model() if _is_peft(self.model) else self.model
+        return model.get_decoder()
+
+    def __repr__(self) -> str:
+        return (f"EchoSpladeEncoder(model_id={self.model_id!r}, adapter={self.has_adapter}, "
+                f"max_length={self.max_length}, echo={self.echo}, device={self.device})")
+
+
+def _is_peft(model: Any) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False
+    return isinstance(model, PeftModel)
+
+
+def _merge_adapter(model: Any, adapter: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], Any]:
+    """Load a PEFT LoRA adapter onto ``model`` and merge it; return the merged model, adapter tensors and config."""
+    from peft import PeftModel, get_peft_model_state_dict
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ValueError(f"{adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    peft_model = PeftModel.from_pretrained(model, str(adapter))
+    state = {k: v.detach().to("cpu").clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+    config = peft_model.peft_config["default"]
+    return peft_model.merge_and_unload(), state, config
+
+
+def _check_pruning(top_k: int | None, min_weight: float | None) -> None:
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if min_weight is not None and not min_weight >= 0:
+        raise ValueError(f"min_weight must be >= 0 or None, got {min_weight!r}")
+
+
+def _to_sparse(weights: torch.Tensor, top_k: int | None, min_weight: float | None) -> SparseVector:
+    """Prune a ``[vocab]`` weight vector into a :class:`SparseVector` (weights > 0 only, sorted by id)."""
+    keep = weights > 0
+    if min_weight is not None:
+        keep &= weights >= min_weight
+    indices = keep.nonzero(as_tuple=True)[0]
+    if top_k is not None and indices.numel() > top_k:
+        top = torch.topk(weights[indices], top_k).indices
+        indices = indices[top].sort().values
+    return SparseVector(indices.tolist(), weights[indices].tolist())
+
