@@ -117,7 +117,12 @@ class Backend:
         params = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         try:
             if self.engine == "opensearch":
-                return self.raw.transport.perform_request(method, path, params=params or None, body=body)
+                # opensearch-py pops a `timeout` param as its own request timeout unless one is
+                # passed explicitly; pass the client's so cluster-side `timeout` params reach the cluster.
+                timeout = self.raw.transport.kwargs.get("timeout") or 10
+                return self.raw.transport.perform_request(
+                    method, path, params=params or None, body=body, timeout=timeout
+                )
             headers = {"accept": "application/json"}
             if body is not None:
                 headers["content-type"] = "application/x-ndjson" if ndjson else "application/json"
