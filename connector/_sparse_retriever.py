@@ -1,0 +1,415 @@
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
+
+from ._document_frequencies import DocumentFrequencies
+from ._explanation import Explanation
+from ._hit import Hit
+from ._hybrid import Hybrid
+from ._query_rewriter import QueryRewriter
+from ._sparse_query import (
+    SPARSE_FIELD_TYPES,
+    SparseFieldType,
+    detect_field_type,
+    estimate_leaf_clauses,
+    read_clause_limit,
+    select_terms,
+    sparse_clause,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SparseRetriever", "Mode"]
+
+Mode = Literal["llm", "inference-free", "tokens"]
+MODES = ("llm", "inference-free", "tokens")
+HybridLike = Union[None, bool, str, Hybrid, Mapping[str, Any]]
+Query = Union[str, Mapping[str, float]]
+
+# C0/C1 control characters except tab, newline, carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_UNSET: Any = object()
+
+
+class SparseRetriever:
+    """Learned sparse retrieval over an echo-splade index with the caller's own cluster client.
+
+    Args:
+        client: an ``opensearchpy.OpenSearch``, an ``elasticsearch.Elasticsearch``
+            or an :class:`echo_splade.client.Backend`.
+        index: the alias (or index) to search.
+        encoder: for ``mode="llm"``: an ``EchoSpladeEncoder``, or a short name /
+            path to load one from (lazily, on first use). ``None``: the model
+            recorded in the index ``_meta``.
+        mode: how a query becomes ``{token: weight}``:
+            ``"llm"`` runs the encoder's ``encode_queries`` (echo query template);
+            ``"inference-free"`` runs no model: the query's tokens (model's
+            tokenizer) weighted by their IDF over the indexed sparse field
+            (:class:`DocumentFrequencies`); ``"tokens"`` takes the caller's
+            ``{token: weight}`` as the query.
+        field: the sparse field (``rank_features``, or ``sparse_vector`` on
+            Elasticsearch >= 8.15).
+        query_top_k: keep this many highest-weighted query terms (``None``: all);
+            never more than the cluster's clause limit allows.
+        min_weight: drop query terms weighing less.
+        hybrid: default for :meth:`search`/:meth:`build_query`/:meth:`rewrite`
+            (``None``: sparse only; ``"rrf"``, ``"weighted"``, ``True`` or a
+            :class:`Hybrid`); each call can override it (``hybrid=False``: off).
+        tokenizer: for ``inference-free``: a HF tokenizer or a name for
+            ``load_tokenizer``; default: the encoder's, else the index's model.
+        adapter, device: passed to ``EchoSpladeEncoder.from_pretrained`` when
+            the encoder is loaded here.
+        clause_limit: the cluster's boolean clause limit; ``None``: read it
+            (``indices.query.bool.max_clause_count``, default 1024).
+        explain_top_n: how many matching terms an explanation keeps.
+        field_type: ``"rank_features"`` or ``"sparse_vector"``; ``None``: read
+            from the index mapping on first use.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        index: str,
+        encoder: Any = None,
+        mode: Mode = "llm",
+        field: str = "sparse",
+        query_top_k: Optional[int] = 64,
+        min_weight: float = 0.0,
+        hybrid: HybridLike = None,
+        tokenizer: Any = None,
+        adapter: Optional[str] = None,
+        device: Optional[str] = None,
+        clause_limit: Optional[int] = None,
+        explain_top_n: Optional[int] = 10,
+        field_type: Optional[SparseFieldType] = None,
+    ) -> None:
+        from echo_splade.client import wrap_client
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not isinstance(index, str) or not index.strip():
+            raise ValueError(f"index must be a non-empty index or alias name, got {index!r}")
+        if not isinstance(field, str) or not field or "." in field:
+            raise ValueError(f"field must be a top-level field name without dots, got {field!r}")
+        if query_top_k is not None and (not isinstance(query_top_k, int) or query_top_k < 1):
+            raise ValueError(f"query_top_k must be a positive integer or None (all terms), got {query_top_k!r}")
+        if not isinstance(min_weight, (int, float)) or min_weight < 0:
+            raise ValueError(f"min_weight must be a number >= 0, got {min_weight!r}")
+        if clause_limit is not None and clause_limit < 1:
+            raise ValueError(f"clause_limit must be >= 1, got {clause_limit}")
+        if field_type is not None and field_type not in SPARSE_FIELD_TYPES:
+            raise ValueError(f"field_type must be one of {SPARSE_FIELD_TYPES} or None, got {field_type!r}")
+        if explain_top_n is not None and explain_top_n < 0:
+            raise ValueError(f"explain_top_n must be >= 0 or None, got {explain_top_n}")
+        self.backend = wrap_client(client)
+        self.index = index
+        self.mode: Mode = mode
+        self.field = field
+        self.query_top_k = query_top_k
+        self.min_weight = float(min_weight)
+        self.hybrid = Hybrid.coerce(hybrid)
+        self.adapter = adapter
+        self.device = device
+        self.explain_top_n = explain_top_n
+        self._encoder = encoder if not isinstance(encoder, str) else None
+        self._encoder_name = encoder if isinstance(encoder, str) else None
+        self._tokenizer = tokenizer if not isinstance(tokenizer, str) else None
+        self._tokenizer_name = tokenizer if isinstance(tokenizer, str) else None
+        self._clause_limit = clause_limit
+        self._field_type: Optional[SparseFieldType] = field_type
+        self._meta: Optional[dict] = None
+        self._dfs: Optional[DocumentFrequencies] = None
+
+    def __repr__(self) -> str:
+        return f"SparseRetriever(index={self.index!r}, mode={self.mode!r}, field={self.field!r}, query_top_k={self.query_top_k})"
+
+    # -- lazily resolved collaborators --------------------------------------
+    @property
+    def clause_limit(self) -> int:
+        if self._clause_limit is None:
+            self._clause_limit = read_clause_limit(self.backend)
+            logger.debug("clause limit of the cluster: %d", self._clause_limit)
+        return self._clause_limit
+
+    @property
+    def field_type(self) -> SparseFieldType:
+        if self._field_type is None:
+            ftype = detect_field_type(self.backend, self.index, self.field)
+            if ftype == "sparse_vector" and self.backend.engine == "elasticsearch" and self.backend.version < (8, 15):
+                raise ValueError(f"field {self.field!r} is a sparse_vector field; querying it needs Elasticsearch "
+                                 f">= 8.15 (the cluster runs {self.backend.version_string})")
+            self._field_type = ftype
+        return self._field_type
+
+    @property
+    def index_meta(self) -> dict:
+        """The index ``_meta`` written at provisioning (model, model_rev, feature scheme, templates)."""
+        if self._meta is None:
+            from echo_splade.mappings import read_index_meta
+
+            self._meta = dict(read_index_meta(self.backend, self.index) or {})
+        return self._meta
+
+    @property
+    def encoder(self) -> Any:
+        """The query encoder (``llm`` mode), loaded on first use."""
+        if self._encoder is None:
+            from echo_splade.encoder import EchoSpladeEncoder
+
+            name = self._encoder_name or self._model_from_meta("encoder")
+            logger.info("loading encoder %s for queries on %s", name, self.index)
+            self._encoder = EchoSpladeEncoder.from_pretrained(name, adapter=self.adapter, device=self.device)
+            self._check_model_rev()
+        return self._encoder
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer of ``inference-free`` mode."""
+        if self._tokenizer is None:
+            if self._tokenizer_name is None and self._encoder is not None and getattr(self._encoder, "tokenizer", None) is not None:
+                self._tokenizer = self._encoder.tokenizer
+            else:
+                from echo_splade.encoder import load_tokenizer
+
+                name = self._tokenizer_name or self._encoder_name or self._model_from_meta("tokenizer")
+                self._tokenizer = load_tokenizer(name)
+        return self._tokenizer
+
+    @property
+    def document_frequencies(self) -> DocumentFrequencies:
+        """Document frequencies over the sparse field (``inference-free`` mode)."""
+        if self._dfs is None:
+            self._dfs = DocumentFrequencies(self.backend, self.index, self.field, self.field_type)
+        return self._dfs
+
+    def refresh_document_frequencies(self) -> int:
+        """Recompute document frequencies for the tokenizer's whole vocabulary and store them with the index.
+
+        Returns how many vocabulary features occur in at least one document.
+        """
+        from echo_splade.mappings import token_to_feature
+
+        vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        features = {token_to_feature(t) for t in vocab if t}
+        return self.document_frequencies.refresh(sorted(features))
+
+    # -- query encoding ------------------------------------------------------
+    def encode_query(self, query: Query) -> dict[str, float]:
+        """``{token_string: weight}`` the query is searched with (after pruning), largest first."""
+        from echo_splade.mappings import feature_to_token
+
+        return {feature_to_token(f): w for f, w in self._query_features(query, self.clause_limit).items()}
+
+    def _query_features(self, query: Query, max_terms: int) -> dict[str, float]:
+        from echo_splade.mappings import token_to_feature
+
+        if self.mode == "tokens":
+            weights = self._check_tokens(query)
+        else:
+            text = self._clean_text(query)
+            if self.mode == "llm":
+                weights = self._llm_weights(text)
+            else:
+                weights = None
+        if weights is not None:
+            features: dict[str, float] = {}
+            for token, w in weights.items():
+                key = token_to_feature(token)
+                features[key] = max(features.get(key, 0.0), float(w))
+        else:
+            features = self._idf_weights(text)
+        return select_terms(features, self.query_top_k, self.min_weight, max(1, max_terms))
+
+    def _llm_weights(self, text: str) -> dict[str, float]:
+        vec = self.encoder.encode_queries([text], top_k=self.query_top_k, min_weight=self.min_weight or None)[0]
+        return self.encoder.tokens(vec)
+
+    def _idf_weights(self, text: str) -> dict[str, float]:
+        from echo_splade.mappings import token_to_feature
+
+        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        features = list(dict.fromkeys(token_to_feature(t) for t in tokens if t))
+        return self.document_frequencies.idf(features)
+
+    @staticmethod
+    def _clean_text(query: Any) -> str:
+        if not isinstance(query, str):
+            raise ValueError(f"the query must be a string of text in this mode, got {type(query).__name__} "
+                             "(pass {token: weight} dicts with mode='tokens')")
+        # lone surrogates cannot be sent as UTF-8; control characters become spaces
+        text = _CONTROL.sub(" ", query.encode("utf-8", "replace").decode("utf-8"))
+        if not text.strip():
+            raise ValueError("the query is empty or whitespace/control characters only; give some text to search for")
+        return text
+
+    @staticmethod
+    def _check_tokens(query: Any) -> Mapping[str, float]:
+        if not isinstance(query, Mapping):
+            raise ValueError(f"mode='tokens' takes a {{token: weight}} dict, got {type(query).__name__}")
+        if not query:
+            raise ValueError("the {token: weight} query is empty")
+        for token in query:
+            if not isinstance(token, str) or not token:
+                raise ValueError(f"token keys must be non-empty strings, got {token!r}")
+        return query
+
+    def _model_from_meta(self, what: str) -> str:
+        model = self.index_meta.get("model")
+        if not model:
+            raise ValueError(f"index {self.index!r} records no model in its _meta; pass the {what} explicitly")
+        return str(model)
+
+    def _check_model_rev(self) -> None:
+        try:
+            stored = self.index_meta.get("model_rev")
+        except Exception as exc:  # the index may predate _meta; querying still works
+            logger.debug("cannot read the _meta of %s: %s", self.index, exc)
+            return
+        rev = getattr(self._encoder, "model_rev", None)
+        if stored and rev and stored != rev:
+            logger.warning("index %s was encoded with model_rev %s but the query encoder is %s; "
+                           "scores mix two models", self.index, stored, rev)
+
+    # -- request bodies ---------------------------------------------------------
+    def _hybrid_for(self, hybrid: HybridLike) -> Optional[Hybrid]:
+        resolved = self.hybrid if hybrid is None else Hybrid.coerce(hybrid)
+        if resolved is not None and self.mode == "tokens":
+            raise ValueError("hybrid search needs query text; mode='tokens' has none")
+        return resolved
+
+    def build_query(self, query: Query, filters: Any = None, hybrid: HybridLike = None,
+                    k: Optional[int] = None) -> dict:
+        """A complete search request body for ``query``.
+
+        ``filters``: a query clause or a list of them, placed untouched in
+        ``bool.filter``. With ``hybrid`` the body scores the raw weighted sum of
+        BM25 and sparse (one request cannot normalise or fuse ranks; use
+        :meth:`search` for that). ``k`` sets ``size``.
+        """
+        features, body = self._body(query, filters, self._hybrid_for(hybrid))
+        if k is not None:
+            body["size"] = self._check_k(k)
+        return body
+
+    def _body(self, query: Query, filters: Any, hybrid: Optional[Hybrid], sparse_only: bool = False) -> tuple[dict, dict]:
+        filters = copy.deepcopy(filters)
+        reserved = estimate_leaf_clauses(filters)
+        bm25 = None
+        if hybrid is not None and not sparse_only:
+            bm25 = hybrid.bm25_clause(self._clean_text(query))
+            reserved += estimate_leaf_clauses(bm25)
+        budget = self.clause_limit - reserved
+        if budget < 1:
+            raise ValueError(f"the filters use about {reserved} of the cluster's {self.clause_limit} clauses; "
+                             "no room is left for the query")
+        features = self._query_features(query, budget)
+        clause = sparse_clause(features, self.field, self.field_type)
+        if bm25 is not None:
+            clause = hybrid.combine_clauses(bm25, clause)
+        return features, {"query": self._with_filters(clause, filters)}
+
+    @staticmethod
+    def _with_filters(clause: dict, filters: Any) -> dict:
+        if filters is None or filters == [] or filters == {}:
+            return clause
+        if not isinstance(filters, (Mapping, list)):
+            raise ValueError(f"filters must be a query clause (dict) or a list of clauses, got {type(filters).__name__}")
+        return {"bool": {"must": [clause], "filter": filters}}
+
+    @staticmethod
+    def _check_k(k: Any) -> int:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        return k
+
+    # -- search ---------------------------------------------------------------
+    def search(self, query: Query, k: int = 10, filters: Any = None, hybrid: HybridLike = None,
+               explain: bool = False) -> list[Hit]:
+        """The top ``k`` hits for ``query``.
+
+        ``hybrid`` fuses BM25 and sparse client-side (see :class:`Hybrid`) from
+        one ``_msearch``. ``explain=True`` attaches to each hit the matching
+        expansion terms, computed from its stored sparse vector (no extra request).
+        """
+        k = self._check_k(k)
+        hyb = self._hybrid_for(hybrid)
+        features, body = self._body(query, filters, hyb, sparse_only=True)
+        source = True if explain else {"excludes": [self.field]}
+        if hyb is None:
+            resp = self.backend.search(self.index, {**body, "size": k, "_source": source})
+            hits = [self._hit(h, float(h["_score"] or 0.0), features, explain) for h in resp["hits"]["hits"]]
+            return hits
+        size = max(k, hyb.candidates)
+        bm25_body = {"query": self._with_filters(hyb.bm25_clause(self._clean_text(query)), copy.deepcopy(filters)),
+                     "size": size, "_source": source}
+        lists = self._msearch([bm25_body, {**body, "size": size, "_source": source}])
+        raw = {}
+        ranked = []
+        for resp in lists:
+            ranked.append([(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]])
+            for h in resp["hits"]["hits"]:
+                raw.setdefault(h["_id"], h)
+        fused = hyb.fuse(ranked[0], ranked[1])[:k]
+        out = []
+        for doc_id, score, components in fused:
+            hit = self._hit(raw[doc_id], score, features, explain)
+            hit.components = components
+            out.append(hit)
+        return out
+
+    def _msearch(self, bodies: Sequence[Mapping[str, Any]]) -> list[dict]:
+        from echo_splade.client import ClusterError
+
+        lines = []
+        for body in bodies:
+            lines.append(json.dumps({"index": self.index}))
+            lines.append(json.dumps(body))
+        resp = self.backend.request("POST", "/_msearch", body="\n".join(lines) + "\n", ndjson=True)
+        out = []
+        for item in resp["responses"]:
+            if "error" in item:
+                err = item["error"]
+                reason = err.get("reason") if isinstance(err, Mapping) else err
+                raise ClusterError(f"POST /_msearch: {reason}", status=item.get("status"), body=err)
+            out.append(item)
+        return out
+
+    def _hit(self, raw: Mapping[str, Any], score: float, features: Mapping[str, float], explain: bool) -> Hit:
+        source = dict(raw.get("_source") or {})
+        doc_sparse = source.pop(self.field, None)
+        explanation = None
+        if explain:
+            if isinstance(doc_sparse, Mapping):
+                explanation = Explanation.from_weights(features, doc_sparse, self.explain_top_n)
+            else:
+                logger.warning("hit %s has no stored %s in _source; it cannot be explained", raw.get("_id"), self.field)
+        return Hit(id=str(raw["_id"]), score=score, source=source, explanation=explanation, index=raw.get("_index"))
+
+    # -- drop-in rewrite ----------------------------------------------------------
+    def rewrite(self, body: Mapping[str, Any], field: Union[str, Sequence[str]] = "text",
+                hybrid: HybridLike = None) -> dict:
+        """Rewrite an existing search body: lexical clauses on ``field`` become sparse (or hybrid) clauses.
+
+        Everything else (filters, aggregations, sort, from/size, ``_source``,
+        highlight, post_filter, the surrounding bool structure) is kept as it
+        was; the input is not mutated. See :class:`QueryRewriter` for which
+        clauses are replaced and which are left unchanged with a warning. With
+        ``hybrid`` the original clause stays and the sparse clause is added
+        beside it (raw weighted sum, see :meth:`Hybrid.combine_clauses`).
+        """
+        if self.mode == "tokens":
+            raise ValueError("rewrite encodes the body's query text; it needs mode 'llm' or 'inference-free', not 'tokens'")
+        hyb = self._hybrid_for(hybrid)
+
+        def make_clause(text: str, max_terms: int, original: dict, boost: Optional[float], name: Optional[str]) -> dict:
+            features = self._query_features(text, max_terms)
+            if hyb is None:
+                return sparse_clause(features, self.field, self.field_type, boost=boost, name=name)
+            return hyb.combine_clauses(original, sparse_clause(features, self.field, self.field_type, boost=boost))
+
+        return QueryRewriter(field).rewrite(body, make_clause, self.clause_limit, keeps_original=hyb is not None)
