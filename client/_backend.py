@@ -143,8 +143,8 @@ class Backend:
     def exists(self, name: str) -> bool:
         """Whether an index or alias called ``name`` exists."""
         try:
-            self.request("HEAD", f"/{name}")
-            return True
+            # Both clients answer a 404 to HEAD with False (not an error).
+            return bool(self.request("HEAD", f"/{name}"))
         except ClusterError as exc:
             if exc.status == 404:
                 return False
