@@ -3,6 +3,7 @@
 Talks to clusters only through :mod:`echo_splade.client`; no torch in here.
 """
 
+from ._bulk_load import BULK_LOAD_META_KEY, bulk_load_settings, restore_settings, saved_bulk_load_settings
 from ._feature_names import (
     FEATURE_SCHEME_VERSION,
     FLOAT_MAX,
@@ -13,14 +14,31 @@ from ._feature_names import (
     sparse_to_features,
     token_to_feature,
 )
+from ._index_spec import ANALYZERS, SPARSE_TYPES, IndexSpec
+from ._provision import IncompatibleIndexError, detect_analyzer, plan_provision, provision, read_index_meta
+from ._provision_plan import PlannedRequest, ProvisionPlan
 
 __all__ = [
+    "ANALYZERS",
+    "BULK_LOAD_META_KEY",
     "FEATURE_SCHEME_VERSION",
     "FLOAT_MAX",
     "FLOAT_MIN_NORMAL",
     "MAX_FEATURE_BYTES",
+    "SPARSE_TYPES",
+    "IncompatibleIndexError",
+    "IndexSpec",
+    "PlannedRequest",
+    "ProvisionPlan",
+    "bulk_load_settings",
+    "detect_analyzer",
     "feature_to_token",
     "features_to_sparse",
+    "plan_provision",
+    "provision",
+    "read_index_meta",
+    "restore_settings",
+    "saved_bulk_load_settings",
     "sparse_to_features",
     "token_to_feature",
 ]

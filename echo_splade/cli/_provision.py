@@ -6,7 +6,69 @@ from ._options import connection_options, run_guarded
 
 
 @click.command("provision")
+@click.option("--index", "name", required=True, help="Alias name; the physical index is NAME-v<N>.")
+@click.option("--model", help="Record this encoder (short name, HF dir or saved dir) in the index _meta; "
+                              "loads it once to read its revision and echo templates.")
+@click.option("--adapter", type=click.Path(exists=True), help="LoRA adapter of --model.")
+@click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True, help="Primary shards.")
+@click.option("--replicas", type=click.IntRange(min=0), default=0, show_default=True, help="Replica shards.")
+@click.option("--analyzer", type=click.Choice(["auto", "english", "standard"]), default="auto", show_default=True,
+              help="Analyzer of the BM25 fields title/text (auto: english when the node has it).")
+@click.option("--sparse-type", type=click.Choice(["rank_features", "sparse_vector"]), default="rank_features",
+              show_default=True, help="Sparse field type (sparse_vector: Elasticsearch >= 8.11 only).")
+@click.option("--new-version", is_flag=True, help="Create NAME-v<N+1> (the alias stays unless --swap).")
+@click.option("--swap", is_flag=True, help="Move the alias to the newest version in one atomic _aliases call.")
+@click.option("--drop-old", is_flag=True, help="Delete versions older than the one the alias points at.")
+@click.option("--dry-run", is_flag=True, help="Print the exact REST calls and JSON bodies; change nothing.")
+@click.option("--restore-settings", is_flag=True,
+              help="Only put back refresh/replica settings saved by an interrupted bulk load.")
 @connection_options
-def command(conn) -> None:
-    """(not implemented yet)"""
-    raise click.ClickException("'echo-splade provision' is not implemented yet")
+def command(conn, name, model, adapter, shards, replicas, analyzer, sparse_type, new_version, swap, drop_old,
+            dry_run, restore_settings) -> None:
+    """Create or check the index NAME-v<N> behind the alias NAME (blue/green versions).
+
+    Fields: title, text (BM25), sparse (rank_features), doc_id, model, model_rev (keyword);
+    _meta records the model, its revision, the feature-name scheme version and the echo
+    templates. Re-running with the same spec is a no-op; an incompatible existing index is
+    refused with the differences named.
+    """
+
+    def action() -> None:
+        from echo_splade.client import connect
+        from echo_splade.mappings import IndexSpec, provision
+        from echo_splade.mappings import restore_settings as restore
+
+        backend = connect(conn)
+        try:
+            if restore_settings:
+                restored = restore(backend, name)
+                if not restored:
+                    click.echo(f"nothing to restore: no saved bulk-load settings on {name}")
+                for index, values in restored.items():
+                    click.echo(f"restored {index}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+                return
+            options = dict(shards=shards, replicas=replicas, analyzer=analyzer, sparse_type=sparse_type)
+            spec = _spec_from_model(name, model, adapter, options) if model else IndexSpec(name=name, **options)
+            plan = provision(backend, spec, new_version=new_version, swap=swap, drop_old=drop_old,
+                             dry_run=dry_run)
+            if dry_run:
+                for request in plan.requests:
+                    click.echo(request.render())
+                click.echo(f"# dry run, nothing sent: {plan.summary()}")
+            else:
+                click.echo(plan.summary())
+        finally:
+            backend.close()
+
+    run_guarded(action)
+
+
+def _spec_from_model(name: str, model: str, adapter, options: dict):
+    from echo_splade.mappings import IndexSpec
+
+    try:
+        from echo_splade.encoder import EchoSpladeEncoder
+    except ImportError as exc:
+        raise click.ClickException(f"--model needs the encoder package, which failed to import: {exc}") from None
+    encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter)
+    return IndexSpec.from_encoder(name, encoder, **options)

@@ -1,0 +1,87 @@
+"""A ``rank_feature`` query with the ``linear`` function scores the SPLADE dot product (real node)."""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+
+import pytest
+
+from echo_splade.mappings import IndexSpec, provision, sparse_to_features, token_to_feature
+
+# Lucene keeps 9 significant bits of a feature value: relative error below 2**-8 (about 0.4%).
+NINE_BIT_TOLERANCE = 2.0 ** -8
+TOKENS = ["▁the", "▁cat", "Ġdog", "a.b", "...", "_id", "~", "中文", "😀", " ", "*", "x" * 60, "▁Ġ", "#", "é"]
+
+
+def _f32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def _nine_bits(x: float) -> float:
+    """What Lucene's FeatureField stores: the float32 bits with the low 15 bits dropped."""
+    (bits,) = struct.unpack("I", struct.pack("f", x))
+    return struct.unpack("f", struct.pack("I", (bits >> 15) << 15))[0]
+
+
+def sparse_query(query: dict[str, float]) -> dict:
+    """bool.should of rank_feature(linear) clauses: score = sum of query weight x doc weight."""
+    return {"bool": {"should": [
+        {"rank_feature": {"field": f"sparse.{token_to_feature(t)}", "linear": {}, "boost": w}}
+        for t, w in query.items()
+    ]}}
+
+
+@pytest.fixture
+def scored_index(backend, index_name):
+    provision(backend, IndexSpec(index_name, model="test"))
+    rng = random.Random(7)
+    docs = {}
+    for i in range(8):
+        chosen = rng.sample(TOKENS, rng.randint(3, 9))
+        docs[f"d{i}"] = {t: rng.lognormvariate(-1.0, 1.5) for t in chosen}
+    lines = []
+    for doc_id, weights in docs.items():
+        lines.append(json.dumps({"index": {"_index": index_name, "_id": doc_id}}))
+        lines.append(json.dumps({"doc_id": doc_id, "model": "test", "sparse": sparse_to_features(weights)}))
+    result = backend.bulk(lines, refresh="true")
+    assert not result["errors"]
+    return index_name, docs
+
+
+def test_linear_rank_feature_score_is_the_dot_product(backend, scored_index):
+    index, docs = scored_index
+    rng = random.Random(11)
+    queries = [{t: rng.uniform(0.05, 3.0) for t in rng.sample(TOKENS, k)} for k in (1, 2, 4, 7, 15)]
+    checked = 0
+    for query in queries:
+        hits = backend.search(index, {"query": sparse_query(query), "size": 20})["hits"]["hits"]
+        expected = {d: sum(w * weights[t] for t, w in query.items() if t in weights) for d, weights in docs.items()}
+        matching = {d for d, score in expected.items() if score > 0}
+        assert {h["_id"] for h in hits} == matching
+        for hit in hits:
+            dot = expected[hit["_id"]]
+            # within the 9-bit storage tolerance of the exact dot product ...
+            assert hit["_score"] == pytest.approx(dot, rel=NINE_BIT_TOLERANCE)
+            # ... and exactly what Lucene computes from the truncated weights (float32 arithmetic)
+            weights = docs[hit["_id"]]
+            lucene = sum(_f32(_f32(w) * _nine_bits(weights[t])) for t, w in query.items() if t in weights)
+            assert hit["_score"] == pytest.approx(lucene, rel=1e-6)
+            checked += 1
+        ranked = [h["_id"] for h in hits]
+        by_dot = sorted(matching, key=lambda d: -expected[d])
+        for better, worse in zip(by_dot, by_dot[1:]):
+            if expected[better] > expected[worse] * (1 + 2 * NINE_BIT_TOLERANCE):
+                assert ranked.index(better) < ranked.index(worse)
+    assert checked >= 15
+
+
+def test_storage_keeps_nine_significant_bits(backend, scored_index):
+    index, docs = scored_index
+    doc_id, weights = next(iter(docs.items()))
+    for token, weight in weights.items():
+        hits = backend.search(index, {"query": sparse_query({token: 1.0}), "size": 20})["hits"]["hits"]
+        score = {h["_id"]: h["_score"] for h in hits}[doc_id]
+        assert _f32(score) == _nine_bits(weight)  # the JSON score is a float32 printed short
+        assert 0 <= weight - score < weight * NINE_BIT_TOLERANCE
