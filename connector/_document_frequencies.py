@@ -143,14 +143,14 @@ class DocumentFrequencies:
         if self._loaded:
             return
         self._loaded = True
-        from echo_splade.client import ClusterError
-
-        try:
-            doc = self.backend.request("GET", f"/{self.side_index}/_doc/{self.field}")
-        except ClusterError as exc:
-            if exc.status == 404:
-                return
-            raise
+        # a search with ignore_unavailable answers 200 whether or not the side index exists
+        resp = self.backend.request("POST", f"/{self.side_index}/_search",
+                                    body={"size": 1, "query": {"ids": {"values": [self.field]}}},
+                                    params={"ignore_unavailable": True})
+        found = resp.get("hits", {}).get("hits") or []
+        if not found:
+            return
+        doc = found[0]
         source = doc.get("_source") or {}
         physical = self._physical()
         if source.get("physical") != physical:

@@ -210,7 +210,7 @@ class SparseRetriever:
         if self.mode == "tokens":
             weights = self._check_tokens(query)
         else:
-            text = self._clean_text(query)
+            text = self.clean_text(query)
             if self.mode == "llm":
                 weights = self._llm_weights(text)
             else:
@@ -237,7 +237,7 @@ class SparseRetriever:
         return self.document_frequencies.idf(features)
 
     @staticmethod
-    def _clean_text(query: Any) -> str:
+    def clean_text(query: Any) -> str:
         if not isinstance(query, str):
             raise ValueError(f"the query must be a string of text in this mode, got {type(query).__name__} "
                              "(pass {token: weight} dicts with mode='tokens')")
@@ -301,7 +301,7 @@ class SparseRetriever:
         reserved = estimate_leaf_clauses(filters)
         bm25 = None
         if hybrid is not None and not sparse_only:
-            bm25 = hybrid.bm25_clause(self._clean_text(query))
+            bm25 = hybrid.bm25_clause(self.clean_text(query))
             reserved += estimate_leaf_clauses(bm25)
         budget = self.clause_limit - reserved
         if budget < 1:
@@ -345,7 +345,7 @@ class SparseRetriever:
             hits = [self._hit(h, float(h["_score"] or 0.0), features, explain) for h in resp["hits"]["hits"]]
             return hits
         size = max(k, hyb.candidates)
-        bm25_body = {"query": self._with_filters(hyb.bm25_clause(self._clean_text(query)), copy.deepcopy(filters)),
+        bm25_body = {"query": self._with_filters(hyb.bm25_clause(self.clean_text(query)), copy.deepcopy(filters)),
                      "size": size, "_source": source}
         lists = self._msearch([bm25_body, {**body, "size": size, "_source": source}])
         raw = {}

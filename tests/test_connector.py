@@ -141,5 +141,5 @@ def test_bad_query_input_errors():
     with pytest.raises(ValueError, match="hybrid"):
         r.build_query({"a": 1.0}, hybrid="rrf")
     with pytest.raises(ValueError, match="empty or whitespace"):
-        SparseRetriever._clean_text(" \t\x00\x07 ")
-    assert SparseRetriever._clean_text("a\x00b\ud800") == "a b?"
+        SparseRetriever.clean_text(" \t\x00\x07 ")
+    assert SparseRetriever.clean_text("a\x00b\ud800") == "a b?"

@@ -1,0 +1,248 @@
+"""SparseRetriever against the real node: an index built with the tiny-mistral encoder, scores equal
+to a brute-force dot product, the clause cap, rewritten bodies that execute, hybrid, inference-free,
+explanations, awkward input, and the `echo-splade search` CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+
+import pytest
+
+from echo_splade.client import ClusterError
+from echo_splade.connector import SparseRetriever
+
+pytestmark = pytest.mark.cluster
+
+DOCS = [
+    ("d0", "Heart disease", "High blood pressure raises the risk of heart attack and stroke."),
+    ("d1", "Vitamin D", "Vitamin D deficiency is common in winter and linked to bone loss."),
+    ("d2", "Sleep", "Sleep apnea interrupts breathing during sleep and causes daytime fatigue."),
+    ("d3", "Diabetes", "Insulin resistance precedes type 2 diabetes by many years."),
+    ("d4", "Protein folding", "Misfolded proteins aggregate in neurodegenerative disease."),
+    ("d5", "Gene expression", "Transcription factors control gene expression in the cell nucleus."),
+    ("d6", "Immunotherapy", "Checkpoint inhibitors help T cells attack cancer cells."),
+    ("d7", "Salt", "Reducing salt intake lowers blood pressure in most adults."),
+    ("d8", "Obesity", "Obesity in mice fed a high-fat diet depends on gut bacteria."),
+    ("d9", "Influenza", "Influenza vaccines are updated every year to match circulating strains."),
+    ("d10", "Кровяное давление", "Высокое давление повышает риск инсульта. 高血压会增加中风风险。"),
+    ("d11", "Emoji 😀", "Patients reported mood 😀 or 😞 on a daily scale; café naïve résumé."),
+    ("d12", "Antibiotics", "Overuse of antibiotics drives resistance in hospital bacteria."),
+    ("d13", "Exercise", "Regular aerobic exercise improves insulin sensitivity and mood."),
+    ("d14", "Smoking", "Smoking damages the lungs and raises the risk of lung cancer."),
+    ("d15", "Coffee", "Moderate coffee intake is not linked to heart disease in large cohorts."),
+]
+DOC_TOP_K = 400
+REL = 0.006  # 9 significant bits stored per weight (~0.4%) plus float32 boosts
+
+
+@pytest.fixture(scope="module")
+def corpus(backend, tiny_model):
+    """A provisioned alias holding DOCS encoded by tiny-mistral; yields (alias, {id: stored features})."""
+    from echo_splade.mappings import IndexSpec, provision, sparse_to_features
+
+    name = f"t-connector-{uuid.uuid4().hex[:8]}"
+    provision(backend, IndexSpec.from_encoder(name, tiny_model))
+    texts = [f"{t}\n{x}" for _, t, x in DOCS]
+    vectors = tiny_model.encode_documents(texts, top_k=None)
+    stored, lines = {}, []
+    for (doc_id, title, text), full_text, vec in zip(DOCS, texts, vectors):
+        # the top DOC_TOP_K terms plus the document's own tokens (a random model's expansion
+        # rarely holds them, and inference-free queries match on them), weights as encoded
+        weights = tiny_model.tokens(vec)
+        own = set(tiny_model.tokenizer.tokenize(full_text))
+        top = sorted(weights, key=lambda t: -weights[t])[:DOC_TOP_K]
+        features = sparse_to_features({t: weights[t] for t in weights if t in own or t in set(top)})
+        stored[doc_id] = features
+        lines.append(json.dumps({"index": {"_index": name, "_id": doc_id}}))
+        lines.append(json.dumps({"doc_id": doc_id, "title": title, "text": text, "sparse": features,
+                                 "model": tiny_model.model_id, "model_rev": tiny_model.model_rev}))
+    resp = backend.bulk(lines, refresh="true")
+    assert not resp["errors"], resp
+    yield name, stored
+    backend.request("DELETE", f"/{name}*", params={"expand_wildcards": "all", "ignore_unavailable": True})
+
+
+@pytest.fixture(scope="module")
+def retriever(backend, corpus, tiny_model):
+    return SparseRetriever(backend.raw, corpus[0], encoder=tiny_model, mode="llm")
+
+
+def _query_weights(body) -> dict[str, float]:
+    """{feature: boost} of the rank_feature clauses in a body."""
+    out = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            rf = node.get("rank_feature")
+            if isinstance(rf, dict):
+                out[rf["field"].split(".", 1)[1]] = rf["boost"]
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(body)
+    return out
+
+
+def _brute_force(weights, stored):
+    return {d: sum(w * f.get(k, 0.0) for k, w in weights.items()) for d, f in stored.items()}
+
+
+@pytest.mark.parametrize("top_k", [64, None])
+def test_linear_scores_equal_brute_force_dot_product(backend, corpus, tiny_model, top_k):
+    name, stored = corpus
+    r = SparseRetriever(backend, name, encoder=tiny_model, query_top_k=top_k)
+    body = r.build_query("does salt intake raise blood pressure")
+    weights = _query_weights(body)
+    assert 0 < len(weights) <= (64 if top_k else r.clause_limit)
+    expected = _brute_force(weights, stored)
+    hits = r.search("does salt intake raise blood pressure", k=len(DOCS))
+    assert {h.id for h in hits} == {d for d, s in expected.items() if s > 0}
+    for h in hits:
+        assert h.score == pytest.approx(expected[h.id], rel=REL), h.id
+    # the cluster's order is the brute-force order, up to the stored precision
+    for a, b in zip(hits, hits[1:]):
+        assert expected[a.id] >= expected[b.id] * (1 - 2 * REL)
+
+
+def test_clause_cap_holds_for_thousands_of_terms(backend, corpus, tiny_model):
+    name, stored = corpus
+    vocab = [tiny_model.id_to_token(i) for i in range(3, 5003)]
+    tokens = {t: 1.0 + i / 10000 for i, t in enumerate(vocab)}
+    r = SparseRetriever(backend, name, mode="tokens", query_top_k=None)
+    limit = r.clause_limit
+    assert limit >= 1
+    body = r.build_query(tokens, filters={"exists": {"field": "doc_id"}})
+    assert len(_query_weights(body)) == limit - 1  # one leaf left for the filter
+    hits = r.search(tokens, k=5, filters={"exists": {"field": "doc_id"}})
+    assert hits
+    # the cap is needed: the same clauses uncapped are refused by the node
+    from echo_splade.mappings import token_to_feature
+
+    uncapped = {"query": {"bool": {"should": [
+        {"rank_feature": {"field": f"sparse.{token_to_feature(t)}", "boost": 1.0, "linear": {}}}
+        for t in vocab[:limit + 50]]}}}
+    with pytest.raises(ClusterError, match="(?i)too_many|clause"):
+        backend.search(name, uncapped)
+
+
+def test_filters_stay_untouched_and_restrict(retriever):
+    filters = [{"terms": {"doc_id": ["d3", "d13"]}}]
+    body = retriever.build_query("insulin", filters=filters)
+    assert body["query"]["bool"]["filter"] == filters
+    hits = retriever.search("insulin", k=10, filters=filters)
+    assert {h.id for h in hits} <= {"d3", "d13"} and hits
+
+
+def test_explanations_match_stored_weights(retriever, corpus):
+    _, stored = corpus
+    weights = _query_weights(retriever.build_query("vitamin D and bone loss"))
+    hits = retriever.search("vitamin D and bone loss", k=5, explain=True)
+    assert hits
+    for h in hits:
+        e = h.explanation
+        assert e is not None and "sparse" not in h.source and h.source["doc_id"] == h.id
+        assert e.matched == len(set(weights) & set(stored[h.id]))
+        assert e.total == pytest.approx(h.score, rel=REL)
+        assert len(e.terms) == min(10, e.matched)
+        for t in e.terms:
+            assert t.doc_weight == stored[h.id][t.feature]
+            assert t.query_weight == weights[t.feature]
+            assert t.product == pytest.approx(t.query_weight * t.doc_weight)
+        products = [t.product for t in e.terms]
+        assert products == sorted(products, reverse=True)
+
+
+@pytest.mark.parametrize("method", ["rrf", "weighted"])
+def test_hybrid_returns_fused_results(retriever, method):
+    hits = retriever.search("blood pressure", k=5, hybrid=method)
+    assert len(hits) == 5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(h.components for h in hits)
+    # d0 and d7 are the BM25 matches for "blood pressure"; fusion keeps them on top of the BM25 list
+    bm25_top = {h.id for h in hits if "bm25" in h.components and h.components["bm25"]["rank"] <= 2}
+    assert bm25_top == {"d0", "d7"}
+    single = retriever.build_query("blood pressure", hybrid=method)
+    assert len(single["query"]["bool"]["should"]) == 2
+    assert retriever.backend.search(retriever.index, single)["hits"]["hits"]
+
+
+def test_inference_free_idf_weights_and_stored_table(backend, corpus):
+    name, stored = corpus
+    r = SparseRetriever(backend, name, mode="inference-free")
+    weights = r.encode_query("blood pressure and stroke")
+    assert weights
+    from echo_splade.mappings import token_to_feature
+
+    n = len(stored)
+    for token, w in weights.items():
+        df = sum(1 for f in stored.values() if token_to_feature(token) in f)
+        assert df > 0
+        assert w == pytest.approx(math.log(1 + (n - df + 0.5) / (df + 0.5)))
+    assert r.search("blood pressure and stroke", k=3)
+    found = r.refresh_document_frequencies()
+    assert found == len(set().union(*map(set, stored.values())))
+    again = SparseRetriever(backend, name, mode="inference-free")
+    assert again.encode_query("blood pressure and stroke") == weights
+    assert again.document_frequencies._loaded and len(again.document_frequencies._df) == found
+
+
+@pytest.mark.parametrize("mode", ["llm", "inference-free"])
+@pytest.mark.parametrize("text", ["bad\x00query\x07 with\x1bcontrols", "mood 😀😞 emoji", "давление 高血压 pressure",
+                                  "café naïve résumé"])
+def test_awkward_text_works(backend, corpus, tiny_model, mode, text):
+    r = SparseRetriever(backend, corpus[0], encoder=tiny_model if mode == "llm" else None, mode=mode)
+    assert r.search(text, k=3)
+
+
+def test_empty_and_long_queries(retriever):
+    for bad in ["", "   \n\t", "\x00\x01"]:
+        with pytest.raises(ValueError, match="empty"):
+            retriever.search(bad)
+    long_query = " ".join(["blood pressure salt heart"] * 600)  # > 2,400 words: several encoder windows
+    assert retriever.search(long_query, k=3)
+
+
+def test_rewritten_bodies_execute(retriever, corpus):
+    from test_rewrite import BODIES
+
+    for name, body, texts, _ in BODIES:
+        if name == "unknown-compound":  # a neural-search plugin query this node does not have
+            continue
+        for hybrid in (None, "weighted"):
+            with pytest.warns() if name in ("query-string-syntax", "phrase-prefix", "rescore") else _nullcontext():
+                out = retriever.rewrite(body, hybrid=hybrid)
+            resp = retriever.backend.search(corpus[0], out)
+            assert "hits" in resp, name
+
+
+def test_cli_search(corpus, connection):
+    from click.testing import CliRunner
+
+    from echo_splade.cli import cli
+
+    url = connection.urls[0]
+    runner = CliRunner()
+    res = runner.invoke(cli, ["search", "heart attack", "--index", corpus[0], "--url", url, "--model", "tiny-mistral",
+                              "--k", "3", "--json", "--explain"])
+    assert res.exit_code == 0, res.output
+    hits = json.loads(res.stdout)
+    assert len(hits) == 3 and all(h["explanation"]["terms"] for h in hits)
+    res = runner.invoke(cli, ["search", "heart attack", "--index", corpus[0], "--url", url, "--mode", "inference-free",
+                              "--hybrid", "rrf", "--explain"])
+    assert res.exit_code == 0, res.output
+    assert "  1. " in res.output and "bm25 #" in res.output and " x " in res.output
+    res = runner.invoke(cli, ["search", "  ", "--index", corpus[0], "--url", url])
+    assert res.exit_code != 0 and "empty" in res.output
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
