@@ -180,7 +180,9 @@ class IndexSpec:
 
 
 def echo_templates_of(config: Mapping[str, Any]) -> dict:
-    """The echo-template entries of an encoder ``config`` dict (keys naming a template or the echo setup)."""
+    """The echo-template entries of an encoder ``config`` dict: ``echo``, ``*_prefix``, ``*_separator``
+    (and any ``*template*`` key)."""
     if isinstance(config.get("echo_templates"), Mapping):
         return dict(config["echo_templates"])
-    return {k: v for k, v in config.items() if "template" in k or k.startswith("echo")}
+    return {k: v for k, v in config.items()
+            if "template" in k or k.startswith("echo") or k.endswith(("_prefix", "_separator"))}

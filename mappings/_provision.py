@@ -6,7 +6,7 @@ import logging
 from typing import Any, Optional
 
 from ._index_spec import IndexSpec
-from ._provision_plan import ProvisionPlan
+from ._provision_plan import PlannedRequest, ProvisionPlan
 
 logger = logging.getLogger(__name__)
 
@@ -16,13 +16,12 @@ __all__ = ["IncompatibleIndexError", "provision", "plan_provision", "read_index_
 class IncompatibleIndexError(ValueError):
     """An existing index cannot hold the requested spec; ``differences`` lists why."""
 
-    def __init__(self, index: str, differences: list[str]) -> None:
+    def __init__(
+        self, index: str, differences: list[str], hint: str = "use --new-version to create a new index version"
+    ) -> None:
         self.index = index
         self.differences = list(differences)
-        super().__init__(
-            f"index {index} is incompatible with the requested spec: {'; '.join(differences)} "
-            "(use --new-version to create a new index version)"
-        )
+        super().__init__(f"index {index} is incompatible with the requested spec: {'; '.join(differences)} ({hint})")
 
 
 def detect_analyzer(backend: Any) -> str:
@@ -65,19 +64,16 @@ def _versions(backend: Any, spec: IndexSpec) -> dict[int, str]:
     return versions
 
 
-def _live_index(backend: Any, spec: IndexSpec) -> Optional[str]:
-    """The physical index behind the alias, ``None`` when there is no alias."""
+def _live_index(backend: Any, spec: IndexSpec) -> tuple[Optional[str], bool]:
+    """``(physical index behind the alias or None, whether spec.name is a concrete index instead)``."""
     targets = sorted(backend.get_aliases(spec.name))
     if len(targets) > 1:
         raise ValueError(f"alias {spec.name} points at several indices ({', '.join(targets)}); fix it by hand")
     if targets:
-        return targets[0]
+        return targets[0], False
     if backend.exists(spec.name):
-        raise ValueError(
-            f"{spec.name} is a concrete index, not an alias; provision manages `{spec.name}-v<N>` indices "
-            f"behind the alias {spec.name}: choose another --index or reindex"
-        )
-    return None
+        return spec.name, True
+    return None, False
 
 
 def _existing(backend: Any, index: str) -> tuple[dict, dict]:
@@ -98,6 +94,8 @@ def plan_provision(
 
     * No alias yet: create ``<name>-v1`` with the alias in the same call (or alias the
       newest existing version when it is compatible).
+    * ``spec.name`` is a concrete index (e.g. ``<alias>-v2`` during a blue/green load): it is
+      checked like a live index (no-op or refusal); versions and swaps need the alias name.
     * Alias exists: a compatible live index is a no-op (missing model entries of
       ``_meta`` are filled in); an incompatible one raises :class:`IncompatibleIndexError`.
     * ``new_version``: create ``<name>-v<N+1>``; the alias stays unless ``swap``.
@@ -109,12 +107,19 @@ def plan_provision(
         ValueError: ``sparse_vector`` on OpenSearch/old Elasticsearch, or an alias/index name clash.
     """
     _check_engine(backend, spec)
-    live = _live_index(backend, spec)
+    live, concrete = _live_index(backend, spec)
+    if concrete:
+        if new_version or swap or drop_old:
+            raise ValueError(
+                f"{spec.name} is a concrete index, not an alias: --new-version/--swap/--drop-old manage "
+                f"`NAME-v<N>` indices behind an alias NAME; pass the alias name as --index"
+            )
+        return _check_existing(backend, spec, spec.name)
     versions = _versions(backend, spec)
     newest = max(versions) if versions else 0
-    analyzer = detect_analyzer(backend) if spec.analyzer == "auto" else spec.analyzer
 
     if new_version or not versions and live is None:
+        analyzer = detect_analyzer(backend) if spec.analyzer == "auto" else spec.analyzer
         target = spec.index_name(newest + 1)
         attach = live is None
         new_live = target if (attach or swap) else live
@@ -124,17 +129,14 @@ def plan_provision(
             _move_alias(plan, spec.name, live, target)
     else:
         target = versions[newest] if versions and (live is None or swap) else live
-        mapping, settings = _existing(backend, target)
-        differences = spec.differences(mapping, settings)
-        if differences:
-            raise IncompatibleIndexError(target, differences)
-        meta = mapping.get("_meta", {}) or {}
-        plan = ProvisionPlan(alias=spec.name, target=target, live=target, analyzer=meta.get("analyzer", "standard"))
+        hint = None
+        live_version = spec.parse_version(target)
+        if live_version is not None and newest > live_version:
+            hint = f"{versions[newest]} is newer: --swap moves the alias {spec.name} to it"
+        plan = _check_existing(backend, spec, target, hint)
         if target != live:
-            _move_alias(plan, spec.name, live, target)
-        missing = spec.missing_meta(meta)
-        if missing:
-            plan.add("update-meta", "PUT", f"/{target}/_mapping", {"_meta": {**meta, **missing}})
+            plan.actions.insert(0, "swap" if live is not None else "alias")
+            plan.requests.insert(0, _alias_request(spec.name, live, target))
 
     if drop_old:
         live_version = spec.parse_version(plan.live)
@@ -145,12 +147,32 @@ def plan_provision(
     return plan
 
 
-def _move_alias(plan: ProvisionPlan, alias: str, old: Optional[str], new: str) -> None:
+def _check_existing(backend: Any, spec: IndexSpec, target: str, hint: Optional[str] = None) -> ProvisionPlan:
+    """A plan that keeps ``target`` (filling in missing model ``_meta``), or the differences as an error."""
+    mapping, settings = _existing(backend, target)
+    differences = spec.differences(mapping, settings)
+    if differences:
+        raise IncompatibleIndexError(target, differences, *([hint] if hint else []))
+    meta = mapping.get("_meta", {}) or {}
+    plan = ProvisionPlan(alias=spec.name, target=target, live=target, analyzer=meta.get("analyzer", "standard"))
+    missing = spec.missing_meta(meta)
+    if missing:
+        plan.add("update-meta", "PUT", f"/{target}/_mapping", {"_meta": {**meta, **missing}})
+    return plan
+
+
+def _alias_request(alias: str, old: Optional[str], new: str) -> PlannedRequest:
+    """ONE ``_aliases`` call: remove from the old index and add to the new one atomically."""
     actions: list[dict] = []
     if old is not None:
         actions.append({"remove": {"index": old, "alias": alias}})
     actions.append({"add": {"index": new, "alias": alias}})
-    plan.add("swap" if old is not None else "alias", "POST", "/_aliases", {"actions": actions})
+    return PlannedRequest("POST", "/_aliases", {"actions": actions})
+
+
+def _move_alias(plan: ProvisionPlan, alias: str, old: Optional[str], new: str) -> None:
+    request = _alias_request(alias, old, new)
+    plan.add("swap" if old is not None else "alias", request.method, request.path, request.body)
 
 
 def provision(

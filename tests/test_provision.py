@@ -173,10 +173,28 @@ def test_dry_run_sends_nothing_and_shows_exact_bodies(backend, index_name):
     assert json.loads(body)["settings"]["index"]["number_of_replicas"] == 1
 
 
-def test_concrete_index_with_the_alias_name_is_refused(backend, index_name):
-    backend.request("PUT", f"/{index_name}")
+def test_a_concrete_index_is_checked_not_versioned(backend, index_name):
+    # A physical version (the blue/green load target) provisions as a check: no-op when compatible.
+    provision(backend, IndexSpec(index_name, model="a"))
+    provision(backend, IndexSpec(index_name, model="a"), new_version=True)
+    v2 = f"{index_name}-v2"
+    plan = provision(backend, IndexSpec(v2, model="a"))
+    assert plan.noop and plan.target == v2
+    with pytest.raises(IncompatibleIndexError, match="_meta.model is 'a', expected 'b'"):
+        provision(backend, IndexSpec(v2, model="b"))
     with pytest.raises(ValueError, match="is a concrete index, not an alias"):
-        provision(backend, IndexSpec(index_name))
+        provision(backend, IndexSpec(v2, model="a"), new_version=True)
+    # A hand-made index under the alias name is refused with its differences.
+    backend.request("PUT", f"/{index_name}-plain")
+    with pytest.raises(IncompatibleIndexError, match="field `sparse` is missing"):
+        provision(backend, IndexSpec(f"{index_name}-plain"))
+
+
+def test_refusal_points_at_a_newer_version_to_swap_to(backend, index_name):
+    provision(backend, IndexSpec(index_name, model="a"))
+    provision(backend, IndexSpec(index_name, model="b"), new_version=True)
+    with pytest.raises(IncompatibleIndexError, match=f"{index_name}-v2 is newer: --swap moves the alias"):
+        provision(backend, IndexSpec(index_name, model="b"))
 
 
 def test_sparse_vector_is_refused_on_opensearch(backend, index_name):
@@ -331,3 +349,12 @@ def test_read_index_meta_of_a_missing_index_is_a_404(backend, index_name):
     with pytest.raises(ClusterError) as info:
         read_index_meta(backend, index_name)
     assert info.value.status == 404
+
+
+def test_cli_model_option_records_the_encoder(backend, index_name, run_cli, tiny_model):
+    result = run_cli("--index", index_name, "--model", "tiny-mistral")
+    assert result.exit_code == 0, result.output
+    meta = read_index_meta(backend, index_name)
+    assert meta["model"] == "tiny-mistral" and meta["model_rev"] == tiny_model.model_rev
+    assert meta["echo_templates"]["document_prefix"] == tiny_model.config["document_prefix"]
+    assert meta["echo_templates"]["query_separator"] == tiny_model.config["query_separator"]

@@ -85,3 +85,23 @@ def test_storage_keeps_nine_significant_bits(backend, scored_index):
         score = {h["_id"]: h["_score"] for h in hits}[doc_id]
         assert _f32(score) == _nine_bits(weight)  # the JSON score is a float32 printed short
         assert 0 <= weight - score < weight * NINE_BIT_TOLERANCE
+
+
+def test_encoder_vectors_score_their_dot_product(backend, index_name, tiny_model):
+    # End to end with the real encoder API: token dicts -> feature keys -> rank_features -> score.
+    provision(backend, IndexSpec.from_encoder(index_name, tiny_model))
+    texts = ["The cat sat on the mat.", "Dogs chase cats in the park.", "Stock markets fell on Monday."]
+    doc_tokens = [tiny_model.tokens(v) for v in tiny_model.encode_documents(texts, top_k=64)]
+    lines = []
+    for i, tokens in enumerate(doc_tokens):
+        lines.append(json.dumps({"index": {"_index": index_name, "_id": str(i)}}))
+        lines.append(json.dumps({"doc_id": str(i), "sparse": sparse_to_features(tokens),
+                                 "model": tiny_model.model_id, "model_rev": tiny_model.model_rev}))
+    assert not backend.bulk(lines, refresh="true")["errors"]
+    (query_vec,) = tiny_model.encode_queries(["cats on mats"], top_k=16)
+    query = tiny_model.tokens(query_vec)
+    hits = backend.search(index_name, {"query": sparse_query(query), "size": 10})["hits"]["hits"]
+    expected = {str(i): sum(w * d.get(t, 0.0) for t, w in query.items()) for i, d in enumerate(doc_tokens)}
+    assert hits and {h["_id"] for h in hits} == {d for d, s in expected.items() if s > 0}
+    for hit in hits:
+        assert hit["_score"] == pytest.approx(expected[hit["_id"]], rel=NINE_BIT_TOLERANCE)
