@@ -191,9 +191,21 @@ def provision(
     plan = plan_provision(backend, spec, new_version=new_version, swap=swap, drop_old=drop_old)
     if dry_run:
         return plan
+    from echo_splade.client import ClusterError
+
     for request in plan.requests:
         logger.info("%s %s", request.method, request.path)
-        backend.request(request.method, request.path, body=request.body, params=request.params)
+        try:
+            backend.request(request.method, request.path, body=request.body, params=request.params)
+        except ClusterError as exc:
+            if exc.error_type == "mapper_parsing_exception" and spec.sparse_type in str(exc.reason):
+                other = "sparse_vector" if spec.sparse_type == "rank_features" else "rank_features"
+                raise ClusterError(
+                    f"{exc} (the node lacks the `{spec.sparse_type}` field type: it comes with the mapper-extras "
+                    f"module; try --sparse-type {other} where the engine supports it)",
+                    status=exc.status, error_type=exc.error_type, reason=exc.reason, body=exc.body,
+                ) from None
+            raise
     plan.executed = True
     logger.info("%s", plan.summary())
     return plan

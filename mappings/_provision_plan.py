@@ -66,7 +66,7 @@ class ProvisionPlan:
         parts = []
         if "create" in self.actions:
             parts.append(f"created {self.target} (analyzer {self.analyzer})")
-        if "alias" in self.actions or "swap" in self.actions:
+        if "alias" in self.actions or "swap" in self.actions or "create" in self.actions and self.live == self.target:
             parts.append(f"alias {self.alias} -> {self.live}")
         elif "create" in self.actions:
             parts.append(f"alias {self.alias} still -> {self.live}")

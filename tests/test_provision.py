@@ -197,9 +197,15 @@ def test_refusal_points_at_a_newer_version_to_swap_to(backend, index_name):
         provision(backend, IndexSpec(index_name, model="b"))
 
 
-def test_sparse_vector_is_refused_on_opensearch(backend, index_name):
+def test_sparse_vector_field_follows_the_engine(backend, index_name):
+    spec = IndexSpec(index_name, sparse_type="sparse_vector")
+    if backend.engine == "elasticsearch" and backend.version >= (8, 11):
+        provision(backend, spec)
+        (body,) = backend.get_mapping(index_name).values()
+        assert body["mappings"]["properties"]["sparse"]["type"] == "sparse_vector"
+        return
     with pytest.raises(ValueError, match="sparse_vector.*Elasticsearch >= 8.11"):
-        provision(backend, IndexSpec(index_name, sparse_type="sparse_vector"))
+        provision(backend, spec)
     assert not backend.exists(f"{index_name}-v1")
 
 
@@ -301,6 +307,8 @@ def test_cli_provision_noop_refusal_and_dry_run(backend, index_name, run_cli):
 
 
 def test_cli_rejects_sparse_vector_on_opensearch_in_one_line(backend, index_name, run_cli):
+    if backend.engine != "opensearch":
+        pytest.skip("sparse_vector is valid on Elasticsearch >= 8.11")
     result = run_cli("--index", index_name, "--sparse-type", "sparse_vector")
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "needs Elasticsearch >= 8.11" in result.output

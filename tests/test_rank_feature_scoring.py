@@ -105,3 +105,25 @@ def test_encoder_vectors_score_their_dot_product(backend, index_name, tiny_model
     assert hits and {h["_id"] for h in hits} == {d for d, s in expected.items() if s > 0}
     for hit in hits:
         assert hit["_score"] == pytest.approx(expected[hit["_id"]], rel=NINE_BIT_TOLERANCE)
+
+
+def test_sparse_vector_field_scores_the_dot_product_on_elasticsearch(backend, index_name):
+    if backend.engine != "elasticsearch" or backend.version < (8, 11):
+        pytest.skip("sparse_vector is an Elasticsearch >= 8.11 field type")
+    provision(backend, IndexSpec(index_name, sparse_type="sparse_vector"))
+    rng = random.Random(3)
+    docs = {f"d{i}": {t: rng.lognormvariate(-1.0, 1.5) for t in rng.sample(TOKENS, 6)} for i in range(6)}
+    lines = []
+    for doc_id, weights in docs.items():
+        lines.append(json.dumps({"index": {"_index": index_name, "_id": doc_id}}))
+        lines.append(json.dumps({"doc_id": doc_id, "sparse": sparse_to_features(weights)}))
+    assert not backend.bulk(lines, refresh="true")["errors"]
+    query = {t: rng.uniform(0.05, 3.0) for t in rng.sample(TOKENS, 8)}
+    # a term query on a sparse_vector field scores boost x stored weight (also 9 significant bits)
+    body = {"bool": {"should": [{"term": {"sparse": {"value": token_to_feature(t), "boost": w}}}
+                                for t, w in query.items()]}}
+    hits = backend.search(index_name, {"query": body, "size": 10})["hits"]["hits"]
+    expected = {d: sum(w * ws[t] for t, w in query.items() if t in ws) for d, ws in docs.items()}
+    assert {h["_id"] for h in hits} == {d for d, s in expected.items() if s > 0}
+    for hit in hits:
+        assert hit["_score"] == pytest.approx(expected[hit["_id"]], rel=NINE_BIT_TOLERANCE)
