@@ -1,12 +1,125 @@
 from __future__ import annotations
 
+import functools
+import json
+from typing import Any, Callable
+
 import click
 
-from ._options import connection_options, run_guarded
+from ._options import run_guarded
 
 
-@click.command("cluster")
-@connection_options
-def command(conn) -> None:
-    """(not implemented yet)"""
-    raise click.ClickException("'echo-splade cluster' is not implemented yet")
+def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that pick one local node; pass ``node`` (a ``LocalNode``)."""
+
+    @click.option("--engine", type=click.Choice(["opensearch", "elasticsearch"]), default="opensearch",
+                  show_default=True, help="Which server to run.")
+    @click.option("--version", "version", help="Server version. [default: 2.19.6 for OpenSearch, 8.19.21 for "
+                                               "Elasticsearch]")
+    @click.option("--port", type=click.IntRange(1024, 65535),
+                  help="HTTP port on 127.0.0.1. [default: 9200 for OpenSearch, 9201 for Elasticsearch]")
+    @click.option("--home", type=click.Path(file_okay=False),
+                  help="Downloads, installs and node data. [default: $ECHO_SPLADE_HOME, else /var/lib/echo-splade "
+                       "as root, else ~/.cache/echo-splade]")
+    @click.option("--heap", default="512m", show_default=True, help="JVM heap (min = max), e.g. 512m or 2g.")
+    @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
+                  help="Extra node setting, repeatable, e.g. --setting thread_pool.write.queue_size=1.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, engine, version, port, home, heap, settings, **kwargs):
+        from echo_splade.integration import LocalNode
+
+        try:
+            node = LocalNode(engine=engine, version=version, port=port, home=home, heap=heap,
+                             settings=_parse_settings(settings))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        return func(*args, node=node, **kwargs)
+
+    return wrapper
+
+
+def _parse_settings(pairs: tuple[str, ...]) -> dict:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--setting expects KEY=VALUE, got {pair!r}")
+        try:
+            settings[key.strip()] = json.loads(value)  # numbers, booleans, lists
+        except ValueError:
+            settings[key.strip()] = value
+    return settings
+
+
+@click.group("cluster")
+def command() -> None:
+    """Run a real local OpenSearch/Elasticsearch node, assembled from Maven Central.
+
+    The node binds 127.0.0.1, runs single-node with its data and logs under --home, and
+    (as root) runs as the unprivileged system user 'echo-splade'. OpenSearch gets the
+    mapper-extras (rank_features) and analysis-common (english analyzer) modules.
+    """
+
+
+@command.command("install")
+@node_options
+def install(node) -> None:
+    """Download (once, SHA-1 verified) and assemble the server; later starts need no network."""
+    path = run_guarded(node.install)
+    click.echo(f"{node.engine} {node.version} installed in {path}")
+
+
+@command.command("start")
+@node_options
+@click.option("--timeout", type=click.FloatRange(min=1), default=180.0, show_default=True,
+              help="Seconds to wait for the node to answer with the wanted health.")
+@click.option("--wait-for", type=click.Choice(["green", "yellow"]), default="green", show_default=True,
+              help="Cluster health to wait for.")
+def start(node, timeout, wait_for) -> None:
+    """Start the node (no-op when it already runs) and wait until it is healthy; print its URL."""
+    from echo_splade.integration import NodeStartError
+
+    try:
+        started = run_guarded(lambda: node.start(timeout=timeout, wait_for_status=wait_for))
+    except NodeStartError as exc:
+        click.echo(exc.log_tail, err=True)
+        raise click.ClickException(str(exc)) from None
+    if started:
+        click.echo(f"started {node.engine} {node.version} (pid {node.pid}) at {node.url}")
+    else:
+        click.echo(f"already running: {node.engine} {node.version} (pid {node.pid}) at {node.url}")
+    click.echo(node.url)
+
+
+@command.command("stop")
+@node_options
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds to wait after SIGTERM before SIGKILL.")
+def stop(node, timeout) -> None:
+    """Stop the node that 'cluster start' started with the same --engine/--port/--home (pidfile)."""
+    pid = node.pid
+    if run_guarded(lambda: node.stop(timeout=timeout)):
+        click.echo(f"stopped {node.engine} at {node.url} (pid {pid})")
+    else:
+        click.echo(f"not running: no live {node.engine} process recorded in {node.pid_file}")
+
+
+@command.command("status")
+@node_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(node, as_json) -> None:
+    """Version, health and loaded modules of the node; exits 1 when it is not up."""
+    info = node.status()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+    elif info["running"]:
+        started = f"pid {info['pid']}" if info["pid"] else "not started by echo-splade from this --home"
+        click.echo(f"{info['engine']} {info['version']} at {info['url']} ({started})")
+        click.echo(f"health:  {info.get('health')}")
+        click.echo(f"modules: {', '.join(info.get('modules', [])) or '-'}")
+        click.echo(f"plugins: {', '.join(info.get('plugins', [])) or '-'}")
+        click.echo(f"data:    {info['node_dir']}")
+    else:
+        click.echo(f"not running: nothing answers at {info['url']} ({info.get('error')})")
+    if not info["running"]:
+        raise SystemExit(1)

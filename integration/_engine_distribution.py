@@ -1,0 +1,122 @@
+"""What makes up a runnable node of one engine/version: the server zip on Maven Central plus module jars."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from ._maven_artifact import MavenArtifact
+
+Engine = Literal["opensearch", "elasticsearch"]
+ENGINES: tuple[str, ...] = ("opensearch", "elasticsearch")
+
+#: Newest 2.19.x whose server zip and module jars all resolve on Maven Central (runs on Java 17).
+DEFAULT_OPENSEARCH_VERSION = "2.19.6"
+#: Newest 8.x integ-test-zip on Maven Central; its ``sparse_vector`` field lives in the server itself.
+DEFAULT_ELASTICSEARCH_VERSION = "8.19.21"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleSpec:
+    """A module folder ``modules/<name>/`` assembled from jars plus a generated ``plugin-descriptor.properties``."""
+
+    name: str
+    classname: str
+    description: str
+    jars: tuple[MavenArtifact, ...]
+    extended_plugins: tuple[str, ...] = ()
+    security_policy: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineDistribution:
+    """Everything engine-specific about assembling and launching a local node.
+
+    ``java`` is the inclusive range of Java feature releases the server runs on.
+    """
+
+    engine: Engine
+    version: str
+    server: MavenArtifact
+    modules: tuple[ModuleSpec, ...]
+    java: tuple[int, int]
+    env_prefix: str  # OPENSEARCH_ / ES_: *_PATH_CONF, *_JAVA_OPTS, *_TMPDIR, *_JAVA_HOME
+    config_file: str
+    bootstrap_class: str
+    default_port: int
+    extra_settings: tuple[tuple[str, object], ...] = ()  # node settings (config file)
+    cluster_settings: tuple[tuple[str, object], ...] = ()  # persistent cluster settings, put after start
+
+    @classmethod
+    def for_engine(cls, engine: str, version: Optional[str] = None) -> "EngineDistribution":
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if engine == "opensearch":
+            return _opensearch(version or DEFAULT_OPENSEARCH_VERSION)
+        return _elasticsearch(version or DEFAULT_ELASTICSEARCH_VERSION)
+
+    @property
+    def dir_name(self) -> str:
+        return f"{self.engine}-{self.version}"
+
+    def artifacts(self) -> tuple[MavenArtifact, ...]:
+        return (self.server, *(jar for module in self.modules for jar in module.jars))
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        raise ValueError(f"version must look like MAJOR.MINOR.PATCH, got {version!r}") from None
+
+
+def _opensearch(version: str) -> EngineDistribution:
+    major = _major(version)
+    if major not in (2, 3):
+        raise ValueError(f"OpenSearch version must be 2.x or 3.x, got {version!r}")
+    plugin = "org.opensearch.plugin"
+    return EngineDistribution(
+        engine="opensearch",
+        version=version,
+        server=MavenArtifact("org.opensearch.distribution.integ-test-zip", "opensearch", version, "zip"),
+        modules=(
+            ModuleSpec(
+                name="mapper-extras",
+                classname="org.opensearch.index.mapper.MapperExtrasPlugin",
+                description="Adds advanced field mappers (rank_features, rank_feature, search_as_you_type, ...)",
+                jars=(MavenArtifact(plugin, "mapper-extras-client", version),),
+            ),
+            ModuleSpec(
+                name="analysis-common",
+                classname="org.opensearch.analysis.common.CommonAnalysisPlugin",
+                description="Adds analyzers, tokenizers and token filters (english, stemmers, ...)",
+                jars=(MavenArtifact(plugin, "analysis-common", version),),
+            ),
+        ),
+        # 2.x still installs a SecurityManager, which Java 24 removed.
+        java=(11, 23) if major == 2 else (21, 25),
+        env_prefix="OPENSEARCH_",
+        config_file="opensearch.yml",
+        bootstrap_class="org.opensearch.bootstrap.OpenSearch",
+        default_port=9200,
+        # One node: no replicas unless asked, so fresh indices are green.
+        cluster_settings=(("cluster.default_number_of_replicas", 0),),
+    )
+
+
+def _elasticsearch(version: str) -> EngineDistribution:
+    major = _major(version)
+    if major not in (8, 9):
+        raise ValueError(f"Elasticsearch version must be 8.x or 9.x, got {version!r}")
+    return EngineDistribution(
+        engine="elasticsearch",
+        version=version,
+        server=MavenArtifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", version, "zip"),
+        modules=(),
+        java=(17, 25) if major == 8 else (21, 25),
+        env_prefix="ES_",
+        config_file="elasticsearch.yml",
+        bootstrap_class="org.elasticsearch",
+        default_port=9201,
+        extra_settings=(("xpack.security.enabled", False), ("xpack.ml.enabled", False)),
+    )

@@ -1,0 +1,502 @@
+"""A real OpenSearch (or Elasticsearch) node on this machine, assembled from Maven Central.
+
+Layout under ``home`` (``$ECHO_SPLADE_HOME``; else ``/var/lib/echo-splade`` as root, ``~/.cache/echo-splade``
+otherwise)::
+
+    maven/                         verified downloads (a second start needs no network)
+    dist/opensearch-2.19.6/        the unpacked server plus the module folders we add (read-only for the node)
+    nodes/opensearch-9200/         one node: config/, data/, logs/, tmp/, node.pid
+
+OpenSearch refuses to run as root, so as root the node runs as the unprivileged system user ``echo-splade``
+(created on first start) and owns only its ``nodes/<name>/`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from ._engine_distribution import ENGINES, EngineDistribution
+from ._java_home import JavaHome
+
+logger = logging.getLogger(__name__)
+
+HOME_ENV = "ECHO_SPLADE_HOME"
+SERVICE_USER = "echo-splade"
+CLUSTER_NAME = "echo-splade"
+
+
+def default_home() -> Path:
+    """``$ECHO_SPLADE_HOME``, else ``/var/lib/echo-splade`` when root, else ``~/.cache/echo-splade``."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    if os.geteuid() == 0:
+        return Path("/var/lib/echo-splade")
+    return Path.home() / ".cache" / "echo-splade"
+
+
+class NodeStartError(RuntimeError):
+    """The node did not come up; ``log_tail`` holds the end of its log."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+class LocalNode:
+    """One local single-node cluster, bound to 127.0.0.1.
+
+    Example::
+
+        node = LocalNode(port=9210, settings={"thread_pool.write.queue_size": 1})
+        node.start(timeout=180)   # True: started now; False: it was already running
+        ...
+        node.stop()
+
+    Args:
+        engine: ``"opensearch"`` or ``"elasticsearch"``.
+        version: server version; default: the engine's tested default.
+        port: HTTP port; default 9200 (OpenSearch) / 9201 (Elasticsearch).
+        home: root of downloads, installs and node folders (see module docstring).
+        heap: JVM heap, e.g. ``"512m"`` or ``"1g"`` (min = max).
+        settings: extra node settings written to the config file, e.g. ``{"thread_pool.write.queue_size": 1}``.
+    """
+
+    def __init__(
+        self,
+        engine: str = "opensearch",
+        version: Optional[str] = None,
+        port: Optional[int] = None,
+        home: Optional[os.PathLike | str] = None,
+        heap: str = "512m",
+        settings: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        self.distribution = EngineDistribution.for_engine(engine, version)
+        self.port = self.distribution.default_port if port is None else int(port)
+        if not 1024 <= self.port <= 65535:
+            raise ValueError(f"port must be in 1024..65535, got {port!r}")
+        heap = str(heap).strip().lower()
+        if not (heap[:-1].isdigit() and heap[-1] in "mg") or int(heap[:-1]) <= 0:
+            raise ValueError(f"heap must look like '512m' or '2g', got {heap!r}")
+        self.heap = heap
+        self.settings = dict(settings or {})
+        for key in self.settings:
+            if not key or any(c.isspace() for c in key) or ":" in key:
+                raise ValueError(f"invalid setting name {key!r}")
+        self.home = Path(home).expanduser().resolve() if home is not None else default_home()
+        self.as_service_user = os.geteuid() == 0
+
+    # ----------------------------------------------------------------- paths
+    @property
+    def engine(self) -> str:
+        return self.distribution.engine
+
+    @property
+    def version(self) -> str:
+        return self.distribution.version
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def install_dir(self) -> Path:
+        return self.home / "dist" / self.distribution.dir_name
+
+    @property
+    def node_dir(self) -> Path:
+        return self.home / "nodes" / f"{self.engine}-{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.node_dir / "node.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.node_dir / "logs" / f"{CLUSTER_NAME}.log"
+
+    @property
+    def console_file(self) -> Path:
+        return self.node_dir / "logs" / "console.log"
+
+    def __repr__(self) -> str:
+        return f"LocalNode(engine={self.engine!r}, version={self.version!r}, url={self.url!r}, home={str(self.home)!r})"
+
+    # --------------------------------------------------------------- install
+    def install(self) -> Path:
+        """Download (once) and assemble the server with its modules; return the install dir."""
+        marker = self.install_dir / ".echo-splade-installed"
+        if marker.is_file():
+            return self.install_dir
+        self._check_home_reachable()
+        cache = self.home / "maven"
+        files = {artifact: artifact.fetch(cache) for artifact in self.distribution.artifacts()}
+        self.install_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.install_dir.parent, prefix=".staging-"))
+        try:
+            root = _unzip(files[self.distribution.server], staging)
+            for module in self.distribution.modules:
+                folder = root / "modules" / module.name
+                folder.mkdir(parents=True, exist_ok=True)
+                for jar in module.jars:
+                    shutil.copyfile(files[jar], folder / jar.file_name)
+                (folder / "plugin-descriptor.properties").write_text(self._descriptor(module))
+                if module.security_policy:
+                    (folder / "plugin-security.policy").write_text(module.security_policy)
+            _make_readable(root)
+            (root / ".echo-splade-installed").write_text(json.dumps([str(a) for a in files]) + "\n")
+            if self.install_dir.exists():
+                shutil.rmtree(self.install_dir)
+            os.replace(root, self.install_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info("installed %s %s into %s", self.engine, self.version, self.install_dir)
+        return self.install_dir
+
+    def _descriptor(self, module) -> str:
+        lines = {
+            "name": module.name,
+            "description": module.description,
+            "version": self.version,
+            "opensearch.version" if self.engine == "opensearch" else "elasticsearch.version": self.version,
+            "java.version": "11",
+            "classname": module.classname,
+            "extended.plugins": ",".join(module.extended_plugins),
+            "has.native.controller": "false",
+        }
+        return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+    def _check_home_reachable(self) -> None:
+        """As root the node runs as another user: every parent of ``home`` must be traversable by it."""
+        if not self.as_service_user:
+            return
+        for parent in [self.home, *self.home.parents]:
+            if parent.exists() and not os.stat(parent).st_mode & 0o001:
+                raise ValueError(
+                    f"home {self.home} is not reachable for user {SERVICE_USER!r}: {parent} is not "
+                    f"world-traversable; choose a home outside it (--home or ${HOME_ENV})"
+                )
+
+    # ----------------------------------------------------------------- state
+    @property
+    def pid(self) -> Optional[int]:
+        """The pid of this node's server process if it is alive, else None (stale pidfiles are ignored)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if self._is_our_process(pid) else None
+
+    def _is_our_process(self, pid: int) -> bool:
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        conf = f"-D{self._sysprop_prefix}.path.conf={self.node_dir / 'config'}".encode()
+        return any(conf == a for a in args) and any(a.startswith(self.distribution.bootstrap_class.encode()) for a in args)
+
+    @property
+    def _sysprop_prefix(self) -> str:
+        return "opensearch" if self.engine == "opensearch" else "es"
+
+    def is_running(self) -> bool:
+        return self.pid is not None
+
+    def _get(self, path: str, timeout: float = 5.0) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    def _answers(self) -> bool:
+        try:
+            self._get("/", timeout=2.0)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    # ----------------------------------------------------------------- start
+    def start(self, timeout: float = 180.0, wait_for_status: str = "green") -> bool:
+        """Start the node unless it runs already, then wait for ``wait_for_status``.
+
+        Returns True when a process was started now, False when this node was already running.
+        Raises ``NodeStartError`` (with the log tail) when it does not come up within ``timeout`` seconds,
+        ``ValueError`` when something else already answers on the port.
+        """
+        if wait_for_status not in ("green", "yellow"):
+            raise ValueError(f"wait_for_status must be 'green' or 'yellow', got {wait_for_status!r}")
+        pid = self.pid
+        if pid is not None:
+            logger.info("%s already running (pid %s)", self, pid)
+            self._wait_healthy(pid, timeout, wait_for_status)
+            return False
+        if self._answers():
+            raise ValueError(f"something else already answers at {self.url} (not a node started from {self.node_dir})")
+        self.install()
+        java = JavaHome.find(*self.distribution.java)
+        self._prepare_node_dir()
+        env = self._environment(java)
+        command = [str(self.install_dir / "bin" / self.engine)]
+        logger.info("starting %s at %s", self, self.url)
+        with open(self.console_file, "ab") as console:
+            process = subprocess.Popen(
+                command, cwd=self.node_dir, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                start_new_session=True, **self._user_kwargs(),
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+        try:
+            self._wait_healthy(process.pid, timeout, wait_for_status, process)
+            self._put_cluster_settings()
+        except BaseException:
+            self._terminate(process.pid, grace=10.0)
+            self.pid_file.unlink(missing_ok=True)
+            raise
+        return True
+
+    def _wait_healthy(self, pid: int, timeout: float, status: str, process: Optional[subprocess.Popen] = None) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise NodeStartError(f"{self.engine} exited with code {process.returncode} during startup", self.log_tail())
+            if process is None and not self._is_our_process(pid):
+                raise NodeStartError(f"{self.engine} (pid {pid}) is gone", self.log_tail())
+            try:
+                health = self._get(f"/_cluster/health?wait_for_status={status}&timeout=2s", timeout=10.0)
+                if not health.get("timed_out"):
+                    return
+                last = f"cluster health {health.get('status')}"
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}"
+            except (OSError, ValueError) as exc:
+                last = str(exc)
+            time.sleep(1.0)
+        raise NodeStartError(f"{self.engine} at {self.url} not {status} after {timeout:.0f}s ({last})", self.log_tail())
+
+    def _put_cluster_settings(self) -> None:
+        if not self.distribution.cluster_settings:
+            return
+        body = json.dumps({"persistent": dict(self.distribution.cluster_settings)}).encode()
+        request = urllib.request.Request(
+            self.url + "/_cluster/settings", data=body, method="PUT", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+    def _prepare_node_dir(self) -> None:
+        for sub in ("config", "data", "logs", "tmp"):
+            (self.node_dir / sub).mkdir(parents=True, exist_ok=True)
+        config = self.node_dir / "config"
+        shutil.copyfile(self.install_dir / "config" / "log4j2.properties", config / "log4j2.properties")
+        (config / "jvm.options").write_text(self._jvm_options())
+        (config / "jvm.options.d").mkdir(exist_ok=True)
+        (config / self.distribution.config_file).write_text(self._config_text())
+        if self.as_service_user:
+            _ensure_service_user()
+            for parent in (self.home, self.home / "nodes"):
+                os.chmod(parent, 0o755)
+            _chown_tree(self.node_dir, SERVICE_USER)
+
+    def _jvm_options(self) -> str:
+        """The distribution's ``jvm.options`` with our heap and with its relative paths made absolute
+        (the launcher runs from the read-only install dir)."""
+        text = (self.install_dir / "config" / "jvm.options").read_text()
+        logs, data = self.node_dir / "logs", self.node_dir / "data"
+        lines = []
+        for line in text.splitlines():
+            bare = line.split(":", 1)[-1] if line[:1].isdigit() else line
+            if bare.startswith(("-Xms", "-Xmx")):
+                continue
+            line = line.replace("file=logs/", f"file={logs}/").replace("ErrorFile=logs/", f"ErrorFile={logs}/")
+            lines.append(line.replace("HeapDumpPath=data", f"HeapDumpPath={data}"))
+        lines += ["# echo-splade", f"-Xms{self.heap}", f"-Xmx{self.heap}"]
+        return "\n".join(lines) + "\n"
+
+    def _config_text(self) -> str:
+        settings: dict[str, Any] = {
+            "cluster.name": CLUSTER_NAME,
+            "node.name": f"{self.engine}-{self.port}",
+            "network.host": "127.0.0.1",
+            "http.port": self.port,
+            "discovery.type": "single-node",
+            "path.data": str(self.node_dir / "data"),
+            "path.logs": str(self.node_dir / "logs"),
+            "cluster.routing.allocation.disk.threshold_enabled": False,
+            "action.destructive_requires_name": False,
+            **dict(self.distribution.extra_settings),
+            **self.settings,
+        }
+        lines = ["# written by echo-splade on every start; edit the node's settings with --setting instead"]
+        lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
+        return "\n".join(lines) + "\n"
+
+    def _environment(self, java: JavaHome) -> dict:
+        prefix = self.distribution.env_prefix
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefix) and k != "JAVA_TOOL_OPTIONS"}
+        env.update({
+            f"{prefix}JAVA_HOME": str(java.path),
+            "JAVA_HOME": str(java.path),
+            f"{prefix}PATH_CONF": str(self.node_dir / "config"),
+            f"{prefix}TMPDIR": str(self.node_dir / "tmp"),
+            "HOME": str(self.node_dir),
+        })
+        return env
+
+    def _user_kwargs(self) -> dict:
+        if not self.as_service_user:
+            return {}
+        import pwd
+
+        entry = pwd.getpwnam(SERVICE_USER)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    # ------------------------------------------------------------------ stop
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Stop this node (only the process recorded in its pidfile). Returns False when it was not running."""
+        pid = self.pid
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        logger.info("stopping %s (pid %s)", self, pid)
+        self._terminate(pid, grace=timeout)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _terminate(self, pid: int, grace: float) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+                _reap(pid)
+                return
+            time.sleep(0.2)
+        logger.warning("pid %s did not stop within %.0fs; killing it", pid, grace)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _reap(pid)
+
+    # ---------------------------------------------------------------- status
+    def status(self) -> dict:
+        """``{"running", "pid", "url", "engine", "version", "health", "modules", "plugins", "home"}``."""
+        info: dict[str, Any] = {
+            "url": self.url, "engine": self.engine, "home": str(self.home), "node_dir": str(self.node_dir),
+            "pid": self.pid, "running": False,
+        }
+        try:
+            root = self._get("/")
+        except (OSError, ValueError) as exc:
+            info["error"] = str(exc)
+            return info
+        info["running"] = True
+        version = root.get("version", {})
+        info["engine"] = version.get("distribution", "elasticsearch")
+        info["version"] = version.get("number")
+        try:
+            info["health"] = self._get("/_cluster/health").get("status")
+            nodes = self._get("/_nodes/_local/plugins").get("nodes", {})
+            node = next(iter(nodes.values()), {})
+            info["modules"] = sorted(m["name"] for m in node.get("modules", []))
+            info["plugins"] = sorted(p["name"] for p in node.get("plugins", []))
+        except (OSError, ValueError) as exc:
+            info["error"] = str(exc)
+        return info
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the node's log (or of its console output when there is no log yet)."""
+        parts = []
+        for path in (self.log_file, self.console_file):
+            try:
+                text = path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            parts.append(f"--- {path} ---\n" + "\n".join(text[-lines:]))
+        return "\n".join(parts)
+
+    # ------------------------------------------------------- context manager
+    def __enter__(self) -> "LocalNode":
+        self._started_here = self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if getattr(self, "_started_here", False):
+            self.stop()
+
+
+def _unzip(archive: Path, target: Path) -> Path:
+    """Extract keeping the executable bits; return the single top-level folder."""
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.infolist():
+            path = target / member.filename
+            if not path.resolve().is_relative_to(target.resolve()):
+                raise ValueError(f"{archive}: unsafe member path {member.filename!r}")
+            zf.extract(member, target)
+            mode = (member.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(path, mode)
+    tops = [p for p in target.iterdir()]
+    if len(tops) != 1 or not tops[0].is_dir():
+        raise ValueError(f"{archive}: expected one top-level folder, found {[p.name for p in tops]}")
+    return tops[0]
+
+
+def _make_readable(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            os.chmod(path, os.stat(path).st_mode | 0o444)
+
+
+def _ensure_service_user() -> None:
+    import pwd
+
+    try:
+        pwd.getpwnam(SERVICE_USER)
+        return
+    except KeyError:
+        pass
+    logger.info("creating system user %s", SERVICE_USER)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+         SERVICE_USER],
+        check=True, capture_output=True,
+    )
+
+
+def _chown_tree(root: Path, user: str) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        shutil.chown(dirpath, user, user)
+        for name in filenames:
+            shutil.chown(os.path.join(dirpath, name), user, user)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when ``pid`` is our own child (a node started by this Python process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
