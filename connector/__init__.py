@@ -5,6 +5,20 @@
 opensearch-py / elasticsearch-py client, fuses with BM25 (:class:`Hybrid`),
 rewrites existing request bodies (:class:`QueryRewriter`) and explains hits
 (:class:`Explanation`).
+
+Usage::
+
+    from opensearchpy import OpenSearch
+    from echo_splade.connector import SparseRetriever
+
+    retriever = SparseRetriever(OpenSearch("http://127.0.0.1:9200"), "scifact")  # model from the index _meta
+    hits = retriever.search("does vitamin D prevent fractures", k=10, explain=True)
+    hits = retriever.search("does vitamin D prevent fractures", hybrid="rrf")      # BM25 + sparse, fused client-side
+    body = retriever.rewrite(existing_body, field="text")                        # drop-in for an app's own bodies
+
+Defaults: ``query_top_k=64`` terms, ``min_weight=0``, no hybrid; hybrid fusion defaults to
+reciprocal-rank fusion (k=60, equal weights, 100 candidates per list). Query text only ever
+reaches ``rank_feature``/``sparse_vector`` clauses and ``multi_match``, never ``query_string``.
 """
 
 from ._document_frequencies import DocumentFrequencies

@@ -32,7 +32,6 @@ Query = Union[str, Mapping[str, float]]
 
 # C0/C1 control characters except tab, newline, carriage return.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_UNSET: Any = object()
 
 
 class SparseRetriever:

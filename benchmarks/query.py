@@ -1,0 +1,146 @@
+"""Query latency and quality of BM25, sparse (several query top-k) and hybrid on one BEIR collection.
+
+Needs an existing echo-splade index of the collection (``echo-splade ingest``). Queries are encoded
+once with the index's model (``--model`` overrides); each configuration then runs every test
+query once, sequentially from one client, after a short warm-up, and the script prints
+p50/p95/p99 latency (ms, client-side wall time of the search call), QPS (queries / total
+seconds) and nDCG@10 (ranx). Query encoding time is reported on its own line: the sparse
+rows measure the cluster side only (the same pre-encoded query, pruned to each top-k).
+
+    python benchmarks/query.py --index scifact --corpus /work/shared/data/scifact
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load_queries(corpus: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with open(corpus / "qrels" / f"{split}.tsv", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        for row in reader:
+            if not row or row[0] == "query-id":
+                continue
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    queries = {}
+    with open(corpus / "queries.jsonl") as fh:
+        for line in fh:
+            q = json.loads(line)
+            if str(q["_id"]) in qrels:
+                queries[str(q["_id"])] = q["text"]
+    return queries, {q: r for q, r in qrels.items() if q in queries}
+
+
+class CachedEncoder:
+    """The query encoder with every benchmark query encoded beforehand, so rows time the cluster only."""
+
+    def __init__(self, encoder, vectors):
+        self.encoder, self.vectors = encoder, vectors
+        self.model_id, self.model_rev = encoder.model_id, encoder.model_rev
+
+    def encode_queries(self, texts, top_k=None, min_weight=None):
+        return [self.vectors[t] for t in texts]  # the retriever prunes to its query_top_k
+
+    def tokens(self, vector):
+        return self.encoder.tokens(vector)
+
+
+def timed(fn, items, warmup: int):
+    for item in items[:warmup]:
+        fn(item)
+    latencies, results = [], {}
+    start = time.perf_counter()
+    for qid, query in items:
+        t0 = time.perf_counter()
+        results[qid] = fn((qid, query))
+        latencies.append((time.perf_counter() - t0) * 1000.0)
+    total = time.perf_counter() - start
+    return latencies, total, results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", required=True, help="An ingested echo-splade index (alias) of the collection.")
+    parser.add_argument("--corpus", default="/work/shared/data/scifact", type=Path, help="BEIR folder (queries, qrels).")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--model", help="Query encoder [default: the model in the index _meta].")
+    parser.add_argument("--adapter")
+    parser.add_argument("--url", default="http://127.0.0.1:9200")
+    parser.add_argument("--top-ks", default="16,32,64,128,all", help="Query top-k values of the sparse rows.")
+    parser.add_argument("--hybrid", default="rrf", choices=["rrf", "weighted"])
+    parser.add_argument("--hybrid-top-k", default="64", help="Query top-k of the hybrid row.")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--limit", type=int, help="Use only the first N queries.")
+    args = parser.parse_args(argv)
+
+    from ranx import Qrels, Run, evaluate
+
+    from echo_splade.client import ConnectionConfig, connect
+    from echo_splade.connector import Hit, SparseRetriever
+
+    queries, qrels = load_queries(args.corpus, args.split)
+    items = list(queries.items())[: args.limit]
+    qrels = {q: qrels[q] for q, _ in items}
+    backend = connect(ConnectionConfig(urls=(args.url,), timeout=120))
+    n_docs = backend.count(args.index)
+
+    llm = SparseRetriever(backend, args.index, encoder=args.model, adapter=args.adapter, mode="llm", query_top_k=None)
+    encoder = llm.encoder
+    encode_ms, vectors = [], {}
+    for qid, text in items:
+        t0 = time.perf_counter()
+        vectors[text] = encoder.encode_queries([text], top_k=None)[0]
+        encode_ms.append((time.perf_counter() - t0) * 1000.0)
+    cached = CachedEncoder(encoder, vectors)
+
+    def run_to_ranx(results):
+        return Run({qid: {h.id: float(h.score) for h in hits} or {"__none__": 0.0} for qid, hits in results.items()})
+
+    def bm25(item):
+        resp = backend.search(args.index, {"query": {"multi_match": {"query": item[1], "fields": ["title", "text"]}},
+                                           "size": 10, "_source": {"excludes": [llm.field]}})
+        return [Hit(id=h["_id"], score=h["_score"]) for h in resp["hits"]["hits"]]
+
+    def top_k_of(value: str):
+        return None if value.strip() == "all" else int(value)
+
+    configs = [("bm25", bm25)]
+    for value in args.top_ks.split(","):
+        r = SparseRetriever(backend, args.index, encoder=cached, mode="llm", query_top_k=top_k_of(value))
+        configs.append((f"sparse top-k {value.strip()}", lambda item, r=r: r.search(item[1], k=10)))
+    h = SparseRetriever(backend, args.index, encoder=cached, mode="llm", query_top_k=top_k_of(args.hybrid_top_k))
+    configs.append((f"hybrid {args.hybrid} (top-k {args.hybrid_top_k})",
+                    lambda item: h.search(item[1], k=10, hybrid=args.hybrid)))
+    rows = []
+
+    terms = {text: len(v) for text, v in vectors.items()}
+    print(f"index {args.index}: {n_docs} docs, engine {backend.version_string}, clause limit {llm.clause_limit}; "
+          f"model {getattr(encoder, 'model_id', '?')}; {len(items)} {args.split} queries "
+          f"(median {statistics.median(terms.values()):.0f} non-zero query terms before pruning)")
+    print(f"query encoding (not in the rows below): p50 {np.percentile(encode_ms, 50):.1f} ms, "
+          f"p95 {np.percentile(encode_ms, 95):.1f} ms")
+    print(f"{'configuration':<28} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'QPS':>8} {'nDCG@10':>8}")
+    for name, fn in configs:
+        latencies, total, results = timed(fn, items, args.warmup)
+        ndcg = evaluate(Qrels(qrels), run_to_ranx(results), "ndcg@10")
+        p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+        rows.append((name, p50, p95, p99, len(items) / total, ndcg))
+        print(f"{name:<28} {p50:8.1f} {p95:8.1f} {p99:8.1f} {len(items) / total:8.1f} {ndcg:8.4f}", flush=True)
+    bm25_p50 = rows[0][1]
+    for name, p50, *_ in rows[1:]:
+        print(f"{name}: p50 = {p50 / bm25_p50:.2f} x BM25 p50")
+    backend.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
