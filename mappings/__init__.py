@@ -15,7 +15,8 @@ from ._feature_names import (
     token_to_feature,
 )
 from ._index_spec import ANALYZERS, SPARSE_TYPES, IndexSpec
-from ._provision import IncompatibleIndexError, detect_analyzer, plan_provision, provision, read_index_meta
+from ._incompatible_index_error import IncompatibleIndexError
+from ._provision import detect_analyzer, plan_provision, provision, read_index_meta
 from ._provision_plan import PlannedRequest, ProvisionPlan
 
 __all__ = [

@@ -5,29 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from echo_splade.client import ClusterError
+
+from ._incompatible_index_error import IncompatibleIndexError
 from ._index_spec import IndexSpec
 from ._provision_plan import PlannedRequest, ProvisionPlan
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IncompatibleIndexError", "provision", "plan_provision", "read_index_meta", "detect_analyzer"]
-
-
-class IncompatibleIndexError(ValueError):
-    """An existing index cannot hold the requested spec; ``differences`` lists why."""
-
-    def __init__(
-        self, index: str, differences: list[str], hint: str = "use --new-version to create a new index version"
-    ) -> None:
-        self.index = index
-        self.differences = list(differences)
-        super().__init__(f"index {index} is incompatible with the requested spec: {'; '.join(differences)} ({hint})")
+__all__ = ["provision", "plan_provision", "read_index_meta", "detect_analyzer"]
 
 
 def detect_analyzer(backend: Any) -> str:
     """``"english"`` when the node has the English analyzer (module analysis-common), else ``"standard"``."""
-    from echo_splade.client import ClusterError
-
     try:
         backend.request("POST", "/_analyze", body={"analyzer": "english", "text": "running"})
         return "english"
@@ -191,8 +181,6 @@ def provision(
     plan = plan_provision(backend, spec, new_version=new_version, swap=swap, drop_old=drop_old)
     if dry_run:
         return plan
-    from echo_splade.client import ClusterError
-
     for request in plan.requests:
         logger.info("%s %s", request.method, request.path)
         try:

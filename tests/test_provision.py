@@ -366,3 +366,11 @@ def test_cli_model_option_records_the_encoder(backend, index_name, run_cli, tiny
     assert meta["model"] == "tiny-mistral" and meta["model_rev"] == tiny_model.model_rev
     assert meta["echo_templates"]["document_prefix"] == tiny_model.config["document_prefix"]
     assert meta["echo_templates"]["query_separator"] == tiny_model.config["query_separator"]
+
+
+def test_incompatible_index_error_pickles():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(IncompatibleIndexError("docs-v1", ["field `sparse` is `float`"], "hint")))
+    assert error.differences == ["field `sparse` is `float`"] and error.index == "docs-v1"
+    assert str(error) == "index docs-v1 is incompatible with the requested spec: field `sparse` is `float` (hint)"

@@ -17,7 +17,7 @@ from ._options import connection_options, run_guarded
 @click.option("--sparse-type", type=click.Choice(["rank_features", "sparse_vector"]), default="rank_features",
               show_default=True, help="Sparse field type (sparse_vector: Elasticsearch >= 8.11 only).")
 @click.option("--new-version", is_flag=True, help="Create NAME-v<N+1> (the alias stays unless --swap).")
-@click.option("--swap", is_flag=True, help="Move the alias to the newest version in one atomic _aliases call.")
+@click.option("--swap", is_flag=True, help="Move the alias to the newest version in one atomic _aliases call (old index kept).")
 @click.option("--drop-old", is_flag=True, help="Delete versions older than the one the alias points at.")
 @click.option("--dry-run", is_flag=True, help="Print the exact REST calls and JSON bodies; change nothing.")
 @click.option("--restore-settings", is_flag=True,
@@ -31,6 +31,12 @@ def command(conn, name, model, adapter, shards, replicas, analyzer, sparse_type,
     _meta records the model, its revision, the feature-name scheme version and the echo
     templates. Re-running with the same spec is a no-op; an incompatible existing index is
     refused with the differences named.
+
+    
+    Blue/green: provision --index docs --new-version --model M   (creates docs-v2, alias stays)
+                ingest into docs-v2, then
+                provision --index docs --swap --model M          (alias -> docs-v2, one call)
+                provision --index docs --drop-old                (deletes docs-v1)
     """
 
     def action() -> None:
