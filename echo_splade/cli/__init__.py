@@ -23,6 +23,10 @@ def cli(verbose: int) -> None:
     """Echo-Mistral-SPLADE learned sparse retrieval for OpenSearch and Elasticsearch."""
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The clients log every failed request (expected 404s included) with a traceback at WARNING;
+    # our errors already say what failed in one line, so keep theirs for -vv.
+    for name in ("opensearch", "elasticsearch", "elastic_transport"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
 
 
 def _register() -> None:
