@@ -37,8 +37,11 @@ def index_name(backend, request):
     name = f"t-{request.node.name.lower()[:40].strip('_-')}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
     name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
     yield name
+    # Delete by explicit names: Elasticsearch 8+ refuses wildcard deletes by default.
     try:
-        backend.request("DELETE", f"/{name}*", params={"expand_wildcards": "all", "ignore_unavailable": True})
+        found = backend.request("GET", f"/_cat/indices/{name}*", params={"format": "json", "h": "index"})
+        for row in found:
+            backend.request("DELETE", f"/{row['index']}", params={"ignore_unavailable": True})
     except Exception:
         pass
 
