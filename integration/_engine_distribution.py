@@ -18,12 +18,17 @@ DEFAULT_ELASTICSEARCH_VERSION = "8.19.21"
 
 @dataclasses.dataclass(frozen=True)
 class ModuleSpec:
-    """A module folder ``modules/<name>/`` assembled from jars plus a generated ``plugin-descriptor.properties``."""
+    """A module folder ``modules/<name>/`` assembled from jars plus a generated ``plugin-descriptor.properties``.
+
+    ``java_sources`` (file names in this package's ``java/`` folder) are compiled at install time against the
+    server's ``lib/`` jars into ``<name>.jar`` (needs ``javac``).
+    """
 
     name: str
     classname: str
     description: str
-    jars: tuple[MavenArtifact, ...]
+    jars: tuple[MavenArtifact, ...] = ()
+    java_sources: tuple[str, ...] = ()
     extended_plugins: tuple[str, ...] = ()
     security_policy: Optional[str] = None
 
@@ -45,7 +50,8 @@ class EngineDistribution:
     bootstrap_class: str
     default_port: int
     extra_settings: tuple[tuple[str, object], ...] = ()  # node settings (config file)
-    cluster_settings: tuple[tuple[str, object], ...] = ()  # persistent cluster settings, put after start
+    # Idempotent (method, path, body) calls sent after every start: a single node wants no replicas by default.
+    setup_requests: tuple[tuple[str, str, dict], ...] = ()
 
     @classmethod
     def for_engine(cls, engine: str, version: Optional[str] = None) -> "EngineDistribution":
@@ -100,7 +106,9 @@ def _opensearch(version: str) -> EngineDistribution:
         bootstrap_class="org.opensearch.bootstrap.OpenSearch",
         default_port=9200,
         # One node: no replicas unless asked, so fresh indices are green.
-        cluster_settings=(("cluster.default_number_of_replicas", 0),),
+        setup_requests=(
+            ("PUT", "/_cluster/settings", {"persistent": {"cluster.default_number_of_replicas": 0}}),
+        ),
     )
 
 
@@ -112,11 +120,23 @@ def _elasticsearch(version: str) -> EngineDistribution:
         engine="elasticsearch",
         version=version,
         server=MavenArtifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", version, "zip"),
-        modules=(),
+        modules=(
+            ModuleSpec(
+                name="echo-splade-root-endpoint",
+                classname="org.echosplade.rootendpoint.RootEndpointPlugin",
+                description="GET / (cluster name and version): the integ-test-zip lacks the rest-root module",
+                java_sources=("RootEndpointPlugin.java",),
+            ),
+        ),
         java=(17, 25) if major == 8 else (21, 25),
         env_prefix="ES_",
         config_file="elasticsearch.yml",
         bootstrap_class="org.elasticsearch",
         default_port=9201,
         extra_settings=(("xpack.security.enabled", False), ("xpack.ml.enabled", False)),
+        setup_requests=(
+            ("PUT", "/_index_template/echo-splade-single-node",
+             {"index_patterns": ["*"], "priority": 0, "template": {"settings": {"number_of_replicas": 0}},
+              "_meta": {"description": "echo-splade local single node: no replicas unless asked"}}),
+        ),
     )

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 HOME_ENV = "ECHO_SPLADE_HOME"
 SERVICE_USER = "echo-splade"
 CLUSTER_NAME = "echo-splade"
+JAVA_SOURCES = Path(__file__).resolve().parent / "java"
 
 
 def default_home() -> Path:
@@ -71,6 +72,7 @@ class LocalNode:
         home: root of downloads, installs and node folders (see module docstring).
         heap: JVM heap, e.g. ``"512m"`` or ``"1g"`` (min = max).
         settings: extra node settings written to the config file, e.g. ``{"thread_pool.write.queue_size": 1}``.
+        download_dir: the Maven download cache; default ``home/maven`` (share one between homes to download once).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class LocalNode:
         home: Optional[os.PathLike | str] = None,
         heap: str = "512m",
         settings: Optional[Mapping[str, Any]] = None,
+        download_dir: Optional[os.PathLike | str] = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -97,6 +100,7 @@ class LocalNode:
             if not key or any(c.isspace() for c in key) or ":" in key:
                 raise ValueError(f"invalid setting name {key!r}")
         self.home = Path(home).expanduser().resolve() if home is not None else default_home()
+        self.download_dir = Path(download_dir).expanduser().resolve() if download_dir else self.home / "maven"
         self.as_service_user = os.geteuid() == 0
 
     # ----------------------------------------------------------------- paths
@@ -142,8 +146,7 @@ class LocalNode:
         if marker.is_file():
             return self.install_dir
         self._check_home_reachable()
-        cache = self.home / "maven"
-        files = {artifact: artifact.fetch(cache) for artifact in self.distribution.artifacts()}
+        files = {artifact: artifact.fetch(self.download_dir) for artifact in self.distribution.artifacts()}
         self.install_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.install_dir.parent, prefix=".staging-"))
         try:
@@ -153,6 +156,8 @@ class LocalNode:
                 folder.mkdir(parents=True, exist_ok=True)
                 for jar in module.jars:
                     shutil.copyfile(files[jar], folder / jar.file_name)
+                if module.java_sources:
+                    _compile_module(module, root, folder / f"{module.name}.jar", JavaHome.find(*self.distribution.java))
                 (folder / "plugin-descriptor.properties").write_text(self._descriptor(module))
                 if module.security_policy:
                     (folder / "plugin-security.policy").write_text(module.security_policy)
@@ -256,8 +261,10 @@ class LocalNode:
             )
         self.pid_file.write_text(f"{process.pid}\n")
         try:
-            self._wait_healthy(process.pid, timeout, wait_for_status, process)
-            self._put_cluster_settings()
+            deadline = time.monotonic() + timeout
+            self._wait_healthy(process.pid, timeout, "yellow", process)
+            self._send_setup_requests()
+            self._wait_healthy(process.pid, max(deadline - time.monotonic(), 1.0), wait_for_status, process)
         except BaseException:
             self._terminate(process.pid, grace=10.0)
             self.pid_file.unlink(missing_ok=True)
@@ -284,15 +291,14 @@ class LocalNode:
             time.sleep(1.0)
         raise NodeStartError(f"{self.engine} at {self.url} not {status} after {timeout:.0f}s ({last})", self.log_tail())
 
-    def _put_cluster_settings(self) -> None:
-        if not self.distribution.cluster_settings:
-            return
-        body = json.dumps({"persistent": dict(self.distribution.cluster_settings)}).encode()
-        request = urllib.request.Request(
-            self.url + "/_cluster/settings", data=body, method="PUT", headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
+    def _send_setup_requests(self) -> None:
+        for method, path, body in self.distribution.setup_requests:
+            request = urllib.request.Request(
+                self.url + path, data=json.dumps(body).encode(), method=method,
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
 
     def _prepare_node_dir(self) -> None:
         for sub in ("config", "data", "logs", "tmp"):
@@ -454,6 +460,26 @@ def _unzip(archive: Path, target: Path) -> Path:
     if len(tops) != 1 or not tops[0].is_dir():
         raise ValueError(f"{archive}: expected one top-level folder, found {[p.name for p in tops]}")
     return tops[0]
+
+
+def _compile_module(module, server_root: Path, jar: Path, java: JavaHome) -> None:
+    """Compile ``module.java_sources`` against the server's ``lib/`` jars into ``jar``."""
+    javac = java.path / "bin" / "javac"
+    if not javac.is_file():
+        raise FileNotFoundError(f"module {module.name} is built from source and needs javac, missing in {java.path} "
+                                f"(install a JDK, e.g. `apt-get install openjdk-17-jdk-headless`)")
+    sources = [str(JAVA_SOURCES / name) for name in module.java_sources]
+    with tempfile.TemporaryDirectory() as classes:
+        result = subprocess.run(
+            [str(javac), "--release", str(java.major), "-nowarn", "-cp", str(server_root / "lib" / "*"),
+             "-d", classes, *sources],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise NodeStartError(f"compiling module {module.name} failed", result.stdout + result.stderr)
+        with zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as out:
+            for path in sorted(Path(classes).rglob("*.class")):
+                out.write(path, path.relative_to(classes).as_posix())
 
 
 def _make_readable(root: Path) -> None:

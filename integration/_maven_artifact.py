@@ -72,7 +72,7 @@ class MavenArtifact:
         for base in repositories:
             url = f"{base.rstrip('/')}/{self.relative_path}"
             try:
-                expected = _read_url(url + ".sha1", timeout).decode("ascii", "replace").split()[0].strip().lower()
+                expected = self._expected_sha1(url, timeout)
                 logger.info("downloading %s", url)
                 digest = hashlib.sha1()
                 fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
@@ -92,15 +92,20 @@ class MavenArtifact:
                     if os.path.exists(tmp):
                         os.unlink(tmp)
                 return target
-            except (OSError, urllib.error.URLError, IndexError) as exc:
+            except OSError as exc:  # URLError/HTTPError are OSErrors
                 failures.append(f"{url}: {_describe(exc)}")
                 logger.warning("could not fetch %s: %s", url, _describe(exc))
         raise FileNotFoundError(f"could not download {self} from Maven Central: " + "; ".join(failures))
 
-
-def _read_url(url: str, timeout: float) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
+    def _expected_sha1(self, url: str, timeout: float) -> str:
+        try:
+            with urllib.request.urlopen(url + ".sha1", timeout=timeout) as response:
+                text = response.read().decode("ascii", "replace").split()
+        except urllib.error.HTTPError as exc:
+            raise OSError(f"checksum {url}.sha1: HTTP {exc.code}") from None
+        if not text or len(text[0]) != 40:
+            raise OSError(f"checksum {url}.sha1: not a SHA-1")
+        return text[0].lower()
 
 
 def _describe(exc: BaseException) -> str:
