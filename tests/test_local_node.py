@@ -1,0 +1,201 @@
+"""The local node that ``echo-splade cluster start`` runs (real OpenSearch from Maven Central), and its parts.
+
+The shared node (default port, default home) is never stopped here; the lifecycle tests start their own
+nodes on other ports with their own homes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from echo_splade.cli import cli
+from echo_splade.integration import (
+    DEFAULT_OPENSEARCH_VERSION,
+    EngineDistribution,
+    JavaHome,
+    LocalNode,
+    MavenArtifact,
+    NodeStartError,
+    default_home,
+)
+from echo_splade.cli._cluster import _parse_settings
+
+
+# ------------------------------------------------------------------ no cluster needed
+def test_maven_artifact_layout():
+    a = MavenArtifact("org.opensearch.plugin", "mapper-extras-client", "2.19.6")
+    assert a.relative_path == "org/opensearch/plugin/mapper-extras-client/2.19.6/mapper-extras-client-2.19.6.jar"
+    z = MavenArtifact("org.opensearch.distribution.integ-test-zip", "opensearch", "2.19.6", "zip")
+    assert z.file_name == "opensearch-2.19.6.zip"
+    assert str(z) == "org.opensearch.distribution.integ-test-zip:opensearch:2.19.6@zip"
+    with pytest.raises(ValueError, match="version"):
+        MavenArtifact("org.x", "y", "")
+
+
+def test_missing_artifact_names_every_url_tried(tmp_path):
+    missing = MavenArtifact("org.opensearch.plugin", "mapper-extras-client", "0.0.0-no-such-version")
+    with pytest.raises(FileNotFoundError, match=r"0\.0\.0-no-such-version.*HTTP 404") as info:
+        missing.fetch(tmp_path, timeout=20)
+    assert "repo1.maven.org" in str(info.value) and "repo.maven.apache.org" in str(info.value)
+    assert not any(tmp_path.rglob("*.jar"))
+
+
+def test_distribution_modules_and_validation():
+    os_dist = EngineDistribution.for_engine("opensearch")
+    assert os_dist.version == DEFAULT_OPENSEARCH_VERSION
+    names = {m.name: m.classname for m in os_dist.modules}
+    assert names["mapper-extras"] == "org.opensearch.index.mapper.MapperExtrasPlugin"
+    assert names["analysis-common"] == "org.opensearch.analysis.common.CommonAnalysisPlugin"
+    assert os_dist.java[0] <= 17 <= os_dist.java[1]
+    with pytest.raises(ValueError, match="opensearch"):
+        EngineDistribution.for_engine("solr")
+    with pytest.raises(ValueError, match="2.x or 3.x"):
+        EngineDistribution.for_engine("opensearch", "1.3.0")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"engine": "solr"}, "engine must be one of"),
+    ({"port": 80}, "port must be in"),
+    ({"heap": "lots"}, "heap must look like"),
+    ({"settings": {"bad key": 1}}, "invalid setting name"),
+])
+def test_local_node_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LocalNode(**kwargs)
+
+
+def test_parse_settings_types():
+    assert _parse_settings(("thread_pool.write.queue_size=1", "a.b=true", "c=x y")) == {
+        "thread_pool.write.queue_size": 1, "a.b": True, "c": "x y"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        _parse_settings(("novalue",))
+
+
+def test_java_home_range_error_names_what_was_seen():
+    with pytest.raises(FileNotFoundError, match=r"no Java 90\.\.99 found"):
+        JavaHome.find(90, 99)
+    java = JavaHome.find(11, 23)
+    assert (java.path / "bin" / "java").is_file() and 11 <= java.major <= 23
+
+
+def test_node_config_has_our_paths_heap_and_settings(tmp_path):
+    node = LocalNode(port=9297, home=tmp_path, heap="256m", settings={"thread_pool.write.queue_size": 1})
+    text = node._config_text()
+    assert "network.host: \"127.0.0.1\"" in text and "http.port: 9297" in text
+    assert "discovery.type: \"single-node\"" in text and "thread_pool.write.queue_size: 1" in text
+    assert f"path.data: \"{tmp_path / 'nodes' / 'opensearch-9297' / 'data'}\"" in text
+    assert "cluster.routing.allocation.disk.threshold_enabled: false" in text
+
+
+# ------------------------------------------------------------- the shared node (real)
+def _cli(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _shared_node_port() -> int:
+    url = os.environ.get("ECHO_SPLADE_TEST_URL", "http://127.0.0.1:9200")
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def test_status_reports_version_health_and_modules(backend):
+    result = _cli("cluster", "status", "--port", str(_shared_node_port()), "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["running"] is True and info["engine"] == "opensearch"
+    assert info["version"] == backend.info["version"]["number"]
+    assert info["health"] in ("green", "yellow")
+    assert {"mapper-extras", "analysis-common", "transport-netty4"} <= set(info["modules"])
+    assert info["pid"] is not None, "the test node should be the one `echo-splade cluster start` started"
+    text = _cli("cluster", "status", "--port", str(_shared_node_port()))
+    assert "modules: analysis-common, mapper-extras, transport-netty4" in text.output
+
+
+def test_start_is_idempotent_on_the_running_node(backend):
+    port = str(_shared_node_port())
+    before = json.loads(_cli("cluster", "status", "--port", port, "--json").output)["pid"]
+    result = _cli("cluster", "start", "--port", port, "--timeout", "60")
+    assert result.exit_code == 0, result.output
+    assert f"already running: opensearch {backend.info['version']['number']} (pid {before})" in result.output
+    assert result.output.strip().splitlines()[-1] == f"http://127.0.0.1:{port}"
+    assert json.loads(_cli("cluster", "status", "--port", port, "--json").output)["pid"] == before
+
+
+def test_rank_features_and_english_analysis_work(backend, index_name):
+    backend.request("PUT", f"/{index_name}", {"mappings": {"properties": {
+        "sparse": {"type": "rank_features"}, "text": {"type": "text", "analyzer": "english"}}}})
+    assert backend.get_settings(index_name)[index_name]["settings"]["index.number_of_replicas"] == "0"
+    docs = {"a": ({"cat": 2.0, "dog": 0.5}, "The cats were running"), "b": ({"dog": 3.0}, "A dog runs")}
+    lines = []
+    for doc_id, (sparse, text) in docs.items():
+        lines += [json.dumps({"index": {"_index": index_name, "_id": doc_id}}), json.dumps({"sparse": sparse, "text": text})]
+    assert not backend.bulk(lines, refresh="true")["errors"]
+    query = {"bool": {"should": [{"rank_feature": {"field": f"sparse.{f}", "linear": {}, "boost": w}}
+                                 for f, w in {"cat": 1.5, "dog": 2.0}.items()]}}
+    hits = {h["_id"]: h["_score"] for h in backend.search(index_name, {"query": query})["hits"]["hits"]}
+    assert hits == pytest.approx({"a": 2.0 * 1.5 + 0.5 * 2.0, "b": 3.0 * 2.0}, rel=2 ** -8)
+    # english stemming (analysis-common): "run" finds "running" and "runs", "cat" finds "cats"
+    found = backend.search(index_name, {"query": {"match": {"text": "run cat"}}})["hits"]["hits"]
+    assert {h["_id"] for h in found} == {"a", "b"}
+    assert health_is_green(backend, index_name)
+
+
+def health_is_green(backend, index_name) -> bool:
+    return backend.health(index_name, wait_for_status="green", timeout="10s")["status"] == "green"
+
+
+# ---------------------------------------------------- own nodes: lifecycle and failure
+@pytest.fixture
+def own_home():
+    """A fresh home outside /root (as root the node user must reach it), sharing the download cache."""
+    base = default_home().parent if os.geteuid() == 0 else None
+    home = Path(tempfile.mkdtemp(prefix="echo-splade-test-", dir=base))
+    os.chmod(home, 0o755)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_own_node_lifecycle_with_settings(own_home):
+    node = LocalNode(port=9296, home=own_home, heap="256m", download_dir=default_home() / "maven",
+                     settings={"thread_pool.write.queue_size": 1})
+    assert not node.is_running()
+    try:
+        assert node.start(timeout=150) is True
+        pid = node.pid
+        assert pid is not None and Path(f"/proc/{pid}").exists()
+        settings = _get(node.url + "/_nodes/_local/settings?flat_settings=true")
+        flat = next(iter(settings["nodes"].values()))["settings"]
+        assert flat["thread_pool.write.queue_size"] == "1" and flat["http.port"] == "9296"
+        assert node.start(timeout=30) is False and node.pid == pid
+        assert node.status()["health"] == "green"
+    finally:
+        stopped = node.stop()
+    assert stopped is True
+    assert not Path(f"/proc/{pid}").exists() or "opensearch" not in Path(f"/proc/{pid}/cmdline").read_text()
+    assert node.stop() is False and not node.pid_file.exists()
+    assert node.status()["running"] is False
+
+
+@pytest.mark.slow
+def test_failed_start_reports_the_log_and_exits_non_zero(own_home):
+    result = CliRunner().invoke(cli, [
+        "cluster", "start", "--port", "9295", "--home", str(own_home), "--heap", "256m", "--timeout", "120",
+        "--setting", "no.such.setting=1",
+    ])
+    assert result.exit_code != 0
+    assert "unknown setting [no.such.setting]" in result.output
+    assert "exited with code" in result.output
+    assert not LocalNode(port=9295, home=own_home).is_running()
