@@ -33,6 +33,7 @@ from ._java_home import JavaHome
 logger = logging.getLogger(__name__)
 
 HOME_ENV = "ECHO_SPLADE_HOME"
+DOWNLOADS_ENV = "ECHO_SPLADE_DOWNLOADS"
 SERVICE_USER = "echo-splade"
 CLUSTER_NAME = "echo-splade"
 JAVA_SOURCES = Path(__file__).resolve().parent / "java"
@@ -72,7 +73,8 @@ class LocalNode:
         home: root of downloads, installs and node folders (see module docstring).
         heap: JVM heap, e.g. ``"512m"`` or ``"1g"`` (min = max).
         settings: extra node settings written to the config file, e.g. ``{"thread_pool.write.queue_size": 1}``.
-        download_dir: the Maven download cache; default ``home/maven`` (share one between homes to download once).
+        download_dir: the Maven download cache; default ``$ECHO_SPLADE_DOWNLOADS``, else ``home/maven``
+            (share one between homes to download once).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class LocalNode:
             if not key or any(c.isspace() for c in key) or ":" in key:
                 raise ValueError(f"invalid setting name {key!r}")
         self.home = Path(home).expanduser().resolve() if home is not None else default_home()
+        download_dir = download_dir or os.environ.get(DOWNLOADS_ENV)
         self.download_dir = Path(download_dir).expanduser().resolve() if download_dir else self.home / "maven"
         self.as_service_user = os.geteuid() == 0
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 import urllib.request
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def _get(url: str) -> dict:
 
 @pytest.mark.slow
 def test_own_node_lifecycle_with_settings(own_home):
-    node = LocalNode(port=9296, home=own_home, heap="256m", download_dir=default_home() / "maven",
+    node = LocalNode(port=9296, home=own_home, heap="256m", download_dir=LocalNode().download_dir,
                      settings={"thread_pool.write.queue_size": 1})
     assert not node.is_running()
     try:
@@ -193,9 +194,64 @@ def test_own_node_lifecycle_with_settings(own_home):
 def test_failed_start_reports_the_log_and_exits_non_zero(own_home):
     result = CliRunner().invoke(cli, [
         "cluster", "start", "--port", "9295", "--home", str(own_home), "--heap", "256m", "--timeout", "120",
-        "--setting", "no.such.setting=1",
+        "--setting", "no.such.setting=1", "--downloads", str(LocalNode().download_dir),
     ])
     assert result.exit_code != 0
     assert "unknown setting [no.such.setting]" in result.output
     assert "exited with code" in result.output
     assert not LocalNode(port=9295, home=own_home).is_running()
+
+
+# ------------------------------------------ the Elasticsearch node (real, port 9201)
+ES_TEST_URL = os.environ.get("ECHO_SPLADE_ES_TEST_URL", "http://127.0.0.1:9201")
+
+
+@pytest.fixture(scope="module")
+def es_backend():
+    """The real Elasticsearch node that `echo-splade cluster start --engine elasticsearch` runs (.ci/run starts it)."""
+    from echo_splade.client import ClusterError, ConnectionConfig, connect
+
+    try:
+        b = connect(ConnectionConfig(urls=(ES_TEST_URL,), timeout=60))
+        b.health(wait_for_status="yellow", timeout="30s")
+    except ClusterError as exc:
+        pytest.fail(f"the Elasticsearch test node at {ES_TEST_URL} is not up "
+                    f"(start it: `echo-splade cluster start --engine elasticsearch`): {exc}")
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def es_index(es_backend):
+    name = f"t-local-node-es-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield name
+    es_backend.request("DELETE", f"/{name}", params={"ignore_unavailable": True})
+
+
+def test_elasticsearch_node_is_detected_and_reports_its_modules(es_backend):
+    assert es_backend.engine == "elasticsearch" and es_backend.version >= (8, 11)
+    port = ES_TEST_URL.rsplit(":", 1)[1].split("/")[0]
+    info = json.loads(_cli("cluster", "status", "--engine", "elasticsearch", "--port", port, "--json").output)
+    assert info["running"] and info["engine"] == "elasticsearch"
+    assert info["version"] == ".".join(map(str, es_backend.version))
+    assert {"echo-splade-root-endpoint", "x-pack-core", "transport-netty4"} <= set(info["modules"])
+
+
+def test_elasticsearch_sparse_vector_scores_the_dot_product(es_backend, es_index):
+    es_backend.request("PUT", f"/{es_index}", {"mappings": {"properties": {"sparse": {"type": "sparse_vector"}}}})
+    docs = {"a": {"cat": 2.0, "dog": 0.5}, "b": {"dog": 3.0}}
+    lines = []
+    for doc_id, sparse in docs.items():
+        lines += [json.dumps({"index": {"_index": es_index, "_id": doc_id}}), json.dumps({"sparse": sparse})]
+    assert not es_backend.bulk(lines, refresh="true")["errors"]
+    query = {"sparse_vector": {"field": "sparse", "query_vector": {"cat": 1.5, "dog": 2.0}}}
+    hits = {h["_id"]: h["_score"] for h in es_backend.search(es_index, {"query": query})["hits"]["hits"]}
+    assert hits == pytest.approx({"a": 2.0 * 1.5 + 0.5 * 2.0, "b": 3.0 * 2.0}, rel=2 ** -8)
+
+
+def test_elasticsearch_node_has_no_rank_features(es_backend, es_index):
+    """mapper-extras is not on Maven Central for 8.x: the sparse field on this node must be sparse_vector."""
+    from echo_splade.client import ClusterError
+
+    with pytest.raises(ClusterError, match="rank_features"):
+        es_backend.request("PUT", f"/{es_index}", {"mappings": {"properties": {"s": {"type": "rank_features"}}}})

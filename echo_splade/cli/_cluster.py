@@ -21,16 +21,18 @@ def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--home", type=click.Path(file_okay=False),
                   help="Downloads, installs and node data. [default: $ECHO_SPLADE_HOME, else /var/lib/echo-splade "
                        "as root, else ~/.cache/echo-splade]")
+    @click.option("--downloads", type=click.Path(file_okay=False), envvar="ECHO_SPLADE_DOWNLOADS", show_envvar=True,
+                  help="Maven download cache, shareable between homes. [default: HOME/maven]")
     @click.option("--heap", default="512m", show_default=True, help="JVM heap (min = max), e.g. 512m or 2g.")
     @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
                   help="Extra node setting, repeatable, e.g. --setting thread_pool.write.queue_size=1.")
     @functools.wraps(func)
-    def wrapper(*args: Any, engine, version, port, home, heap, settings, **kwargs):
+    def wrapper(*args: Any, engine, version, port, home, downloads, heap, settings, **kwargs):
         from echo_splade.integration import LocalNode
 
         try:
             node = LocalNode(engine=engine, version=version, port=port, home=home, heap=heap,
-                             settings=_parse_settings(settings))
+                             settings=_parse_settings(settings), download_dir=downloads)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         return func(*args, node=node, **kwargs)
