@@ -1,7 +1,8 @@
 """Local real node (download, start/stop), evaluation and demo.
 
 ``LocalNode`` assembles an OpenSearch (or Elasticsearch) node from Maven Central and runs it on 127.0.0.1;
-``echo-splade cluster start|stop|status|install`` is its command line.
+``echo-splade cluster start|stop|status|install`` is its command line. :class:`Evaluator` runs
+``echo-splade eval`` (BM25 / sparse / hybrid quality and latency in the cluster); :class:`Demo` runs ``echo-splade demo``.
 """
 
 from ._engine_distribution import (
@@ -26,12 +27,13 @@ __all__ = [
     "default_home",
 ]
 
-# Evaluation (built alongside; exported when present).
-try:
-    from ._eval_dataset import EvalDataset
-    from ._eval_report import METRICS, SYSTEMS, EvalReport
-    from ._evaluator import Evaluator, SelfHits, SystemName
+# Evaluation and the one-command demo.
+from ._demo import SAMPLE_CORPUS, SAMPLE_QUERIES, Demo, DemoSearch
+from ._eval_dataset import EvalDataset
+from ._eval_report import METRICS, SYSTEMS, EvalReport
+from ._evaluator import Evaluator, SelfHits, SystemName
 
-    __all__ += ["EvalDataset", "EvalReport", "Evaluator", "METRICS", "SYSTEMS", "SelfHits", "SystemName"]
-except ImportError:  # pragma: no cover - only while the evaluation module is being written
-    pass
+__all__ += [
+    "Demo", "DemoSearch", "EvalDataset", "EvalReport", "Evaluator", "METRICS", "SAMPLE_CORPUS", "SAMPLE_QUERIES",
+    "SYSTEMS", "SelfHits", "SystemName",
+]

@@ -1,12 +1,103 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ._options import connection_options, run_guarded
 
+_SYSTEMS = ("bm25", "sparse", "sparse-inference-free", "hybrid")
+
+
+def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [s for s in names if s not in _SYSTEMS]
+    if unknown or not names:
+        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(_SYSTEMS)} (comma-separated)")
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"a system is listed twice: {value}")
+    return names
+
 
 @click.command("eval")
+@click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
+@click.option("--index", required=True, help="Index (alias) holding the corpus; provisioned and ingested when missing.")
+@click.option("--model", help="Encoder: short name (smollm2-135m, tiny-mistral) or folder. "
+                              "[default: the built-in model; none for --systems bm25]")
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model.")
+@click.option("--split", default="test", show_default=True, help="Qrels split (qrels/<split>.tsv).")
+@click.option("--systems", default=",".join(_SYSTEMS), show_default=True, callback=_systems,
+              help="Comma-separated systems to evaluate.")
+@click.option("--max-queries", type=click.IntRange(min=1), help="Evaluate only the first N judged queries.")
+@click.option("--self-hits", type=click.Choice(["auto", "drop", "keep"]), default="auto", show_default=True,
+              help="Drop a query's own document from its results (ArguAna convention); auto: when the "
+                   "queries are corpus documents (same id and text).")
+@click.option("--hybrid", "hybrid_method", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True,
+              help="Fusion of the hybrid system.")
+@click.option("--sparse-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Weight of the sparse list in the hybrid fusion (BM25 gets 1 - w).")
+@click.option("--query-top-k", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Query terms kept by the sparse systems.")
+@click.option("--doc-top-k", type=click.IntRange(min=1), help="Document pruning when the index is ingested here. "
+                                                               "[default: the ingest default]")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON report path. [default: eval-<index>-<split>.json]")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG plot path (quality vs p50 latency). [default: the report path with .png]")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
 @connection_options
-def command(conn) -> None:
-    """(not implemented yet)"""
-    raise click.ClickException("'echo-splade eval' is not implemented yet")
+def command(conn, dataset, index, model, adapter, split, systems, max_queries, self_hits, hybrid_method,
+            sparse_weight, query_top_k, doc_top_k, report_path, plot_path, no_progress) -> None:
+    """Evaluate BM25, learned sparse and hybrid retrieval in the cluster on a BEIR folder.
+
+    Prints a table of nDCG@10, Recall@100, MRR@10 (ranx) and p50 latency per
+    system, writes a JSON report with the exact configuration and a PNG plot.
+    """
+
+    def action() -> None:
+        from echo_splade.integration import EvalDataset, Evaluator
+
+        report = Path(report_path or f"eval-{index}-{split}.json")
+        plot = Path(plot_path or report.with_suffix(".png"))
+        data = EvalDataset(dataset, split=split, max_queries=max_queries)
+        click.echo(f"dataset {data.path} split {split}: {len(data)} judged queries")
+        evaluator = Evaluator(
+            conn, index, systems=systems, model=model, adapter=adapter, self_hits=self_hits,
+            hybrid={"method": hybrid_method, "sparse_weight": sparse_weight}, query_top_k=query_top_k,
+            doc_top_k=doc_top_k, progress=not no_progress,
+        )
+        try:
+            if evaluator.ensure_index(data, report_dir=report.parent, progress=_ingest_progress(no_progress)):
+                click.echo(f"ingested {data.corpus_path} into {index}: {evaluator.ingest_report.summary()}")
+            else:
+                click.echo(f"index {index} exists; evaluating it as is")
+            result = evaluator.evaluate(data)
+        finally:
+            evaluator.close()
+        click.echo("")
+        click.echo(result.format_table())
+        click.echo("")
+        click.echo(f"report: {result.save(report)}")
+        click.echo(f"plot:   {result.save_plot(plot)}")
+        failed = {s: n for s, n in result.config["failed_queries"].items() if n}
+        if failed:
+            click.echo(f"warning: failed queries (scored as empty results): {failed}", err=True)
+
+    run_guarded(action)
+
+
+def _ingest_progress(disabled: bool):
+    """A progress callback for the ingest job: a tqdm bar of indexed documents."""
+    if disabled:
+        return None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="ingest", unit="doc")
+
+    def update(report) -> None:
+        bar.n = report.indexed + report.skipped
+        bar.set_postfix(dead=report.dead_lettered, refresh=False)
+        bar.refresh()
+
+    return update

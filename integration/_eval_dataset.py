@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Optional, Union
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EvalDataset"]
+
+_SPACES = re.compile(r"\s+")
+
+
+def _normalise(text: str) -> str:
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+class EvalDataset:
+    """The queries and relevance judgments of one split of a BEIR-layout folder.
+
+    The folder holds ``corpus.jsonl``, ``queries.jsonl`` (``_id``, ``text``) and
+    ``qrels/<split>.tsv`` (header ``query-id  corpus-id  score``). Only queries
+    judged in the split are kept, in the order of their first judgment; a
+    judgment with score <= 0 counts as not relevant (the metrics library treats
+    it so). The corpus is not read here: ingest streams it.
+
+    Args:
+        path: the BEIR folder.
+        split: the qrels file name without ``.tsv`` (``test``, ``dev``, ``train``).
+        max_queries: keep only the first N judged queries (``None``: all).
+
+    Attributes:
+        queries: ``{query_id: text}``.
+        qrels: ``{query_id: {doc_id: score}}``.
+        missing_queries: judged query ids that ``queries.jsonl`` lacks (skipped, logged).
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], split: str = "test", max_queries: Optional[int] = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"dataset folder not found: {self.path}")
+        if not split or "/" in split or "\\" in split:
+            raise ValueError(f"split must be a qrels file name such as 'test', got {split!r}")
+        if max_queries is not None and max_queries < 1:
+            raise ValueError(f"max_queries must be >= 1, got {max_queries}")
+        self.split = split
+        self.corpus_path = self.path / "corpus.jsonl"
+        if not self.corpus_path.is_file():
+            raise FileNotFoundError(f"{self.path} is not a BEIR folder: corpus.jsonl is missing")
+        qrels_path = self.path / "qrels" / f"{split}.tsv"
+        if not qrels_path.is_file():
+            available = sorted(p.stem for p in (self.path / "qrels").glob("*.tsv")) if (self.path / "qrels").is_dir() else []
+            raise FileNotFoundError(f"no qrels for split {split!r} in {self.path} (qrels/{split}.tsv); "
+                                    f"available splits: {available or 'none'}")
+        qrels = self._read_qrels(qrels_path)
+        all_queries = self._read_queries(self.path / "queries.jsonl")
+        self.missing_queries = [q for q in qrels if q not in all_queries]
+        if self.missing_queries:
+            logger.warning("%d judged query id(s) are not in queries.jsonl and are skipped (e.g. %s)",
+                           len(self.missing_queries), self.missing_queries[:3])
+        ids = [q for q in qrels if q in all_queries]
+        if not ids:
+            raise ValueError(f"{qrels_path} judges no query that queries.jsonl holds")
+        if max_queries is not None:
+            ids = ids[:max_queries]
+        self.queries: dict[str, str] = {q: all_queries[q] for q in ids}
+        self.qrels: dict[str, dict[str, int]] = {q: qrels[q] for q in ids}
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __repr__(self) -> str:
+        return f"EvalDataset(path={str(self.path)!r}, split={self.split!r}, queries={len(self)})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @staticmethod
+    def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+        qrels: dict[str, dict[str, int]] = {}
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh, delimiter="\t")
+            for number, row in enumerate(reader, start=1):
+                if not row or not "".join(row).strip():
+                    continue
+                if number == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid"):
+                    continue
+                if len(row) < 3:
+                    raise ValueError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}")
+                try:
+                    score = int(float(row[2]))
+                except ValueError:
+                    raise ValueError(f"{path}:{number}: score {row[2]!r} is not a number") from None
+                qrels.setdefault(row[0].strip(), {})[row[1].strip()] = score
+        if not qrels:
+            raise ValueError(f"{path} holds no judgments")
+        return qrels
+
+    @staticmethod
+    def _read_queries(path: Path) -> dict[str, str]:
+        if not path.is_file():
+            raise FileNotFoundError(f"queries file not found: {path}")
+        queries: dict[str, str] = {}
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    qid, text = str(obj["_id"]), obj["text"]
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ValueError(f"{path}:{number}: not a query record with '_id' and 'text' ({exc})") from None
+                if not isinstance(text, str) or not text.strip():
+                    logger.warning("%s:%d: query %r has empty text; skipped", path, number, qid)
+                    continue
+                queries[qid] = text
+        return queries
+
+    def detect_self_hits(self) -> bool:
+        """Whether the queries are themselves corpus documents (the ArguAna convention).
+
+        True when most queries whose id is also a document id have the same text
+        as that document (title and text, whitespace and case ignored). Matching
+        ids alone are not enough: Cranfield numbers both from 1.
+        """
+        from echo_splade.ingest import CorpusReader
+
+        wanted = {qid: _normalise(text) for qid, text in self.queries.items()}
+        shared = same = 0
+        for record in CorpusReader(self.path, format="beir"):
+            query = wanted.get(record["doc_id"])
+            if query is None or record["reason"]:
+                continue
+            shared += 1
+            doc = _normalise(record["text"])
+            full = _normalise(f"{record['title']} {record['text']}")
+            same += query in (doc, full)
+        decision = shared > 0 and same * 2 > shared
+        logger.info("self-hit check: %d of %d queries share an id with a document, %d of those also its text -> %s",
+                    shared, len(wanted), same, "drop self-hits" if decision else "keep all hits")
+        return decision

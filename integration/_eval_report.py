@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EvalReport", "METRICS", "SYSTEMS"]
+
+#: Metric names as they appear in the report (``ranx`` metric names).
+METRICS = ("ndcg@10", "recall@100", "mrr@10")
+#: The systems ``echo-splade eval`` knows, in report order.
+SYSTEMS = ("bm25", "sparse", "sparse-inference-free", "hybrid")
+
+_COLOURS = {"bm25": "#7f7f7f", "sparse": "#1f77b4", "sparse-inference-free": "#2ca02c", "hybrid": "#d62728"}
+
+
+@dataclasses.dataclass
+class EvalReport:
+    """The figures of one evaluation run and the exact configuration behind them.
+
+    ``systems``: ``{system: {"ndcg@10", "recall@100", "mrr@10", "p50_ms"}}``;
+    ``config``: model, adapter, model_rev, pruning, templates, engine version,
+    analyzer, dataset, split, query count, ... (JSON-serialisable).
+    """
+
+    systems: dict[str, dict[str, float]]
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict:
+        return {"systems": {name: dict(figures) for name, figures in self.systems.items()}, "config": dict(self.config)}
+
+    def save(self, path: Union[str, os.PathLike]) -> Path:
+        """Write the JSON report (parent folders are created)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "EvalReport":
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(systems=data["systems"], config=data["config"])
+
+    def format_table(self) -> str:
+        """A plain-text table: one row per system, metrics and p50 latency."""
+        header = ["system", *METRICS, "p50_ms"]
+        rows = [header]
+        for name, figures in self.systems.items():
+            rows.append([name, *(f"{figures[m]:.4f}" for m in METRICS), f"{figures['p50_ms']:.1f}"])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = []
+        for number, row in enumerate(rows):
+            cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+            lines.append("  ".join(cells))
+            if number == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def save_plot(self, path: Union[str, os.PathLike], title: str | None = None) -> Path:
+        """A PNG of quality (one panel per metric) against p50 latency, one point per system."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 4.0), squeeze=False)
+        latencies = [f["p50_ms"] for f in self.systems.values()]
+        log_x = bool(latencies) and min(latencies) > 0 and max(latencies) / min(latencies) > 20
+        for axis, metric in zip(axes[0], METRICS):
+            for name, figures in self.systems.items():
+                x, y = figures["p50_ms"], figures[metric]
+                axis.scatter([x], [y], s=70, color=_COLOURS.get(name, "#9467bd"), label=name, zorder=3)
+                axis.annotate(name, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=8)
+            axis.set_xlabel("p50 latency per query (ms, client side)")
+            axis.set_ylabel(metric)
+            axis.set_ylim(0, min(1.0, max([f[metric] for f in self.systems.values()] + [0.05]) * 1.25))
+            if log_x:
+                axis.set_xscale("log")
+            else:
+                axis.set_xlim(0, max(latencies + [1.0]) * 1.3)
+            axis.grid(True, alpha=0.3)
+            axis.set_title(metric)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+        fig.suptitle(title or self._title(), fontsize=10)
+        fig.tight_layout(rect=(0, 0.08, 1, 0.94))
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+    def _title(self) -> str:
+        cfg: Mapping[str, Any] = self.config
+        parts = [str(cfg.get("dataset_name", "")), f"split={cfg.get('split', '?')}",
+                 f"{cfg.get('num_queries', '?')} queries", f"model={cfg.get('model', '?')}"]
+        if cfg.get("adapter"):
+            parts.append(f"adapter={Path(str(cfg['adapter'])).name}")
+        parts.append(str(cfg.get("engine", "")))
+        return "  ".join(p for p in parts if p)

@@ -1,0 +1,371 @@
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional, Sequence, Union
+
+from ._eval_dataset import EvalDataset
+from ._eval_report import METRICS, SYSTEMS, EvalReport
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Evaluator", "SelfHits", "SystemName"]
+
+SystemName = Literal["bm25", "sparse", "sparse-inference-free", "hybrid"]
+SelfHits = Literal["auto", "drop", "keep"]
+SELF_HITS = ("auto", "drop", "keep")
+#: Systems that run the encoder at query time (the others need no model weights).
+_LLM_SYSTEMS = ("sparse", "hybrid")
+_MODEL_SYSTEMS = ("sparse", "sparse-inference-free", "hybrid")
+
+
+class Evaluator:
+    """Retrieval quality and latency of BM25, learned sparse and hybrid search inside the cluster.
+
+    Every judged query of an :class:`EvalDataset` goes through each system;
+    the metrics (``nDCG@10``, ``Recall@100``, ``MRR@10``) come from ``ranx``,
+    and ``p50_ms`` is the median client-side wall time of one query (query
+    encoding, request and response included).
+
+    Systems (report names):
+
+    - ``bm25``: the connector's lexical clause (:meth:`Hybrid.bm25_clause`: a
+      ``multi_match`` over ``title`` and ``text``, analysed with the analyzer
+      provisioning chose, ``english`` by default), scored by the cluster's BM25;
+    - ``sparse``: :class:`SparseRetriever` in ``llm`` mode (the encoder's query template);
+    - ``sparse-inference-free``: :class:`SparseRetriever` in ``inference-free`` mode
+      (tokenizer + IDF over the indexed features, no model at query time);
+    - ``hybrid``: :class:`SparseRetriever` ``llm`` mode fused client-side with BM25 (:class:`Hybrid`).
+
+    Each system's ranking is scored in the order the cluster (or the fusion)
+    returned it: scores given to ``ranx`` are ``depth - rank``, so ties in the
+    cluster's scores cannot be re-ordered by the metrics library.
+
+    When the index is missing, :meth:`ensure_index` provisions it and ingests
+    the dataset's corpus with :class:`echo_splade.ingest.IngestJob`.
+
+    Args:
+        connection: how to reach the cluster (the ingest job's writers open their own clients).
+        index: the alias (or index) holding the dataset's corpus.
+        systems: which of :data:`SYSTEMS` to run, in this order.
+        model: the encoder (short name, directory, or a ``save_pretrained`` folder);
+            ``None``: ``echo_splade.encoder.DEFAULT_MODEL`` for systems that need one.
+            A ``bm25``-only run needs none; missing indexes are then built with the
+            tiny ``tiny-mistral`` model, which costs little and does not affect BM25.
+        adapter: a LoRA adapter folder merged into ``model``.
+        encoder: an already loaded ``EchoSpladeEncoder`` (overrides ``model``/``adapter``).
+        depth: results per query (Recall@100 needs 100).
+        self_hits: ``"drop"`` removes a query's own document from its results (the
+            ArguAna convention), ``"keep"`` does not, ``"auto"`` decides with
+            :meth:`EvalDataset.detect_self_hits`.
+        hybrid: the fusion of the ``hybrid`` system (a :class:`Hybrid`, a method name or a dict).
+        query_top_k: query terms kept by the sparse systems.
+        doc_top_k: document pruning when this evaluator ingests (``None``: the ingest default).
+        progress: show a progress bar per system (tqdm, on stderr).
+    """
+
+    def __init__(
+        self,
+        connection: Any,
+        index: str,
+        systems: Sequence[SystemName] = SYSTEMS,
+        model: Optional[str] = None,
+        adapter: Optional[Union[str, os.PathLike]] = None,
+        encoder: Any = None,
+        depth: int = 100,
+        self_hits: SelfHits = "auto",
+        hybrid: Any = True,
+        query_top_k: Optional[int] = 64,
+        doc_top_k: Optional[int] = None,
+        progress: bool = False,
+    ) -> None:
+        from echo_splade.connector import Hybrid
+
+        systems = tuple(systems)
+        unknown = [s for s in systems if s not in SYSTEMS]
+        if unknown or not systems:
+            raise ValueError(f"systems must be a non-empty selection of {SYSTEMS}, got {list(systems)}")
+        if len(set(systems)) != len(systems):
+            raise ValueError(f"systems lists a system twice: {list(systems)}")
+        if self_hits not in SELF_HITS:
+            raise ValueError(f"self_hits must be one of {SELF_HITS}, got {self_hits!r}")
+        if not isinstance(depth, int) or depth < 10:
+            raise ValueError(f"depth must be an integer >= 10 (nDCG@10 and MRR@10 need 10 results), got {depth!r}")
+        if not isinstance(index, str) or not index:
+            raise ValueError("index must be a non-empty index or alias name")
+        self.hybrid = Hybrid.coerce(hybrid) or Hybrid()
+        self.connection = connection
+        self.index = index
+        self.systems: tuple[str, ...] = systems
+        self.adapter = str(adapter) if adapter else None
+        self._encoder = encoder
+        self.needs_model = any(s in _MODEL_SYSTEMS for s in systems)
+        if model is not None:
+            self.model: Optional[str] = str(model)
+        elif encoder is None and (self.needs_model or self.adapter):
+            self.model = self._default_model()
+        else:
+            self.model = None  # bm25 only (or a loaded encoder): no model to name
+        self.depth = depth
+        self.self_hits = self_hits
+        self.query_top_k = query_top_k
+        self.doc_top_k = doc_top_k
+        self.progress = progress
+        self._backend = None
+        #: The ingest report when :meth:`ensure_index` built the index, else ``None``.
+        self.ingest_report: Any = None
+
+    def __repr__(self) -> str:
+        return f"Evaluator(index={self.index!r}, systems={list(self.systems)}, model={self.model!r}, adapter={self.adapter!r})"
+
+    @staticmethod
+    def _default_model() -> str:
+        from echo_splade.encoder import DEFAULT_MODEL
+
+        return DEFAULT_MODEL
+
+    # -- collaborators ------------------------------------------------------------------
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            from echo_splade.client import connect
+
+            self._backend = connect(self.connection)
+        return self._backend
+
+    @property
+    def encoder(self) -> Any:
+        """The query encoder of the ``sparse`` and ``hybrid`` systems, loaded once."""
+        if self._encoder is None:
+            from echo_splade.encoder import EchoSpladeEncoder
+
+            logger.info("loading encoder %s%s", self.model, f" + adapter {self.adapter}" if self.adapter else "")
+            self._encoder = EchoSpladeEncoder.from_pretrained(self.model, adapter=self.adapter)
+        return self._encoder
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    # -- the index ------------------------------------------------------------------------
+    def ensure_index(self, dataset: EvalDataset, report_dir: Optional[Union[str, os.PathLike]] = None,
+                     progress: Optional[Callable[[Any], None]] = None) -> bool:
+        """Provision the index and ingest the dataset's corpus unless the index exists.
+
+        Returns ``True`` when it ingested. An existing index is checked: when a
+        model is evaluated, the index must hold that model's vectors (same
+        ``model_rev``), otherwise a ``ValueError`` names both.
+        """
+        if self.backend.exists(self.index):
+            self._check_index_model()
+            return False
+        from echo_splade.ingest import IngestJob
+
+        if self.model is not None:
+            model_arg = {"model": self.model, "adapter": self.adapter}
+        elif self._encoder is not None:
+            raise ValueError("the index is missing and the evaluator was given a loaded encoder without a model "
+                             "name or path; pass model= so the ingest job can load it on its workers")
+        else:  # bm25 only: the sparse field is unused, so the cheapest encoder fills it
+            from echo_splade.encoder import TINY_MISTRAL
+
+            model_arg = {"model": TINY_MISTRAL, "adapter": None}
+        options: dict[str, Any] = {}
+        if self.doc_top_k is not None:
+            options["doc_top_k"] = self.doc_top_k
+        report_path = Path(report_dir) / f"{self.index}.ingest.json" if report_dir else None
+        logger.info("index %s is missing: provisioning it and ingesting %s with %s",
+                    self.index, dataset.corpus_path, model_arg["model"])
+        job = IngestJob(dataset.path, self.index, self.connection, corpus_format="beir",
+                        report_path=report_path, **model_arg, **options)
+        self.ingest_report = job.run(progress=progress)
+        return True
+
+    def _check_index_model(self) -> None:
+        if not any(s in _LLM_SYSTEMS for s in self.systems):
+            return
+        from echo_splade.mappings import read_index_meta
+
+        meta = read_index_meta(self.backend, self.index)
+        stored = meta.get("model_rev")
+        rev = self.encoder.model_rev
+        if stored and stored != rev:
+            raise ValueError(
+                f"index {self.index!r} holds vectors of model {meta.get('model')!r} (model_rev {stored}), but the "
+                f"evaluated encoder is {self.encoder.model_id!r}{' + adapter ' + self.adapter if self.adapter else ''} "
+                f"(model_rev {rev}); evaluate it on its own index (another --index) or re-ingest")
+
+    # -- running ------------------------------------------------------------------------
+    def evaluate(self, dataset: EvalDataset) -> EvalReport:
+        """Run every system over ``dataset``'s queries; return the figures and the configuration."""
+        import ranx
+
+        if not self.backend.exists(self.index):
+            raise ValueError(f"index {self.index!r} does not exist; ingest the corpus first (ensure_index)")
+        drop_self = self.self_hits == "drop" or (self.self_hits == "auto" and dataset.detect_self_hits())
+        qrels = ranx.Qrels({q: {d: int(s) for d, s in docs.items()} for q, docs in dataset.qrels.items()})
+        figures: dict[str, dict[str, float]] = {}
+        errors: dict[str, int] = {}
+        extra_seconds: dict[str, float] = {}
+        for system in self.systems:
+            search, setup_seconds = self._searcher(system)
+            if setup_seconds:
+                extra_seconds[system] = round(setup_seconds, 3)
+            run, latencies, failed = self._run_system(system, search, dataset, drop_self)
+            errors[system] = failed
+            scores = ranx.evaluate(qrels, ranx.Run(run, name=system), list(METRICS), make_comparable=True)
+            figures[system] = {m: round(float(scores[m]), 4) for m in METRICS}
+            figures[system]["p50_ms"] = round(statistics.median(latencies) * 1000.0, 2) if latencies else math.nan
+            logger.info("%s: %s", system, figures[system])
+        config = self._config(dataset, drop_self, errors, extra_seconds)
+        return EvalReport(systems=figures, config=config)
+
+    def _run_system(self, system: str, search: Callable[[str, int], list[tuple[str, float]]],
+                    dataset: EvalDataset, drop_self: bool) -> tuple[dict, list[float], int]:
+        from tqdm.auto import tqdm
+
+        from echo_splade.client import ClusterError
+
+        fetch = self.depth + 1 if drop_self else self.depth
+        run: dict[str, dict[str, float]] = {}
+        latencies: list[float] = []
+        failed = 0
+        items = tqdm(dataset.queries.items(), total=len(dataset), desc=system, unit="q",
+                     disable=not self.progress, leave=True)
+        for qid, text in items:
+            started = time.perf_counter()
+            try:
+                ranked = search(text, fetch)
+            except ClusterError as exc:
+                if exc.unreachable:
+                    raise
+                failed += 1
+                logger.warning("%s: query %s failed and counts as no results: %s", system, qid, exc)
+                ranked = []
+            latencies.append(time.perf_counter() - started)
+            ids = [doc_id for doc_id, _ in ranked if not (drop_self and doc_id == qid)][: self.depth]
+            run[qid] = {doc_id: float(self.depth - rank) for rank, doc_id in enumerate(ids)}
+        if failed:
+            logger.warning("%s: %d of %d queries failed", system, failed, len(dataset))
+        return run, latencies, failed
+
+    def _searcher(self, system: str) -> tuple[Callable[[str, int], list[tuple[str, float]]], float]:
+        """``(search(text, k) -> [(doc_id, score)], seconds of untimed setup)`` for one system."""
+        from echo_splade.connector import SparseRetriever
+
+        if system == "bm25":
+            hybrid = self.hybrid
+
+            def bm25(text: str, k: int) -> list[tuple[str, float]]:
+                body = {"query": hybrid.bm25_clause(text), "size": k, "_source": False}
+                hits = self.backend.search(self.index, body)["hits"]["hits"]
+                return [(h["_id"], float(h["_score"] or 0.0)) for h in hits]
+
+            return bm25, 0.0
+        if system == "sparse-inference-free":
+            tokenizer = self._encoder.tokenizer if self._encoder is not None else self._tokenizer_source()
+            retriever = SparseRetriever(self.backend, self.index, mode="inference-free", tokenizer=tokenizer,
+                                        query_top_k=self.query_top_k)
+            started = time.perf_counter()
+            features = retriever.refresh_document_frequencies()
+            setup = time.perf_counter() - started
+            logger.info("document frequencies of %d features refreshed in %.1fs (untimed)", features, setup)
+        else:
+            retriever = SparseRetriever(self.backend, self.index, encoder=self.encoder, mode="llm",
+                                        query_top_k=self.query_top_k)
+            setup = 0.0
+        hybrid = self.hybrid if system == "hybrid" else False
+
+        def sparse(text: str, k: int) -> list[tuple[str, float]]:
+            return [(h.id, h.score) for h in retriever.search(text, k=k, hybrid=hybrid)]
+
+        return sparse, setup
+
+    def _tokenizer_source(self) -> str:
+        """What ``load_tokenizer`` reads for inference-free mode: the adapter folder when it is a saved encoder."""
+        if self.adapter and (Path(self.adapter) / "echo_splade.json").is_file():
+            return self.adapter
+        return str(self.model)
+
+    # -- configuration ----------------------------------------------------------------------
+    def _config(self, dataset: EvalDataset, drop_self: bool, errors: dict, setup_seconds: dict) -> dict:
+        import dataclasses
+
+        from echo_splade.mappings import read_index_meta
+
+        backend = self.backend
+        meta = read_index_meta(backend, self.index)
+        aliases = backend.get_aliases(self.index)
+        physical = sorted(aliases) if aliases else [self.index]
+        mapping = backend.get_mapping(self.index)
+        analyzers = {}
+        for body in mapping.values():
+            props = body.get("mappings", {}).get("properties", {})
+            for field in self.hybrid.fields:
+                if field in props:
+                    analyzers[field] = props[field].get("analyzer", "standard")
+        config: dict[str, Any] = {
+            "dataset": str(dataset.path),
+            "dataset_name": dataset.name,
+            "split": dataset.split,
+            "num_queries": len(dataset),
+            "index": self.index,
+            "physical_index": physical,
+            "num_docs": backend.count(self.index),
+            "engine": backend.version_string,
+            "analyzer": analyzers,
+            "bm25": {"query": self.hybrid.bm25_clause("<query text>"), "similarity": "BM25 (k1=1.2, b=0.75, engine default)"},
+            "model": self.model,
+            "adapter": self.adapter,
+            "model_rev": None,
+            "index_model": meta.get("model"),
+            "index_model_rev": meta.get("model_rev"),
+            "templates": meta.get("echo_templates"),
+            "pruning": {
+                "query_top_k": self.query_top_k,
+                "doc_top_k": self._doc_top_k(),
+            },
+            "hybrid": dataclasses.asdict(self.hybrid),
+            "depth": self.depth,
+            "self_hits": {"mode": self.self_hits, "dropped": drop_self},
+            "systems": list(self.systems),
+            "failed_queries": errors,
+            "untimed_setup_seconds": setup_seconds,
+            "latency": "p50 of client-side wall time per query (query encoding + request + response)",
+            "metrics_library": f"ranx {_version('ranx')}",
+            "echo_splade": _version("echo-splade"),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        if self._encoder is not None:
+            enc = self._encoder
+            config["model"] = config["model"] or enc.model_id
+            config["model_rev"] = enc.model_rev
+            config["encoder_config"] = dict(enc.config)
+            from echo_splade.mappings import IndexSpec
+
+            config["templates"] = config["templates"] or IndexSpec.from_encoder(self.index, enc).echo_templates
+        if self.ingest_report is not None:
+            config["ingest"] = self.ingest_report.to_dict()
+        return config
+
+    def _doc_top_k(self) -> Optional[int]:
+        if self.doc_top_k is not None:
+            return self.doc_top_k
+        from echo_splade.ingest import DEFAULT_DOC_TOP_K
+
+        return DEFAULT_DOC_TOP_K if self.ingest_report is not None else None
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"

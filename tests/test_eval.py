@@ -1,0 +1,166 @@
+"""`echo-splade eval` on a tiny BEIR folder against the real node (tiny-mistral), plus its offline parts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from echo_splade.cli import cli
+from echo_splade.integration import METRICS, SYSTEMS, EvalDataset, EvalReport, Evaluator
+
+# Ten documents on unrelated topics; each "easy" query repeats its document's rare words,
+# so BM25 must rank it first. "arg-*" documents are also queries (ArguAna style): each one's
+# relevant document is its counter-argument, which shares many of its words.
+DOCS = {
+    "volcano": ("Volcanic eruptions", "Magma rises through the crust and erupts as lava, ash and volcanic gas."),
+    "sourdough": ("Sourdough starter", "A sourdough starter ferments flour and water with wild yeast and lactobacilli."),
+    "penguins": ("Emperor penguins", "Emperor penguins huddle through the Antarctic winter while males incubate eggs."),
+    "compiler": ("Compilers", "A compiler translates source code into machine instructions after parsing and optimisation."),
+    "tulips": ("Tulip mania", "Dutch tulip bulbs reached absurd prices in 1637 before the speculative bubble burst."),
+    "glacier": ("Glaciers", "Glaciers carve valleys as compacted snow turns into flowing ice under its own weight."),
+    "arg-school-uniforms": ("", "School uniforms reduce bullying because pupils cannot compete over expensive clothes."),
+    "counter-school-uniforms": ("", "Bullying over clothes continues despite school uniforms; pupils compete over expensive shoes and bags."),
+    "arg-nuclear-power": ("", "Nuclear power stations emit almost no carbon and keep the lights on when wind is calm."),
+    "counter-nuclear-power": ("", "Nuclear power stations are slow to build, so carbon savings arrive too late; storage can cover calm wind."),
+}
+EASY = {
+    "q1": ("magma lava eruption volcanic ash", "volcano"),
+    "q2": ("sourdough starter wild yeast lactobacilli", "sourdough"),
+    "q3": ("emperor penguins antarctic huddle", "penguins"),
+    "q4": ("compiler parsing machine instructions", "compiler"),
+    "q5": ("tulip bulbs speculative bubble 1637", "tulips"),
+    "q6": ("glaciers carve valleys ice", "glacier"),
+}
+ARGS = {"arg-school-uniforms": "counter-school-uniforms", "arg-nuclear-power": "counter-nuclear-power"}
+
+
+@pytest.fixture(scope="module")
+def beir_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tinybeir")
+    with open(root / "corpus.jsonl", "w") as fh:
+        for doc_id, (title, text) in DOCS.items():
+            fh.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    with open(root / "queries.jsonl", "w") as fh:
+        for qid, (text, _) in EASY.items():
+            fh.write(json.dumps({"_id": qid, "text": text}) + "\n")
+        for qid in ARGS:
+            fh.write(json.dumps({"_id": qid, "text": DOCS[qid][1]}) + "\n")
+    (root / "qrels").mkdir()
+    with open(root / "qrels" / "test.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for qid, (_, doc_id) in EASY.items():
+            fh.write(f"{qid}\t{doc_id}\t1\n")
+    with open(root / "qrels" / "args.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for qid, doc_id in ARGS.items():
+            fh.write(f"{qid}\t{doc_id}\t1\n")
+    return root
+
+
+# -- offline -------------------------------------------------------------------------------------
+def test_dataset_reads_judged_queries_only(beir_dir):
+    data = EvalDataset(beir_dir, split="test")
+    assert list(data.queries) == list(EASY)
+    assert data.qrels["q3"] == {"penguins": 1}
+    assert len(EvalDataset(beir_dir, split="test", max_queries=2)) == 2
+    assert not data.detect_self_hits()
+    assert EvalDataset(beir_dir, split="args").detect_self_hits()
+
+
+def test_dataset_errors_name_the_problem(beir_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no qrels for split 'dev'.*available splits: \['args', 'test'\]"):
+        EvalDataset(beir_dir, split="dev")
+    with pytest.raises(FileNotFoundError, match="corpus.jsonl is missing"):
+        EvalDataset(tmp_path)
+    with pytest.raises(ValueError, match="max_queries must be >= 1"):
+        EvalDataset(beir_dir, max_queries=0)
+
+
+def test_cranfield_style_shared_ids_are_not_self_hits(tmp_path):
+    """Query ids that are also doc ids (Cranfield numbers both from 1) do not trigger self-hit removal."""
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": str(i), "title": "", "text": f"document number {i} about wings"}) + "\n" for i in range(1, 4)))
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "1", "text": "what about wings"}) + "\n")
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\t2\t1\n")
+    assert not EvalDataset(tmp_path).detect_self_hits()
+
+
+def test_evaluator_validates_its_options():
+    with pytest.raises(ValueError, match="systems must be a non-empty selection of"):
+        Evaluator(None, "x", systems=["bm25", "splade"])
+    with pytest.raises(ValueError, match="self_hits must be one of"):
+        Evaluator(None, "x", systems=["bm25"], self_hits="maybe")
+    with pytest.raises(ValueError, match="depth must be an integer >= 10"):
+        Evaluator(None, "x", systems=["bm25"], depth=5)
+    assert Evaluator(None, "x", systems=["bm25"]).model is None  # BM25 alone needs no model
+
+
+def test_report_table_and_plot(tmp_path):
+    report = EvalReport(
+        systems={"bm25": {"ndcg@10": 0.67, "recall@100": 0.9, "mrr@10": 0.63, "p50_ms": 4.0},
+                 "hybrid": {"ndcg@10": 0.7, "recall@100": 0.93, "mrr@10": 0.66, "p50_ms": 45.0}},
+        config={"dataset_name": "x", "split": "test", "num_queries": 3, "model": "m"},
+    )
+    table = report.format_table().splitlines()
+    assert table[0].split() == ["system", *METRICS, "p50_ms"]
+    assert table[2].split() == ["bm25", "0.6700", "0.9000", "0.6300", "4.0"]
+    png = report.save_plot(tmp_path / "plot.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert EvalReport.load(report.save(tmp_path / "r.json")).to_dict() == report.to_dict()
+
+
+# -- against the real node -------------------------------------------------------------------------
+def test_eval_cli_all_systems(beir_dir, index_name, connection, tmp_path):
+    """Provision + ingest (tiny-mistral) through the CLI, then every system; exact report keys."""
+    report_path, plot_path = tmp_path / "report.json", tmp_path / "plot.png"
+    result = CliRunner().invoke(cli, [
+        "eval", "--dataset", str(beir_dir), "--index", index_name, "--model", "tiny-mistral",
+        "--report", str(report_path), "--plot", str(plot_path), "--no-progress", "--url", connection.urls[0],
+    ], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert set(report) == {"systems", "config"}
+    assert list(report["systems"]) == list(SYSTEMS)
+    for name, figures in report["systems"].items():
+        assert set(figures) == {"ndcg@10", "recall@100", "mrr@10", "p50_ms"}, name
+        assert all(0.0 <= figures[m] <= 1.0 for m in METRICS), (name, figures)
+        assert figures["p50_ms"] > 0 and math.isfinite(figures["p50_ms"])
+    # every easy query names its document's rare words: BM25 must put it first
+    assert report["systems"]["bm25"] == {**report["systems"]["bm25"], "ndcg@10": 1.0, "mrr@10": 1.0, "recall@100": 1.0}
+    config = report["config"]
+    assert config["model"] == "tiny-mistral" and config["model_rev"] == config["index_model_rev"]
+    assert config["analyzer"] == {"title": "english", "text": "english"}
+    assert config["engine"].startswith(("opensearch", "elasticsearch"))
+    assert config["num_queries"] == len(EASY) and config["self_hits"]["dropped"] is False
+    assert config["ingest"]["indexed"] == len(DOCS)
+    assert config["templates"]["query_prefix"] == "Query:"
+    assert plot_path.read_bytes()[:4] == b"\x89PNG"
+    for name in SYSTEMS:
+        assert name in result.output
+
+
+def test_self_hits_are_dropped_the_arguana_way(beir_dir, index_name, connection, tiny_model):
+    data = EvalDataset(beir_dir, split="args")
+    evaluator = Evaluator(connection, index_name, systems=["bm25"], model="tiny-mistral")
+    try:
+        assert evaluator.ensure_index(data) is True
+        assert evaluator.ensure_index(data) is False  # exists now: used as is
+        dropped = evaluator.evaluate(data)
+        kept = Evaluator(connection, index_name, systems=["bm25"], self_hits="keep").evaluate(data)
+        # a different encoder (other query template -> other model_rev) is refused on this index
+        from echo_splade.encoder import EchoSpladeEncoder
+
+        other = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", query_prefix="Question:")
+        with pytest.raises(ValueError, match="holds vectors of model 'tiny-mistral'"):
+            Evaluator(connection, index_name, systems=["sparse"], encoder=other).ensure_index(data)
+    finally:
+        evaluator.close()
+    assert dropped.config["self_hits"] == {"mode": "auto", "dropped": True}
+    # the query's own text ranks first when kept; removing it puts the counter-argument first
+    assert dropped.systems["bm25"]["mrr@10"] == 1.0
+    assert kept.systems["bm25"]["mrr@10"] == 0.5
+    assert kept.config["self_hits"] == {"mode": "keep", "dropped": False}
