@@ -1,12 +1,113 @@
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ._options import connection_options, run_guarded
 
 
 @click.command("ingest")
+@click.option("--corpus", required=True, type=click.Path(exists=True),
+              help="BEIR folder (corpus.jsonl), JSONL file, or Parquet file/folder.")
+@click.option("--index", required=True, help="Index (alias) to write to; provisioned when missing.")
+@click.option("--model", default="smollm2-135m", show_default=True,
+              help="Encoder: short name, HF directory, or a directory written by `echo-splade train`.")
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter directory.")
+@click.option("--format", "corpus_format", type=click.Choice(["auto", "beir", "jsonl", "parquet"]), default="auto",
+              show_default=True, help="Corpus format (auto: by path).")
+@click.option("--id-field", default="_id", show_default=True, help="Id field (JSONL/Parquet).")
+@click.option("--title-field", default="title", show_default=True, help="Title field (may be absent).")
+@click.option("--text-field", default="text", show_default=True, help="Text field.")
+@click.option("--resume", is_flag=True,
+              help="Skip documents already in the index with the same model_rev (finish an interrupted run).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write the run summary as JSON here (also when the run fails).")
+@click.option("--dead-letter", "dead_letter_path", type=click.Path(dir_okay=False),
+              help="Dead-letter JSONL file. [default: <report>.dead-letter.jsonl beside --report, "
+                   "else ./<index>.dead-letter.jsonl]")
+@click.option("--doc-top-k", type=click.IntRange(min=0), default=256, show_default=True,
+              help="Keep the N largest weights per document (0: all). An untrained model gives almost every "
+                   "vocabulary entry a weight, so keep this bounded.")
+@click.option("--min-weight", type=click.FloatRange(min=0), help="Drop weights below this.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Documents per encoder call.")
+@click.option("--max-length", type=click.IntRange(min=2), help="Model input limit per window [default: the model's].")
+@click.option("--actors", type=click.IntRange(min=1),
+              help="Encoder actors [default: one per GPU; on CPU one per 8 CPUs].")
+@click.option("--threads", "torch_threads", type=click.IntRange(min=1),
+              help="Torch threads per CPU encoder actor [default: CPUs / actors].")
+@click.option("--writers", type=click.IntRange(min=1), default=2, show_default=True, help="Bulk-writer actors.")
+@click.option("--chunk-docs", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Documents per bulk request (at most).")
+@click.option("--chunk-mb", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
+              help="Megabytes per bulk request (at most).")
+@click.option("--max-retries", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Retries of a bulk request on 429/502/503/504 or an unreachable cluster.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when Ray has GPUs]")
+@click.option("--ray-address", help="Existing Ray cluster ('auto' or ray://host:10001). [default: a local one]")
+@click.option("--no-provision", is_flag=True, help="Do not create or check the index; it must exist.")
+@click.option("--limit", type=click.IntRange(min=0), help="Read only the first N records (a trial run).")
 @connection_options
-def command(conn) -> None:
-    """(not implemented yet)"""
-    raise click.ClickException("'echo-splade ingest' is not implemented yet")
+def command(conn, corpus, index, model, adapter, corpus_format, id_field, title_field, text_field, resume,
+            report_path, dead_letter_path, doc_top_k, min_weight, batch_size, max_length, actors, torch_threads,
+            writers, chunk_docs, chunk_mb, max_retries, device, ray_address, no_provision, limit) -> None:
+    """Encode a corpus and bulk-index it as rank_features (Ray; resumable; bad records to a dead-letter file).
+
+    Each document is indexed under its corpus id, so running again overwrites instead of duplicating;
+    --resume skips what is already there. Exits non-zero when the cluster stays unreachable:
+    run the same command again with --resume to finish.
+    """
+    from echo_splade.ingest import IngestJob
+
+    def build() -> IngestJob:
+        return IngestJob(
+            corpus, index, conn, model=model, adapter=adapter, max_length=max_length, device=device,
+            torch_threads=torch_threads, corpus_format=corpus_format, id_field=id_field, title_field=title_field,
+            text_field=text_field, resume=resume, provision=not no_provision, doc_top_k=doc_top_k or None,
+            min_weight=min_weight, batch_size=batch_size, actors=actors, writers=writers,
+            writer_options={"max_chunk_docs": chunk_docs, "max_chunk_bytes": int(chunk_mb * 1024 * 1024),
+                            "max_retries": max_retries},
+            ray_address=ray_address, report_path=report_path, dead_letter_path=dead_letter_path, limit=limit,
+        )
+
+    job = run_guarded(build)
+    bar = _progress_bar(job, limit)
+    try:
+        report = run_guarded(lambda: job.run(progress=bar.update_from if bar else None))
+    finally:
+        if bar is not None:
+            bar.close()
+        if job.report is not None and job.report.status != "completed":
+            click.echo(job.report.summary(), err=True)
+            click.echo(f"dead letters: {job.dead_letter_path}", err=True)
+    click.echo(report.summary())
+    if report.dead_lettered:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.dead_letter_reasons.items()))
+        click.echo(f"dead-lettered {report.dead_lettered} ({reasons}): {job.dead_letter_path}")
+    if report_path:
+        click.echo(f"report: {report_path}")
+
+
+class _Bar:
+    """A tqdm bar fed with the job's live report."""
+
+    def __init__(self, total):
+        from tqdm import tqdm
+
+        self.tqdm = tqdm(total=total, unit="doc", dynamic_ncols=True, smoothing=0.1, file=sys.stderr)
+
+    def update_from(self, report) -> None:
+        self.tqdm.update(report.read - self.tqdm.n)
+        self.tqdm.set_postfix(indexed=report.indexed, skipped=report.skipped, dead=report.dead_lettered,
+                              refresh=False)
+
+    def close(self) -> None:
+        self.tqdm.close()
+
+
+def _progress_bar(job, limit):
+    if not sys.stderr.isatty():
+        return None
+    total = job.reader.count_hint()
+    return _Bar(min(total, limit) if limit is not None else total)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Optional
+
+from ._backoff import Backoff
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EncodeBatch", "document_text"]
+
+
+def document_text(title: str, text: str) -> str:
+    """The text a document is encoded from: ``title`` and ``text`` on two lines (either may be empty)."""
+    title, text = title.strip(), text.strip()
+    return f"{title}\n{text}" if title and text else (title or text)
+
+
+class EncodeBatch:
+    """Ray Data callable class: encode a batch of corpus records into index documents.
+
+    One instance per actor; the encoder is loaded once, in ``__init__``. Each
+    call takes an Arrow batch of reader records (see ``RECORD_FIELDS``) and
+    returns one row per input row, without ``title``/``text``, plus
+
+    - ``status``: ``"encoded"`` (``doc`` holds the document source as JSON:
+      ``doc_id, title, text, sparse, model, model_rev``), ``"skipped"``
+      (``resume`` found it in the index with the same ``model_rev``) or
+      ``"dead"`` (``reason`` says why: a bad record from the reader, or
+      ``encoding_failed``);
+    - ``doc``: the serialised source, ``""`` unless encoded.
+
+    Args:
+        model, adapter, device, batch_size, max_length: passed to ``EchoSpladeEncoder.from_pretrained``.
+        doc_top_k, min_weight: document pruning (``encode_documents(top_k=, min_weight=)``).
+        resume: ``{"connection": ConnectionConfig, "index": name}`` to skip documents already
+            in that index with this encoder's ``model_rev`` (checked per batch with ``_mget``).
+        torch_threads: CPU threads for torch in this actor (``None``: leave as is).
+        encoder_options: further ``from_pretrained`` options (``truncate``, ``window_stride``, ...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        adapter: Optional[str] = None,
+        device: Optional[str] = None,
+        batch_size: int = 16,
+        max_length: Optional[int] = None,
+        doc_top_k: Optional[int] = None,
+        min_weight: Optional[float] = None,
+        resume: Optional[dict] = None,
+        torch_threads: Optional[int] = None,
+        encoder_options: Optional[dict] = None,
+    ) -> None:
+        from echo_splade.encoder import EchoSpladeEncoder
+        from echo_splade.mappings import FLOAT_MIN_NORMAL
+
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(int(torch_threads))
+        self.encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, batch_size=batch_size,
+                                                         max_length=max_length, **(encoder_options or {}))
+        self.doc_top_k = doc_top_k
+        # Lucene rejects feature weights below Float.MIN_NORMAL: prune them rather than fail the document.
+        self.min_weight = max(min_weight or 0.0, FLOAT_MIN_NORMAL)
+        self.model_id = self.encoder.model_id
+        self.model_rev = self.encoder.model_rev
+        self._resume_index = None
+        self._backend = None
+        if resume:
+            from echo_splade.client import connect
+
+            self._backend = connect(resume["connection"])
+            self._resume_index = resume["index"]
+        self._backoff = Backoff()
+        logger.info("encoder ready: %r (model_rev %s)", self.encoder, self.model_rev)
+
+    def _already_indexed(self, ids: list[str]) -> set[str]:
+        """Ids present in the resume index with this encoder's ``model_rev``."""
+        if not ids or self._backend is None:
+            return set()
+        response = self._backoff.call(lambda: self._backend.request(
+            "POST", f"/{self._resume_index}/_mget", body={"ids": ids}, params={"_source_includes": "model_rev"},
+        ), what="resume check (_mget)")
+        return {d["_id"] for d in response.get("docs", [])
+                if d.get("found") and (d.get("_source") or {}).get("model_rev") == self.model_rev}
+
+    def _source(self, row: dict, vector: Any) -> str:
+        from echo_splade.mappings import sparse_to_features
+
+        source = {"doc_id": row["doc_id"], "title": row["title"], "text": row["text"],
+                  "sparse": sparse_to_features(self.encoder.tokens(vector)),
+                  "model": self.model_id, "model_rev": self.model_rev}
+        return json.dumps(source, ensure_ascii=False, separators=(",", ":"))
+
+    def _encode(self, rows: list[dict]) -> list[tuple[str, str]]:
+        """``(doc JSON, "")`` or ``("", error)`` per row; a failing batch is retried one document at a time."""
+        texts = [document_text(r["title"], r["text"]) for r in rows]
+        try:
+            vectors = self.encoder.encode_documents(texts, top_k=self.doc_top_k, min_weight=self.min_weight)
+            return [(self._source(r, v), "") for r, v in zip(rows, vectors)]
+        except (ValueError, RuntimeError) as exc:
+            if len(rows) == 1:
+                return [("", f"{type(exc).__name__}: {exc}")]
+            logger.warning("encoding a batch of %d failed (%s); encoding one by one", len(rows), exc)
+            return [self._encode([r])[0] for r in rows]
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        rows = batch.to_pylist()
+        good = [i for i, r in enumerate(rows) if not r["reason"]]
+        skip = self._already_indexed([rows[i]["doc_id"] for i in good])
+        todo = [i for i in good if rows[i]["doc_id"] not in skip]
+        status = ["dead"] * len(rows)
+        docs = [""] * len(rows)
+        for i in good:
+            if rows[i]["doc_id"] in skip:
+                status[i] = "skipped"
+        if todo:
+            for i, (doc, error) in zip(todo, self._encode([rows[i] for i in todo])):
+                if error:
+                    rows[i]["reason"], rows[i]["detail"] = "encoding_failed", error
+                else:
+                    status[i], docs[i] = "encoded", doc
+        out = batch.drop_columns(["title", "text", "reason", "detail"])
+        out = out.append_column("reason", pa.array([r["reason"] for r in rows], pa.string()))
+        out = out.append_column("detail", pa.array([r["detail"] for r in rows], pa.string()))
+        out = out.append_column("status", pa.array(status, pa.string()))
+        return out.append_column("doc", pa.array(docs, pa.string()))

@@ -1,0 +1,356 @@
+from __future__ import annotations
+
+import logging
+import os
+import time
+import types
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from echo_splade.client import ClusterError, ConnectionConfig, connect
+
+from ._corpus_datasource import CorpusDatasource
+from ._corpus_reader import CorpusFormat, CorpusReader
+from ._dead_letter import DeadLetter
+from ._encode_batch import EncodeBatch
+from ._ingest_report import IngestReport
+from ._write_batch import WriteBatch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["IngestJob", "DEFAULT_DOC_TOP_K", "DEFAULT_INGEST_MODEL"]
+
+DEFAULT_INGEST_MODEL = "smollm2-135m"
+#: Default document pruning: an untrained SPLADE head gives ~every vocabulary entry a weight > 0,
+#: so keep the 256 largest (a trained model usually has fewer non-zeros and is unaffected).
+DEFAULT_DOC_TOP_K = 256
+# Logical CPUs reserved for the reader task and for each bulk-writer actor (they mostly wait on I/O).
+_AUX_CPUS = 0.25
+
+
+def _model_info(model: str, adapter: Optional[str], device: Optional[str], options: dict) -> dict:
+    """Load the encoder once on a worker and return what provisioning needs (runs as a Ray task)."""
+    from echo_splade.encoder import EchoSpladeEncoder
+
+    encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, **options)
+    return {"model_id": encoder.model_id, "model_rev": encoder.model_rev, "config": encoder.config}
+
+
+def _find_cause(exc: BaseException, kind: type) -> Optional[BaseException]:
+    """The first exception of ``kind`` in ``exc``'s cause/context chain (Ray wraps actor errors)."""
+    seen: set[int] = set()
+    stack: list[Optional[BaseException]] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return current
+        stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
+    return None
+
+
+class IngestJob:
+    """Encode a corpus with Echo-SPLADE and bulk-index it, exactly once per id, on Ray Data.
+
+    Pipeline: :class:`CorpusReader` (one streaming read task; bad records marked)
+    -> :class:`EncodeBatch` on a pool of ``actors`` actors (the encoder loaded once
+    per actor; ``num_gpus=1`` each when the Ray cluster has GPUs, CPU actors
+    otherwise; with ``resume``, ids already indexed with the same ``model_rev``
+    are skipped per batch) -> :class:`WriteBatch` on a pool of ``writers``
+    actors with their own clients (so encoding never waits on bulk requests)
+    -> the driver, which counts, writes the dead-letter file and reports progress.
+
+    The index is provisioned (``echo_splade.mappings.provision``) when missing,
+    or checked for compatibility with the encoder when present; with
+    ``provision=False`` it must exist and is used as is. Bulk-load settings
+    (refresh off, no replicas) hold for the run and are restored at the end,
+    also on failure or Ctrl-C; then the index is refreshed.
+
+    Args:
+        corpus: a BEIR folder, JSONL file or Parquet file/folder (see :class:`CorpusReader`).
+        index: the index (alias) name.
+        connection: how to reach the cluster; every writer actor opens its own client.
+        model, adapter, max_length, device: the encoder (``EchoSpladeEncoder.from_pretrained``).
+            ``device=None``: CUDA actors when the Ray cluster has GPUs, else CPU.
+        encoder_options: further ``from_pretrained`` options (e.g. ``{"truncate": True}``).
+        torch_threads: torch CPU threads per CPU encoder actor (default: the CPUs divided among the
+            actors; on a machine shared with other busy processes, 1 is often much faster).
+        corpus_format, id_field, title_field, text_field: see :class:`CorpusReader`.
+        resume: skip documents already indexed with this encoder's ``model_rev``.
+        provision: create the index when missing (``False``: it must exist).
+        doc_top_k: keep the ``doc_top_k`` largest weights per document (``None``: all).
+        min_weight: drop weights below this.
+        batch_size: documents per encoder call (and per forward pass).
+        actors: encoder actors (default: one per GPU; on CPU one per 8 CPUs, at least 1).
+        writers: bulk-writer actors.
+        writer_options: :class:`BulkWriter` keyword arguments (``max_chunk_docs``, ``max_chunk_bytes``,
+            ``max_retries``, ``initial_backoff``, ``max_backoff``).
+        ray_address: an existing Ray cluster (``"auto"`` or ``"ray://host:10001"``); ``None``
+            starts a local one with this machine's CPUs unless Ray is already initialised.
+        report_path: write the :class:`IngestReport` there as JSON (also on failure).
+        dead_letter_path: the dead-letter JSONL file (default: beside the report,
+            ``<report stem>.dead-letter.jsonl``, else ``<index>.dead-letter.jsonl`` in the working directory).
+        limit: read only the first ``limit`` records (a trial run).
+    """
+
+    def __init__(
+        self,
+        corpus: Union[str, os.PathLike],
+        index: str,
+        connection: Optional[ConnectionConfig] = None,
+        *,
+        model: str = DEFAULT_INGEST_MODEL,
+        adapter: Optional[str] = None,
+        max_length: Optional[int] = None,
+        device: Optional[str] = None,
+        encoder_options: Optional[dict] = None,
+        torch_threads: Optional[int] = None,
+        corpus_format: CorpusFormat = "auto",
+        id_field: str = "_id",
+        title_field: str = "title",
+        text_field: str = "text",
+        resume: bool = False,
+        provision: bool = True,
+        doc_top_k: Optional[int] = DEFAULT_DOC_TOP_K,
+        min_weight: Optional[float] = None,
+        batch_size: int = 32,
+        actors: Optional[int] = None,
+        writers: int = 2,
+        writer_options: Optional[dict] = None,
+        ray_address: Optional[str] = None,
+        report_path: Optional[Union[str, os.PathLike]] = None,
+        dead_letter_path: Optional[Union[str, os.PathLike]] = None,
+        limit: Optional[int] = None,
+        block_rows: int = 1000,
+    ) -> None:
+        for name, value, low in (("batch_size", batch_size, 1), ("writers", writers, 1), ("block_rows", block_rows, 1)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if torch_threads is not None and (not isinstance(torch_threads, int) or torch_threads < 1):
+            raise ValueError(f"torch_threads must be an integer >= 1 or None, got {torch_threads!r}")
+        if actors is not None and (not isinstance(actors, int) or actors < 1):
+            raise ValueError(f"actors must be an integer >= 1 or None, got {actors!r}")
+        if doc_top_k is not None and (not isinstance(doc_top_k, int) or doc_top_k < 1):
+            raise ValueError(f"doc_top_k must be an integer >= 1 or None, got {doc_top_k!r}")
+        if min_weight is not None and not min_weight >= 0:
+            raise ValueError(f"min_weight must be >= 0, got {min_weight!r}")
+        if device not in (None, "cpu", "cuda"):
+            raise ValueError(f"device must be one of (None, 'cpu', 'cuda'), got {device!r}")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        if not index:
+            raise ValueError("index must be a non-empty name")
+        self.reader = CorpusReader(corpus, format=corpus_format, id_field=id_field, title_field=title_field,
+                                   text_field=text_field, batch_size=block_rows)
+        self.index = index
+        self.connection = connection or ConnectionConfig()
+        self.model = str(model)
+        self.adapter = str(adapter) if adapter else None
+        self.max_length = max_length
+        self.device = device
+        self.encoder_options = dict(encoder_options or {})
+        self.torch_threads = torch_threads
+        self.resume = resume
+        self.provision = provision
+        self.doc_top_k = doc_top_k
+        self.min_weight = min_weight
+        self.batch_size = batch_size
+        self.actors = actors
+        self.writers = writers
+        self.writer_options = dict(writer_options or {})
+        self.ray_address = ray_address
+        self.report_path = Path(report_path) if report_path else None
+        if dead_letter_path:
+            self.dead_letter_path = Path(dead_letter_path)
+        elif self.report_path is not None:
+            self.dead_letter_path = self.report_path.with_name(self.report_path.stem + ".dead-letter.jsonl")
+        else:
+            self.dead_letter_path = Path(f"{index}.dead-letter.jsonl")
+        self.limit = limit
+        self.block_rows = block_rows
+        #: The report of the last (or current) :meth:`run`.
+        self.report: Optional[IngestReport] = None
+
+    def __repr__(self) -> str:
+        return (f"IngestJob(corpus={str(self.reader.path)!r}, index={self.index!r}, model={self.model!r}, "
+                f"resume={self.resume}, connection={self.connection.describe()!r})")
+
+    # -- Ray -------------------------------------------------------------------------
+    def _start_ray(self) -> bool:
+        """Connect to / start Ray; ``True`` when this job started it (and shuts it down)."""
+        import ray
+
+        if ray.is_initialized():
+            return False
+        if self.ray_address:
+            ray.init(address=self.ray_address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            memory = int(min(2 << 30, max(256 << 20, 0.1 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))))
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=memory,
+                     logging_level=logging.WARNING, log_to_driver=False)
+        return True
+
+    def _encoder_resources(self) -> tuple[int, dict, Optional[str], Optional[int]]:
+        """``(actors, ray resources per actor, device, torch threads)`` for the cluster Ray runs on."""
+        import ray
+
+        resources = ray.cluster_resources()
+        cpus, gpus = float(resources.get("CPU", 1)), int(resources.get("GPU", 0))
+        if self.device == "cuda" and gpus < 1:
+            raise ValueError("device 'cuda' was asked for, but the Ray cluster has no GPU")
+        spare = cpus - _AUX_CPUS * (self.writers + 1)
+        if gpus >= 1 and self.device != "cpu":
+            actors = self.actors or gpus
+            if actors > gpus:
+                raise ValueError(f"actors={actors} GPU actors were asked for, but the Ray cluster has {gpus} GPU(s)")
+            if spare < actors:
+                raise ValueError(f"{actors} GPU actors need {actors} CPUs besides the writers; the cluster has {cpus:g}")
+            return actors, {"num_gpus": 1, "num_cpus": 1}, "cuda", None
+        actors = self.actors or max(1, int(cpus) // 8)
+        if spare / actors < 0.5:
+            raise ValueError(f"{actors} CPU encoder actors and {self.writers} writers do not fit in the "
+                             f"{cpus:g} CPUs of the Ray cluster; lower --actors")
+        threads = self.torch_threads or max(1, int(cpus) // actors)
+        return actors, {"num_cpus": min(float(threads), spare / actors)}, "cpu", threads
+
+    def _model_info(self, resources: dict, device: Optional[str]) -> Any:
+        """The encoder's ``model_id``, ``model_rev`` and ``config``, loaded where an encoder actor would run."""
+        import ray
+
+        remote = ray.remote(_model_info).options(**resources)
+        options = {**self.encoder_options, "max_length": self.max_length}
+        info = ray.get(remote.remote(self.model, self.adapter, device, options))
+        return types.SimpleNamespace(**info)
+
+    # -- index ---------------------------------------------------------------------------
+    def _prepare_index(self, backend: Any, info: Any) -> None:
+        from echo_splade.mappings import IndexSpec, provision
+
+        if not self.provision:
+            if not backend.exists(self.index):
+                raise ValueError(f"index {self.index} does not exist and provisioning is off (--no-provision): "
+                                 f"create it first (`echo-splade provision --index {self.index}`)")
+            return
+        plan = provision(backend, IndexSpec.from_encoder(self.index, info))
+        logger.info("index %s: %s", self.index, plan.summary())
+
+    # -- the run -----------------------------------------------------------------------
+    def _dataset(self, actors: int, resources: dict, device: Optional[str], threads: Optional[int]):
+        import ray
+        from ray.data import ActorPoolStrategy
+        from ray.data.context import DataContext
+
+        context = DataContext.get_current()
+        context.enable_progress_bars = False
+        context.enable_operator_progress_bars = False
+        context.print_on_execution_start = False
+        context.enable_auto_log_stats = False
+        context.raise_original_map_exception = True
+        # The corpus path is the driver's: read it on the driver's node.
+        here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
+        source = CorpusDatasource(self.reader, block_rows=self.block_rows, limit=self.limit)
+        ds = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=_AUX_CPUS, label_selector=here)
+        encode_kwargs = dict(model=self.model, adapter=self.adapter, device=device, batch_size=self.batch_size,
+                             max_length=self.max_length, doc_top_k=self.doc_top_k, min_weight=self.min_weight,
+                             torch_threads=threads, encoder_options=self.encoder_options,
+                             resume={"connection": self.connection, "index": self.index} if self.resume else None)
+        ds = ds.map_batches(EncodeBatch, fn_constructor_kwargs=encode_kwargs, batch_size=self.batch_size,
+                            batch_format="pyarrow", compute=ActorPoolStrategy(size=actors), **resources)
+        write_rows = int(self.writer_options.get("max_chunk_docs", 500))
+        return ds.map_batches(WriteBatch, fn_constructor_kwargs=dict(connection=self.connection, index=self.index,
+                                                                     writer_options=self.writer_options),
+                              batch_size=write_rows, batch_format="pyarrow",
+                              compute=ActorPoolStrategy(size=self.writers),
+                              num_cpus=_AUX_CPUS)
+
+    @staticmethod
+    def _account(batch: Any, report: IngestReport, dead: DeadLetter) -> None:
+        cols = batch.to_pydict()
+        for i, status in enumerate(cols["status"]):
+            report.read += 1
+            if status == "encoded":
+                report.encoded += 1
+            if cols["indexed"][i]:
+                report.indexed += 1
+            elif status == "skipped":
+                report.skipped += 1
+            if cols["reason"][i]:
+                where = {k: cols[k][i] for k in ("file", "line", "offset", "row") if cols[k][i] not in (-1, "")}
+                dead.add(cols["reason"][i], doc_id=cols["doc_id"][i], detail=cols["detail"][i],
+                         raw=cols["raw"][i], **where)
+        report.dead_lettered = dead.count
+        report.dead_letter_reasons = dict(dead.counts)
+
+    def run(self, progress: Optional[Callable[[IngestReport], None]] = None) -> IngestReport:
+        """Run the job; return its report (also kept in :attr:`report`).
+
+        ``progress`` is called with the live report after every batch of results
+        (raising from it, e.g. ``KeyboardInterrupt``, stops the job cleanly).
+
+        Raises:
+            ClusterError: the cluster stayed unreachable (after the writers' retries) or refused a
+                request; the message says how many documents were indexed; ``resume=True`` finishes later.
+            ValueError: bad options, corpus layout or an index incompatible with the encoder.
+        """
+        from echo_splade.mappings import bulk_load_settings
+
+        report = self.report = IngestReport(index=self.index, corpus=str(self.reader.path),
+                                            dead_letter_path=str(self.dead_letter_path))
+        started = time.monotonic()
+        started_ray = False
+        dead = DeadLetter(self.dead_letter_path).open()
+        backend = None
+        try:
+            backend = connect(self.connection)
+            started_ray = self._start_ray()
+            actors, resources, device, threads = self._encoder_resources()
+            info = self._model_info(resources, device)
+            report.model, report.model_rev = info.model_id, info.model_rev
+            logger.info("ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",
+                        self.reader.path, self.index, info.model_id, info.model_rev, actors, resources, self.writers)
+            self._prepare_index(backend, info)
+            with bulk_load_settings(backend, self.index):
+                batches = self._dataset(actors, resources, device, threads).iter_batches(
+                    batch_size=None, batch_format="pyarrow")
+                try:
+                    for batch in batches:
+                        self._account(batch, report, dead)
+                        report.seconds = time.monotonic() - started
+                        if progress is not None:
+                            progress(report)
+                finally:
+                    close = getattr(batches, "close", None)
+                    if close is not None:
+                        close()
+            report.status = "completed"
+        except KeyboardInterrupt:
+            report.status, report.error = "interrupted", "interrupted"
+            raise
+        except Exception as exc:
+            report.status = "failed"
+            cause = _find_cause(exc, ClusterError)
+            if cause is not None:
+                message = (f"{cause} -- the job stopped after indexing {report.indexed} document(s); "
+                           f"run it again with --resume to finish")
+                report.error = message
+                raise ClusterError(message, status=cause.status, error_type=cause.error_type,
+                                   reason=cause.reason) from exc
+            report.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            report.seconds = time.monotonic() - started
+            dead.close()
+            report.dead_lettered = dead.count
+            report.dead_letter_reasons = dict(dead.counts)
+            if self.report_path is not None:
+                self.report.write(self.report_path)
+            if backend is not None:
+                backend.close()
+            if started_ray:
+                import ray
+
+                ray.shutdown()
+            logger.info("ingest %s", report.summary())
+        return report
