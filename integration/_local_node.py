@@ -13,6 +13,8 @@ OpenSearch refuses to run as root, so as root the node runs as the unprivileged 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -25,7 +27,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from ._engine_distribution import ENGINES, EngineDistribution
 from ._java_home import JavaHome
@@ -132,6 +134,10 @@ class LocalNode:
         return self.node_dir / "node.pid"
 
     @property
+    def _lock_path(self) -> Path:
+        return self.node_dir.with_name(f".{self.node_dir.name}.lock")
+
+    @property
     def log_file(self) -> Path:
         return self.node_dir / "logs" / f"{CLUSTER_NAME}.log"
 
@@ -149,6 +155,12 @@ class LocalNode:
         if marker.is_file():
             return self.install_dir
         self._check_home_reachable()
+        with _file_lock(self.install_dir.with_name(f".{self.install_dir.name}.lock")):
+            if not marker.is_file():
+                self._install_locked()
+        return self.install_dir
+
+    def _install_locked(self) -> None:
         files = {artifact: artifact.fetch(self.download_dir) for artifact in self.distribution.artifacts()}
         self.install_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.install_dir.parent, prefix=".staging-"))
@@ -172,7 +184,6 @@ class LocalNode:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         logger.info("installed %s %s into %s", self.engine, self.version, self.install_dir)
-        return self.install_dir
 
     def _descriptor(self, module) -> str:
         lines = {
@@ -244,6 +255,11 @@ class LocalNode:
         """
         if wait_for_status not in ("green", "yellow"):
             raise ValueError(f"wait_for_status must be 'green' or 'yellow', got {wait_for_status!r}")
+        self._check_home_reachable()
+        with _file_lock(self._lock_path):  # one start or stop at a time
+            return self._start_locked(timeout, wait_for_status)
+
+    def _start_locked(self, timeout: float, wait_for_status: str) -> bool:
         pid = self.pid
         if pid is not None:
             logger.info("%s already running (pid %s)", self, pid)
@@ -373,14 +389,15 @@ class LocalNode:
     # ------------------------------------------------------------------ stop
     def stop(self, timeout: float = 60.0) -> bool:
         """Stop this node (only the process recorded in its pidfile). Returns False when it was not running."""
-        pid = self.pid
-        if pid is None:
+        with _file_lock(self._lock_path):
+            pid = self.pid
+            if pid is None:
+                self.pid_file.unlink(missing_ok=True)
+                return False
+            logger.info("stopping %s (pid %s)", self, pid)
+            self._terminate(pid, grace=timeout)
             self.pid_file.unlink(missing_ok=True)
-            return False
-        logger.info("stopping %s (pid %s)", self, pid)
-        self._terminate(pid, grace=timeout)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+            return True
 
     def _terminate(self, pid: int, grace: float) -> None:
         try:
@@ -446,6 +463,18 @@ class LocalNode:
     def __exit__(self, *exc: Any) -> None:
         if getattr(self, "_started_here", False):
             self.stop()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing), held for the ``with`` block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _unzip(archive: Path, target: Path) -> Path:

@@ -6,6 +6,7 @@ nodes on other ports with their own homes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -170,11 +171,17 @@ def _get(url: str) -> dict:
 
 @pytest.mark.slow
 def test_own_node_lifecycle_with_settings(own_home):
-    node = LocalNode(port=9296, home=own_home, heap="256m", download_dir=LocalNode().download_dir,
-                     settings={"thread_pool.write.queue_size": 1})
+    def make() -> LocalNode:
+        return LocalNode(port=9296, home=own_home, heap="256m", download_dir=LocalNode().download_dir,
+                         settings={"thread_pool.write.queue_size": 1})
+
+    node = make()
     assert not node.is_running()
     try:
-        assert node.start(timeout=150) is True
+        # two concurrent starts of the same node: exactly one launches a process
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = sorted(pool.map(lambda n: n.start(timeout=150), [node, make()]))
+        assert results == [False, True]
         pid = node.pid
         assert pid is not None and Path(f"/proc/{pid}").exists()
         settings = _get(node.url + "/_nodes/_local/settings?flat_settings=true")
