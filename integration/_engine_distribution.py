@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+from pathlib import Path
 from typing import Literal, Optional
 
 from ._maven_artifact import MavenArtifact
@@ -63,10 +66,23 @@ class EngineDistribution:
 
     @property
     def dir_name(self) -> str:
-        return f"{self.engine}-{self.version}"
+        """``<engine>-<version>-<digest>``: a changed module set installs beside, never over, a running one."""
+        spec = json.dumps(
+            [str(self.server), [(m.name, m.classname, [str(j) for j in m.jars], m.java_sources, m.extended_plugins,
+                                 m.security_policy, _source_digest(m.java_sources)) for m in self.modules]],
+            sort_keys=True,
+        )
+        return f"{self.engine}-{self.version}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
 
     def artifacts(self) -> tuple[MavenArtifact, ...]:
         return (self.server, *(jar for module in self.modules for jar in module.jars))
+
+
+JAVA_SOURCES = Path(__file__).resolve().parent / "java"
+
+
+def _source_digest(names: tuple[str, ...]) -> str:
+    return hashlib.sha1(b"".join((JAVA_SOURCES / name).read_bytes() for name in names)).hexdigest()
 
 
 def _major(version: str) -> int:
@@ -93,10 +109,30 @@ def _opensearch(version: str) -> EngineDistribution:
                 jars=(MavenArtifact(plugin, "mapper-extras-client", version),),
             ),
             ModuleSpec(
+                name="lang-painless",
+                classname="org.opensearch.painless.PainlessPlugin",
+                description="Painless scripting (script_score, update scripts, ...)",
+                jars=(
+                    MavenArtifact(plugin, "lang-painless", version),
+                    # lang-painless's runtime dependencies, at the versions its POM names
+                    MavenArtifact("org.antlr", "antlr4-runtime", "4.13.1"),
+                    *(MavenArtifact("org.ow2.asm", name, "9.7")
+                      for name in ("asm", "asm-util", "asm-tree", "asm-commons", "asm-analysis")),
+                    MavenArtifact(plugin, "opensearch-scripting-painless-spi", version),
+                ),
+                security_policy=(
+                    "grant {\n"
+                    '  permission java.lang.RuntimePermission "createClassLoader";\n'
+                    '  permission java.lang.RuntimePermission "getClassLoader";\n'
+                    "};\n"
+                ),
+            ),
+            ModuleSpec(
                 name="analysis-common",
                 classname="org.opensearch.analysis.common.CommonAnalysisPlugin",
                 description="Adds analyzers, tokenizers and token filters (english, stemmers, ...)",
                 jars=(MavenArtifact(plugin, "analysis-common", version),),
+                extended_plugins=("lang-painless",),
             ),
         ),
         # 2.x still installs a SecurityManager, which Java 24 removed.

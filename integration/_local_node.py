@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-from ._engine_distribution import ENGINES, EngineDistribution
+from ._engine_distribution import ENGINES, JAVA_SOURCES, EngineDistribution
 from ._java_home import JavaHome
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ HOME_ENV = "ECHO_SPLADE_HOME"
 DOWNLOADS_ENV = "ECHO_SPLADE_DOWNLOADS"
 SERVICE_USER = "echo-splade"
 CLUSTER_NAME = "echo-splade"
-JAVA_SOURCES = Path(__file__).resolve().parent / "java"
 
 
 def default_home() -> Path:

@@ -56,6 +56,10 @@ def test_distribution_modules_and_validation():
     names = {m.name: m.classname for m in os_dist.modules}
     assert names["mapper-extras"] == "org.opensearch.index.mapper.MapperExtrasPlugin"
     assert names["analysis-common"] == "org.opensearch.analysis.common.CommonAnalysisPlugin"
+    assert names["lang-painless"] == "org.opensearch.painless.PainlessPlugin"
+    # the install dir names the module set, so a changed set never overwrites a running install
+    assert os_dist.dir_name.startswith("opensearch-2.19.6-") and os_dist.dir_name != EngineDistribution.for_engine(
+        "opensearch", "2.19.5").dir_name
     assert os_dist.java[0] <= 17 <= os_dist.java[1]
     with pytest.raises(ValueError, match="opensearch"):
         EngineDistribution.for_engine("solr")
@@ -114,10 +118,10 @@ def test_status_reports_version_health_and_modules(backend):
     assert info["running"] is True and info["engine"] == "opensearch"
     assert info["version"] == backend.info["version"]["number"]
     assert info["health"] in ("green", "yellow")
-    assert {"mapper-extras", "analysis-common", "transport-netty4"} <= set(info["modules"])
+    assert {"mapper-extras", "analysis-common", "lang-painless", "transport-netty4"} <= set(info["modules"])
     assert info["pid"] is not None, "the test node should be the one `echo-splade cluster start` started"
     text = _cli("cluster", "status", "--port", str(_shared_node_port()))
-    assert "modules: analysis-common, mapper-extras, transport-netty4" in text.output
+    assert "modules: analysis-common, lang-painless, mapper-extras, transport-netty4" in text.output
 
 
 def test_start_is_idempotent_on_the_running_node(backend):
@@ -147,6 +151,16 @@ def test_rank_features_and_english_analysis_work(backend, index_name):
     found = backend.search(index_name, {"query": {"match": {"text": "run cat"}}})["hits"]["hits"]
     assert {h["_id"] for h in found} == {"a", "b"}
     assert health_is_green(backend, index_name)
+
+
+def test_painless_scripts_work(backend, index_name):
+    backend.request("PUT", f"/{index_name}", {"mappings": {"properties": {"n": {"type": "integer"}}}})
+    backend.request("PUT", f"/{index_name}/_doc/1", {"n": 3}, params={"refresh": "true"})
+    backend.request("POST", f"/{index_name}/_update/1", {"script": {"source": "ctx._source.n += params.k", "params": {"k": 2}}},
+                    params={"refresh": "true"})
+    query = {"script_score": {"query": {"match_all": {}}, "script": {"source": "doc['n'].value * 2 + 1"}}}
+    hits = backend.search(index_name, {"query": query})["hits"]["hits"]
+    assert [(h["_id"], h["_score"]) for h in hits] == [("1", 11.0)]
 
 
 def health_is_green(backend, index_name) -> bool:
