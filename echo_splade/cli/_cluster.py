@@ -58,8 +58,17 @@ def command() -> None:
     """Run a real local OpenSearch/Elasticsearch node, assembled from Maven Central.
 
     The node binds 127.0.0.1, runs single-node with its data and logs under --home, and
-    (as root) runs as the unprivileged system user 'echo-splade'. OpenSearch gets the
-    mapper-extras (rank_features) and analysis-common (english analyzer) modules.
+    (as root) runs as the unprivileged system user 'echo-splade'.
+
+    \b
+    OpenSearch (default, port 9200): the integ-test-zip server plus the modules
+      mapper-extras (rank_features), analysis-common (english analyzer) and
+      lang-painless. Java 11..23.
+    Elasticsearch (port 9201): the integ-test-zip server, security off, plus a
+      small root-endpoint module compiled at install (needs javac). sparse_vector
+      works; rank_features does not (its module is not on Maven Central).
+
+    Typical use: `echo-splade cluster start`, `... status`, `... stop`.
     """
 
 
