@@ -10,6 +10,7 @@ import concurrent.futures
 import json
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 import urllib.request
@@ -178,6 +179,13 @@ def own_home():
     shutil.rmtree(home, ignore_errors=True)
 
 
+def _free_port() -> int:
+    """A currently free local port (tests may run in parallel with other checkouts' runs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
@@ -185,8 +193,10 @@ def _get(url: str) -> dict:
 
 @pytest.mark.slow
 def test_own_node_lifecycle_with_settings(own_home):
+    port = _free_port()
+
     def make() -> LocalNode:
-        return LocalNode(port=9296, home=own_home, heap="256m", download_dir=LocalNode().download_dir,
+        return LocalNode(port=port, home=own_home, heap="256m", download_dir=LocalNode().download_dir,
                          settings={"thread_pool.write.queue_size": 1})
 
     node = make()
@@ -200,7 +210,7 @@ def test_own_node_lifecycle_with_settings(own_home):
         assert pid is not None and Path(f"/proc/{pid}").exists()
         settings = _get(node.url + "/_nodes/_local/settings?flat_settings=true")
         flat = next(iter(settings["nodes"].values()))["settings"]
-        assert flat["thread_pool.write.queue_size"] == "1" and flat["http.port"] == "9296"
+        assert flat["thread_pool.write.queue_size"] == "1" and flat["http.port"] == str(port)
         assert node.start(timeout=30) is False and node.pid == pid
         assert node.status()["health"] == "green"
     finally:
@@ -213,14 +223,15 @@ def test_own_node_lifecycle_with_settings(own_home):
 
 @pytest.mark.slow
 def test_failed_start_reports_the_log_and_exits_non_zero(own_home):
+    port = _free_port()
     result = CliRunner().invoke(cli, [
-        "cluster", "start", "--port", "9295", "--home", str(own_home), "--heap", "256m", "--timeout", "120",
+        "cluster", "start", "--port", str(port), "--home", str(own_home), "--heap", "256m", "--timeout", "120",
         "--setting", "no.such.setting=1", "--downloads", str(LocalNode().download_dir),
     ])
     assert result.exit_code != 0
     assert "unknown setting [no.such.setting]" in result.output
     assert "exited with code" in result.output
-    assert not LocalNode(port=9295, home=own_home).is_running()
+    assert not LocalNode(port=port, home=own_home).is_running()
 
 
 # ------------------------------------------ the Elasticsearch node (real, port 9201)
