@@ -102,6 +102,23 @@ def test_node_config_has_our_paths_heap_and_settings(tmp_path):
     assert "cluster.routing.allocation.disk.threshold_enabled: false" in text
 
 
+def test_installed_module_descriptors_and_jvm_options():
+    """Uses the install that `cluster install` made (setup.sh runs it)."""
+    node = LocalNode(heap="384m")
+    root = node.install()
+    for module in node.distribution.modules:
+        lines = (root / "modules" / module.name / "plugin-descriptor.properties").read_text().splitlines()
+        keys = [line.split("=", 1)[0] for line in lines]
+        assert keys == ["name", "description", "version", "opensearch.version", "java.version", "classname",
+                        "extended.plugins", "has.native.controller"]
+        for jar in module.jars:
+            assert (root / "modules" / module.name / jar.file_name).is_file()
+    options = node._jvm_options().splitlines()
+    assert [o for o in options if o.startswith(("-Xms", "-Xmx"))] == ["-Xms384m", "-Xmx384m"]
+    assert not any("file=logs/" in o or "HeapDumpPath=data" in o for o in options), "relative paths left"
+    assert any(f"file={node.node_dir / 'logs'}/gc.log" in o for o in options)
+
+
 # ------------------------------------------------------------- the shared node (real)
 def _cli(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
