@@ -16,7 +16,7 @@ class Hybrid:
 
     ``SparseRetriever.search`` fuses client-side: it fetches the top
     ``candidates`` of a BM25 ``multi_match`` over ``fields`` and of the sparse
-    query in one ``_msearch`` round trip, then
+    query in one ``_msearch`` (ids and scores; the fused hits' sources follow in one ``_mget``), then
 
     - ``method="rrf"`` (default): reciprocal-rank fusion,
       ``score = sparse_weight / (rank_constant + rank_sparse) + (1 - sparse_weight) / (rank_constant + rank_bm25)``

@@ -211,7 +211,7 @@ class SparseRetriever:
         else:
             text = self.clean_text(query)
             if self.mode == "llm":
-                weights = self._llm_weights(text)
+                weights = self._llm_weights(text, max_terms)
             else:
                 weights = None
         if weights is not None:
@@ -223,8 +223,10 @@ class SparseRetriever:
             features = self._idf_weights(text)
         return select_terms(features, self.query_top_k, self.min_weight, max(1, max_terms))
 
-    def _llm_weights(self, text: str) -> dict[str, float]:
-        vec = self.encoder.encode_queries([text], top_k=self.query_top_k, min_weight=self.min_weight or None)[0]
+    def _llm_weights(self, text: str, max_terms: int) -> dict[str, float]:
+        # prune in the encoder: decoding tens of thousands of unused token strings costs more than the search
+        top_k = max(1, max_terms) if self.query_top_k is None else min(self.query_top_k, max(1, max_terms))
+        vec = self.encoder.encode_queries([text], top_k=top_k, min_weight=self.min_weight or None)[0]
         return self.encoder.tokens(vec)
 
     def _idf_weights(self, text: str) -> dict[str, float]:
@@ -331,8 +333,9 @@ class SparseRetriever:
                explain: bool = False) -> list[Hit]:
         """The top ``k`` hits for ``query``.
 
-        ``hybrid`` fuses BM25 and sparse client-side (see :class:`Hybrid`) from
-        one ``_msearch``. ``explain=True`` attaches to each hit the matching
+        ``hybrid`` fuses BM25 and sparse client-side (see :class:`Hybrid`): one
+        ``_msearch`` for both candidate lists (ids and scores), one ``_mget`` for
+        the sources of the ``k`` fused hits. ``explain=True`` attaches to each hit the matching
         expansion terms, computed from its stored sparse vector (no extra request).
         """
         k = self._check_k(k)
@@ -343,23 +346,28 @@ class SparseRetriever:
             resp = self.backend.search(self.index, {**body, "size": k, "_source": source})
             hits = [self._hit(h, float(h["_score"] or 0.0), features, explain) for h in resp["hits"]["hits"]]
             return hits
+        # candidate lists carry ids and scores only; the k fused hits' sources come in one _mget
         size = max(k, hyb.candidates)
         bm25_body = {"query": self._with_filters(hyb.bm25_clause(self.clean_text(query)), copy.deepcopy(filters)),
-                     "size": size, "_source": source}
-        lists = self._msearch([bm25_body, {**body, "size": size, "_source": source}])
-        raw = {}
-        ranked = []
-        for resp in lists:
-            ranked.append([(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]])
-            for h in resp["hits"]["hits"]:
-                raw.setdefault(h["_id"], h)
+                     "size": size, "_source": False}
+        lists = self._msearch([bm25_body, {**body, "size": size, "_source": False}])
+        ranked = [[(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]] for resp in lists]
         fused = hyb.fuse(ranked[0], ranked[1])[:k]
+        docs = self._mget([doc_id for doc_id, _, _ in fused], explain)
         out = []
         for doc_id, score, components in fused:
-            hit = self._hit(raw[doc_id], score, features, explain)
+            hit = self._hit(docs.get(doc_id, {"_id": doc_id}), score, features, explain)
             hit.components = components
             out.append(hit)
         return out
+
+    def _mget(self, ids: Sequence[str], with_sparse: bool) -> dict[str, dict]:
+        if not ids:
+            return {}
+        # realtime=false reads what search saw (the last refresh) and skips the slow realtime path
+        params = {"realtime": False} if with_sparse else {"realtime": False, "_source_excludes": self.field}
+        resp = self.backend.request("POST", f"/{self.index}/_mget", body={"ids": list(ids)}, params=params)
+        return {d["_id"]: d for d in resp.get("docs", []) if d.get("found")}
 
     def _msearch(self, bodies: Sequence[Mapping[str, Any]]) -> list[dict]:
         from echo_splade.client import ClusterError
