@@ -98,7 +98,9 @@ class EvalReport:
     def _title(self) -> str:
         cfg: Mapping[str, Any] = self.config
         parts = [str(cfg.get("dataset_name", "")), f"split={cfg.get('split', '?')}",
-                 f"{cfg.get('num_queries', '?')} queries", f"model={cfg.get('model', '?')}"]
+                 f"{cfg.get('num_queries', '?')} queries"]
+        if cfg.get("model"):
+            parts.append(f"model={cfg['model']}")
         if cfg.get("adapter"):
             parts.append(f"adapter={Path(str(cfg['adapter'])).name}")
         parts.append(str(cfg.get("engine", "")))

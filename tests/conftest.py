@@ -31,10 +31,9 @@ def backend(connection):
     b.close()
 
 
-@pytest.fixture
-def index_name(backend, request):
-    """A unique index/alias name for one test; every index starting with it is deleted afterwards."""
-    name = f"t-{request.node.name.lower()[:40].strip('_-')}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+def _unique_index(backend, label: str):
+    """Yield a unique index/alias name built from ``label``; delete every index starting with it afterwards."""
+    name = f"t-{label.lower()[:40].strip('_-')}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
     name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
     yield name
     # Delete by explicit names: Elasticsearch 8+ refuses wildcard deletes by default.
@@ -44,6 +43,18 @@ def index_name(backend, request):
             backend.request("DELETE", f"/{row['index']}", params={"ignore_unavailable": True})
     except Exception:
         pass
+
+
+@pytest.fixture
+def index_name(backend, request):
+    """A unique index/alias name for one test; every index starting with it is deleted afterwards."""
+    yield from _unique_index(backend, request.node.name)
+
+
+@pytest.fixture(scope="module")
+def module_index_name(backend, request):
+    """Like ``index_name``, shared by the tests of one module (an index that is expensive to build once)."""
+    yield from _unique_index(backend, request.module.__name__.rsplit(".", 1)[-1])
 
 
 @pytest.fixture(scope="session")

@@ -114,21 +114,28 @@ def test_report_table_and_plot(tmp_path):
 
 
 # -- against the real node -------------------------------------------------------------------------
-def test_eval_cli_all_systems(beir_dir, index_name, connection, tmp_path):
-    """Provision + ingest (tiny-mistral) through the CLI, then every system; exact report keys."""
-    report_path, plot_path = tmp_path / "report.json", tmp_path / "plot.png"
+@pytest.fixture(scope="module")
+def cli_run(beir_dir, module_index_name, connection, tmp_path_factory):
+    """One `echo-splade eval` over every system: provisions and ingests the tiny folder (tiny-mistral) first."""
+    out = tmp_path_factory.mktemp("eval-out")
+    report_path, plot_path = out / "report.json", out / "plot.png"
     result = CliRunner().invoke(cli, [
-        "eval", "--dataset", str(beir_dir), "--index", index_name, "--model", "tiny-mistral",
+        "eval", "--dataset", str(beir_dir), "--index", module_index_name, "--model", "tiny-mistral",
         "--report", str(report_path), "--plot", str(plot_path), "--no-progress", "--url", connection.urls[0],
     ], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    report = json.loads(report_path.read_text())
+    return result.output, json.loads(report_path.read_text()), plot_path
+
+
+def test_eval_cli_report_has_every_system_and_the_configuration(cli_run):
+    output, report, plot_path = cli_run
     assert set(report) == {"systems", "config"}
     assert list(report["systems"]) == list(SYSTEMS)
     for name, figures in report["systems"].items():
         assert set(figures) == {"ndcg@10", "recall@100", "mrr@10", "p50_ms"}, name
         assert all(0.0 <= figures[m] <= 1.0 for m in METRICS), (name, figures)
         assert figures["p50_ms"] > 0 and math.isfinite(figures["p50_ms"])
+        assert name in output
     # every easy query names its document's rare words: BM25 must put it first
     assert report["systems"]["bm25"] == {**report["systems"]["bm25"], "ndcg@10": 1.0, "mrr@10": 1.0, "recall@100": 1.0}
     config = report["config"]
@@ -136,31 +143,34 @@ def test_eval_cli_all_systems(beir_dir, index_name, connection, tmp_path):
     assert config["analyzer"] == {"title": "english", "text": "english"}
     assert config["engine"].startswith(("opensearch", "elasticsearch"))
     assert config["num_queries"] == len(EASY) and config["self_hits"]["dropped"] is False
-    assert config["ingest"]["indexed"] == len(DOCS)
+    assert config["ingest"]["indexed"] == config["num_docs"] == len(DOCS)
     assert config["templates"]["query_prefix"] == "Query:"
+    assert config["failed_queries"] == {name: 0 for name in SYSTEMS}
     assert plot_path.read_bytes()[:4] == b"\x89PNG"
-    for name in SYSTEMS:
-        assert name in result.output
 
 
-def test_self_hits_are_dropped_the_arguana_way(beir_dir, index_name, connection, tiny_model):
+def test_self_hits_are_dropped_the_arguana_way(cli_run, beir_dir, module_index_name, connection):
     data = EvalDataset(beir_dir, split="args")
-    evaluator = Evaluator(connection, index_name, systems=["bm25"], model="tiny-mistral")
+    evaluator = Evaluator(connection, module_index_name, systems=["bm25"])
     try:
-        assert evaluator.ensure_index(data) is True
-        assert evaluator.ensure_index(data) is False  # exists now: used as is
+        assert evaluator.ensure_index(data) is False  # exists: used as is
         dropped = evaluator.evaluate(data)
-        kept = Evaluator(connection, index_name, systems=["bm25"], self_hits="keep").evaluate(data)
-        # a different encoder (other query template -> other model_rev) is refused on this index
-        from echo_splade.encoder import EchoSpladeEncoder
-
-        other = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", query_prefix="Question:")
-        with pytest.raises(ValueError, match="holds vectors of model 'tiny-mistral'"):
-            Evaluator(connection, index_name, systems=["sparse"], encoder=other).ensure_index(data)
     finally:
         evaluator.close()
+    kept = Evaluator(connection, module_index_name, systems=["bm25"], self_hits="keep").evaluate(data)
     assert dropped.config["self_hits"] == {"mode": "auto", "dropped": True}
+    assert kept.config["self_hits"] == {"mode": "keep", "dropped": False}
     # the query's own text ranks first when kept; removing it puts the counter-argument first
     assert dropped.systems["bm25"]["mrr@10"] == 1.0
     assert kept.systems["bm25"]["mrr@10"] == 0.5
-    assert kept.config["self_hits"] == {"mode": "keep", "dropped": False}
+
+
+def test_an_index_of_another_model_is_refused(cli_run, beir_dir, module_index_name, connection, tiny_model):
+    from echo_splade.encoder import EchoSpladeEncoder
+
+    # same weights, other query template -> another model_rev than the index was built with
+    other = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", query_prefix="Question:")
+    evaluator = Evaluator(connection, module_index_name, systems=["sparse"], encoder=other)
+    with pytest.raises(ValueError, match=r"holds vectors of model 'tiny-mistral' \(model_rev \w+\), but the evaluated"):
+        evaluator.ensure_index(EvalDataset(beir_dir))
+    evaluator.close()
