@@ -43,7 +43,7 @@ class DocumentFrequencies:
         index: str,
         field: str = "sparse",
         field_type: SparseFieldType = "rank_features",
-        batch_size: int = 512,
+        batch_size: int = 1024,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

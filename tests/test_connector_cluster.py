@@ -53,10 +53,10 @@ def corpus(backend, tiny_model):
     for (doc_id, title, text), full_text, vec in zip(DOCS, texts, vectors):
         # the top DOC_TOP_K terms plus the document's own tokens (a random model's expansion
         # rarely holds them, and inference-free queries match on them), weights as encoded
-        weights = tiny_model.tokens(vec)
-        own = set(tiny_model.tokenizer.tokenize(full_text))
-        top = sorted(weights, key=lambda t: -weights[t])[:DOC_TOP_K]
-        features = sparse_to_features({t: weights[t] for t in weights if t in own or t in set(top)})
+        weights = dict(zip(vec.indices, vec.values))
+        own = set(tiny_model.tokenizer(full_text, add_special_tokens=False)["input_ids"]) & set(weights)
+        keep = own | set(sorted(weights, key=lambda i: -weights[i])[:DOC_TOP_K])
+        features = sparse_to_features({tiny_model.id_to_token(i): weights[i] for i in keep})
         stored[doc_id] = features
         lines.append(json.dumps({"index": {"_index": name, "_id": doc_id}}))
         lines.append(json.dumps({"doc_id": doc_id, "title": title, "text": text, "sparse": features,
