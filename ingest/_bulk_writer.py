@@ -147,8 +147,10 @@ class BulkWriter:
         attempt = 0
         while pending:
             retries_before = self._backoff.retries
-            response = self._backoff.call(lambda: self._send(pending), what="bulk request")
-            self.stats["request_retries"] += self._backoff.retries - retries_before
+            try:
+                response = self._backoff.call(lambda: self._send(pending), what="bulk request")
+            finally:
+                self.stats["request_retries"] += self._backoff.retries - retries_before
             items = response.get("items") or []
             if len(items) != len(pending):
                 raise ClusterError(f"bulk response has {len(items)} items for {len(pending)} actions",

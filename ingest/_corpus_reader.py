@@ -12,6 +12,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["CorpusReader", "CorpusFormat", "RECORD_FIELDS"]
 
 CorpusFormat = Literal["auto", "beir", "jsonl", "parquet"]
+#: The clusters refuse a whole bulk request holding a longer ``_id``: such records are marked instead.
+MAX_ID_BYTES = 512
 
 #: Keys of every record the reader yields (good and bad alike, so they form one table).
 #: ``reason`` is ``""`` for a good record, else a :data:`~echo_splade.ingest.DEAD_LETTER_REASONS` code;
@@ -40,7 +42,7 @@ class CorpusReader:
     of ids already read (needed to catch duplicates; a few dozen bytes per id).
     Every record comes out as a dict with the keys :data:`RECORD_FIELDS`; a bad
     record (not JSON, undecodable bytes, no id, duplicate id, empty title and
-    text, unusable field type) has a non-empty ``reason`` and is yielded too, so
+    text, unusable field type, an id over :data:`MAX_ID_BYTES`) has a non-empty ``reason`` and is yielded too, so
     the caller can dead-letter and count it. Iterating again starts over.
 
     Args:
@@ -212,6 +214,9 @@ class CorpusReader:
         doc_id = "" if doc_id is None else str(doc_id).strip()
         if not doc_id:
             return _record(reason="missing_id", detail=f"no {self.id_field!r} field, or it is empty", raw=raw, **where)
+        if len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
+            return _record(reason="invalid_field", detail=f"the id is longer than {MAX_ID_BYTES} UTF-8 bytes",
+                           raw=raw, **where)
         title_s, text_s = self._as_text(title), self._as_text(text)
         if title_s is None or text_s is None:
             name = self.title_field if title_s is None else self.text_field

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import types
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 from echo_splade.client import ClusterError, ConnectionConfig, connect
 
@@ -26,6 +27,8 @@ DEFAULT_INGEST_MODEL = "smollm2-135m"
 DEFAULT_DOC_TOP_K = 256
 # Logical CPUs reserved for the reader task and for each bulk-writer actor (they mostly wait on I/O).
 _AUX_CPUS = 0.25
+# Target Ray Data block size: a few hundred raw records or a few dozen encoded documents.
+_BLOCK_BYTES = 256 * 1024
 
 
 def _model_info(model: str, adapter: Optional[str], device: Optional[str], options: dict) -> dict:
@@ -33,7 +36,9 @@ def _model_info(model: str, adapter: Optional[str], device: Optional[str], optio
     from echo_splade.encoder import EchoSpladeEncoder
 
     encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, **options)
-    return {"model_id": encoder.model_id, "model_rev": encoder.model_rev, "config": encoder.config}
+    info = {"model_id": encoder.model_id, "model_rev": encoder.model_rev, "config": encoder.config}
+    del encoder
+    return info
 
 
 def _find_cause(exc: BaseException, kind: type) -> Optional[BaseException]:
@@ -216,12 +221,21 @@ class IngestJob:
         return actors, {"num_cpus": min(float(threads), spare / actors)}, "cpu", threads
 
     def _model_info(self, resources: dict, device: Optional[str]) -> Any:
-        """The encoder's ``model_id``, ``model_rev`` and ``config``, loaded where an encoder actor would run."""
+        """The encoder's ``model_id``, ``model_rev`` and ``config``.
+
+        Locally the driver loads the encoder once on the CPU (in a long-lived process such as a
+        notebook or a test session this costs the imports only once); on a Ray cluster a task
+        loads it where an encoder actor would run, so the driver node needs neither the memory
+        nor a GPU.
+        """
         import ray
 
-        remote = ray.remote(_model_info).options(**resources)
         options = {**self.encoder_options, "max_length": self.max_length}
-        info = ray.get(remote.remote(self.model, self.adapter, device, options))
+        if self.ray_address is None:
+            info = _model_info(self.model, self.adapter, "cpu", options)
+        else:
+            remote = ray.remote(_model_info).options(**resources)
+            info = ray.get(remote.remote(self.model, self.adapter, device, options))
         return types.SimpleNamespace(**info)
 
     # -- index ---------------------------------------------------------------------------
@@ -229,9 +243,6 @@ class IngestJob:
         from echo_splade.mappings import IndexSpec, provision
 
         if not self.provision:
-            if not backend.exists(self.index):
-                raise ValueError(f"index {self.index} does not exist and provisioning is off (--no-provision): "
-                                 f"create it first (`echo-splade provision --index {self.index}`)")
             return
         plan = provision(backend, IndexSpec.from_encoder(self.index, info))
         logger.info("index %s: %s", self.index, plan.summary())
@@ -240,14 +251,7 @@ class IngestJob:
     def _dataset(self, actors: int, resources: dict, device: Optional[str], threads: Optional[int]):
         import ray
         from ray.data import ActorPoolStrategy
-        from ray.data.context import DataContext
 
-        context = DataContext.get_current()
-        context.enable_progress_bars = False
-        context.enable_operator_progress_bars = False
-        context.print_on_execution_start = False
-        context.enable_auto_log_stats = False
-        context.raise_original_map_exception = True
         # The corpus path is the driver's: read it on the driver's node.
         here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
         source = CorpusDatasource(self.reader, block_rows=self.block_rows, limit=self.limit)
@@ -264,6 +268,30 @@ class IngestJob:
                               batch_size=write_rows, batch_format="pyarrow",
                               compute=ActorPoolStrategy(size=self.writers),
                               num_cpus=_AUX_CPUS)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _data_context() -> Iterator[None]:
+        """Ray Data settings for this run, put back afterwards (the context is global to the driver)."""
+        from ray.data.context import DataContext
+
+        context = DataContext.get_current()
+        wanted = {
+            "enable_progress_bars": False, "enable_operator_progress_bars": False,
+            "print_on_execution_start": False, "enable_auto_log_stats": False,
+            "raise_original_map_exception": True,
+            # Small blocks keep the stages streaming (the default 128 MiB would merge a whole
+            # corpus into one block: no overlap of encoding and writing, no progress until the end).
+            "target_max_block_size": _BLOCK_BYTES,
+        }
+        previous = {k: getattr(context, k) for k in wanted}
+        for key, value in wanted.items():
+            setattr(context, key, value)
+        try:
+            yield
+        finally:
+            for key, value in previous.items():
+                setattr(context, key, value)
 
     @staticmethod
     def _account(batch: Any, report: IngestReport, dead: DeadLetter) -> None:
@@ -304,6 +332,9 @@ class IngestJob:
         backend = None
         try:
             backend = connect(self.connection)
+            if not self.provision and not backend.exists(self.index):
+                raise ValueError(f"index {self.index} does not exist and provisioning is off (--no-provision): "
+                                 f"create it first (`echo-splade provision --index {self.index}`)")
             started_ray = self._start_ray()
             actors, resources, device, threads = self._encoder_resources()
             info = self._model_info(resources, device)
@@ -311,7 +342,7 @@ class IngestJob:
             logger.info("ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",
                         self.reader.path, self.index, info.model_id, info.model_rev, actors, resources, self.writers)
             self._prepare_index(backend, info)
-            with bulk_load_settings(backend, self.index):
+            with bulk_load_settings(backend, self.index), self._data_context():
                 batches = self._dataset(actors, resources, device, threads).iter_batches(
                     batch_size=None, batch_format="pyarrow")
                 try:

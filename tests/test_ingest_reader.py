@@ -45,22 +45,24 @@ def test_jsonl_bad_records_are_marked_with_reason_and_position(tmp_path):
         b'{"id": 7, "body": ["not", "text"]}',
         b'{"id": 8, "name": null, "body": 3.5}',
         b'{"id": true, "body": "bool id"}',
+        b'{"id": "' + b"x" * 513 + b'", "body": "id too long for the cluster"}',
     ]
     _write_lines(path, lines)
     reader = CorpusReader(path, id_field="id", title_field="name", text_field="body", batch_size=4)
     assert reader.format == "jsonl"
-    assert reader.count_hint() == 10  # the blank line is not a record
+    assert reader.count_hint() == 11  # the blank line is not a record
     records = list(reader)
     assert [(r["doc_id"], r["reason"]) for r in records] == [
         ("a", ""), ("", "invalid_json"), ("b", "empty_document"), ("", "not_an_object"), ("", "missing_id"),
         ("a", "duplicate_id"), ("", "undecodable_bytes"), ("7", "invalid_field"), ("8", ""), ("", "invalid_field"),
+        ("", "invalid_field"),
     ]
     assert records[8]["text"] == "3.5" and records[8]["title"] == ""
     assert records[6]["line"] == 7 and records[6]["offset"] == sum(len(x) + 1 for x in lines[:6])
     assert "broken utf8" in records[6]["raw"]
     assert all(r["reason"] in DEAD_LETTER_REASONS for r in records if r["reason"])
     batches = list(reader.iter_batches())
-    assert [len(b) for b in batches] == [4, 4, 2]
+    assert [len(b) for b in batches] == [4, 4, 3]
 
 
 def test_gzip_jsonl_and_parquet(tmp_path):

@@ -1,0 +1,227 @@
+"""The Ray ingest job against the real node: exactly once, resume, dead letters, restored settings, retries."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from echo_splade.ingest import BulkWriter, IngestJob
+from echo_splade.mappings import BULK_LOAD_META_KEY
+
+pytestmark = pytest.mark.cluster
+
+CRANFIELD = Path("/work/shared/data/cranfield")
+# A fast tiny encoder: first 64-token window only, one torch thread (much faster than several
+# threads on a shared 2-core machine).
+FAST = dict(model="tiny-mistral", max_length=64, encoder_options={"truncate": True}, torch_threads=1,
+            batch_size=32, block_rows=200)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One lean local Ray for all ingest tests (IngestJob reuses an initialised Ray)."""
+    import logging
+
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20,
+                 logging_level=logging.WARNING, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def _job(corpus, index, connection, tmp_path, **kwargs) -> IngestJob:
+    options = {**FAST, **kwargs}
+    return IngestJob(corpus, index, connection, report_path=tmp_path / "report.json", **options)
+
+
+def _physical(backend, index) -> str:
+    (name,) = backend.get_settings(index)
+    return name
+
+
+def _assert_settings_restored(backend, index) -> None:
+    physical = _physical(backend, index)
+    settings = backend.get_settings(index)[physical]["settings"]
+    assert settings.get("index.refresh_interval") in (None, "1s")
+    meta = backend.get_mapping(index)[physical]["mappings"].get("_meta", {})
+    assert BULK_LOAD_META_KEY not in meta
+
+
+def _corpus_head(tmp_path, n: int) -> Path:
+    path = tmp_path / "head.jsonl"
+    with open(CRANFIELD / "corpus.jsonl", "rb") as src, open(path, "wb") as dst:
+        for _ in range(n):
+            dst.write(src.readline())
+    return path
+
+
+def _all_found(backend, index, ids) -> bool:
+    docs = backend.request("POST", f"/{index}/_mget", body={"ids": list(ids)},
+                           params={"_source_includes": "model_rev"})["docs"]
+    return all(d.get("found") for d in docs)
+
+
+def test_cranfield_ingests_exactly_once_and_a_rerun_leaves_the_same_count(
+        backend, index_name, connection, ray_session, tmp_path):
+    job = _job(CRANFIELD, index_name, connection, tmp_path)
+    report = job.run()
+    assert (report.status, report.read, report.encoded, report.indexed, report.skipped) == (
+        "completed", 1400, 1398, 1398, 0)
+    assert report.dead_lettered == 2 and report.dead_letter_reasons == {"empty_document": 2}
+    dead = [json.loads(x) for x in job.dead_letter_path.read_text().splitlines()]
+    assert sorted(d["doc_id"] for d in dead) == ["471", "995"] and all(d["line"] > 0 for d in dead)
+    assert json.loads((tmp_path / "report.json").read_text())["indexed"] == 1398
+    assert job.dead_letter_path == tmp_path / "report.dead-letter.jsonl"
+
+    assert backend.count(index_name) == 1398
+    valid = [str(i) for i in range(1, 1401) if i not in (471, 995)]
+    assert _all_found(backend, index_name, valid)
+    _assert_settings_restored(backend, index_name)
+
+    doc = backend.request("GET", f"/{index_name}/_doc/1")["_source"]
+    assert doc["doc_id"] == "1" and doc["model"] == "tiny-mistral" and doc["model_rev"] == report.model_rev
+    assert 0 < len(doc["sparse"]) <= 256 and all(w > 0 for w in doc["sparse"].values())
+    feature = max(doc["sparse"], key=doc["sparse"].get)
+    hits = backend.search(index_name, {"query": {"rank_feature": {"field": f"sparse.{feature}"}}, "size": 1400})
+    assert "1" in {h["_id"] for h in hits["hits"]["hits"]}
+
+    again = _job(CRANFIELD, index_name, connection, tmp_path).run()
+    assert (again.indexed, again.skipped) == (1398, 0)
+    assert backend.count(index_name) == 1398
+
+
+def test_resume_after_an_interrupted_run_encodes_only_what_is_missing(
+        backend, index_name, connection, ray_session, tmp_path):
+    corpus = _corpus_head(tmp_path, 500)  # holds one empty record (id 471): 499 valid ids
+
+    def interrupt(report):
+        if report.indexed:
+            raise KeyboardInterrupt
+
+    first = _job(corpus, index_name, connection, tmp_path, block_rows=100, writer_options={"max_chunk_docs": 50})
+    with pytest.raises(KeyboardInterrupt):
+        first.run(progress=interrupt)
+    assert first.report.status == "interrupted"
+    assert json.loads((tmp_path / "report.json").read_text())["status"] == "interrupted"
+    _assert_settings_restored(backend, index_name)
+    partial = backend.count(index_name)
+    assert 0 < partial < 499
+
+    resumed = _job(corpus, index_name, connection, tmp_path, resume=True).run()
+    assert resumed.status == "completed"
+    assert resumed.skipped >= partial and resumed.encoded == 499 - resumed.skipped
+    assert resumed.indexed == resumed.encoded and resumed.dead_lettered == 1
+    assert backend.count(index_name) == 499
+
+
+def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(
+        backend, index_name, connection, ray_session, tmp_path):
+    good = [{"doc_id": f"g{i}", "name": str(i), "body": f"wing lift drag number {i}"} for i in range(30)]
+    lines = [json.dumps(d).encode() for d in good]
+    bad = [
+        b"{not json",
+        b'{"name": "1", "body": "no id"}',
+        json.dumps({"doc_id": "g3", "name": "2", "body": "duplicate"}).encode(),
+        json.dumps({"doc_id": "e", "name": " ", "body": ""}).encode(),
+        b'{"doc_id": "u", "body": "bad \xff bytes"}',
+        b"[1, 2]",
+        # indexable by the reader, rejected by the cluster: `name` is mapped as an integer below
+        json.dumps({"doc_id": "r", "name": "not a number", "body": "rejected by the mapping"}).encode(),
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b"\n".join(lines[:10] + bad + lines[10:]) + b"\n")
+    # an existing index used as is (--no-provision), whose mapping rejects non-numeric titles
+    backend.request("PUT", f"/{index_name}", body={"mappings": {"properties": {
+        "title": {"type": "integer"}, "sparse": {"type": "rank_features"}}}})
+
+    report = _job(path, index_name, connection, tmp_path, provision=False, id_field="doc_id",
+                  title_field="name", text_field="body").run()
+    assert (report.read, report.indexed, report.dead_lettered) == (37, 30, 7)
+    assert report.dead_letter_reasons == {"invalid_json": 1, "missing_id": 1, "duplicate_id": 1,
+                                          "empty_document": 1, "undecodable_bytes": 1, "not_an_object": 1,
+                                          "rejected": 1}
+    dead = [json.loads(x) for x in (tmp_path / "report.dead-letter.jsonl").read_text().splitlines()]
+    assert len(dead) == 7 and all(d["reason"] and d.get("detail") for d in dead)
+    by_reason = {d["reason"]: d for d in dead}
+    assert by_reason["invalid_json"]["line"] == 11
+    assert by_reason["duplicate_id"]["doc_id"] == "g3"
+    assert by_reason["rejected"]["doc_id"] == "r"
+    assert "parsing_exception" in by_reason["rejected"]["detail"]
+    backend.refresh(index_name)
+    assert backend.count(index_name) == 30
+    assert _all_found(backend, index_name, [d["doc_id"] for d in good])
+
+
+def test_a_failed_run_restores_the_bulk_load_settings(backend, index_name, connection, ray_session, tmp_path):
+    def fail(report):
+        raise RuntimeError("boom in the middle of the run")
+
+    job = _job(_corpus_head(tmp_path, 60), index_name, connection, tmp_path, block_rows=20)
+    with pytest.raises(RuntimeError, match="boom"):
+        job.run(progress=fail)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "failed" and "boom" in report["error"]
+    _assert_settings_restored(backend, index_name)
+
+    with pytest.raises(ValueError, match="does not exist and provisioning is off"):
+        _job(_corpus_head(tmp_path, 5), index_name + "-missing", connection, tmp_path, provision=False).run()
+
+
+# ----------------------------------------------------- a real node with a tiny write queue
+@pytest.fixture(scope="module")
+def tiny_queue_node():
+    """An own OpenSearch node whose write pool has one thread and a queue of one: bulk requests get 429s."""
+    from echo_splade.client import ConnectionConfig, connect
+    from echo_splade.integration import LocalNode
+    from echo_splade.integration._local_node import default_home
+
+    base = default_home().parent if os.geteuid() == 0 else None
+    home = Path(tempfile.mkdtemp(prefix="echo-splade-ingest-test-", dir=base))
+    os.chmod(home, 0o755)
+    node = LocalNode(port=9283, home=home, heap="256m", download_dir=LocalNode().download_dir,
+                     settings={"thread_pool.write.queue_size": 1, "thread_pool.write.size": 1})
+    try:
+        node.start(timeout=180)
+        config = ConnectionConfig(urls=(node.url,), timeout=60)
+        yield config, connect(config)
+    finally:
+        node.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_throttled_bulk_requests_are_retried_and_nothing_is_lost(tiny_queue_node):
+    config, backend = tiny_queue_node
+    index = "throttled"
+    backend.request("PUT", f"/{index}", body={"settings": {"number_of_shards": 2, "number_of_replicas": 0}})
+    writers = [BulkWriter(backend, index, max_chunk_docs=20, max_retries=20, initial_backoff=0.05, max_backoff=1.0)
+               for _ in range(8)]
+
+    def write(k: int) -> int:
+        actions = ({"_id": f"{k}-{i}", "_source": {"k": k, "i": i, "text": "lift " * 20}} for i in range(300))
+        return sum(ok for ok, _ in writers[k].streaming_bulk(actions))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        indexed = list(pool.map(write, range(8)))
+    retried = sum(w.stats["doc_retries"] + w.stats["request_retries"] for w in writers)
+    assert retried > 0, "the tiny write queue rejected nothing: the test did not exercise retries"
+    assert indexed == [300] * 8
+    backend.refresh(index)
+    assert backend.count(index) == 2400
+
+
+def test_ingest_through_a_throttling_node_loses_nothing(tiny_queue_node, ray_session, tmp_path):
+    config, backend = tiny_queue_node
+    report = _job(_corpus_head(tmp_path, 300), "throttled-ingest", config, tmp_path, writers=4,
+                  writer_options={"max_chunk_docs": 10, "initial_backoff": 0.05, "max_retries": 20}).run()
+    assert report.status == "completed" and report.dead_lettered == 0
+    assert report.indexed == 300 and backend.count("throttled-ingest") == 300
