@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -389,11 +390,9 @@ class EchoSpladeEncoder:
 
 
 def _is_peft(model: Any) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
-    return isinstance(model, PeftModel)
+    """Whether ``model`` is a PEFT wrapper (without importing peft, which is heavy, when it is not loaded)."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
 
 
 def _merge_adapter(model: Any, adapter: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], Any]:

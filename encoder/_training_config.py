@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ._model_registry import DEFAULT_MODEL
+
+#: The attention and MLP projections of Llama/Mistral-style decoders.
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainingConfig:
+    """Everything that defines a training run (saved next to the adapter and in every checkpoint).
+
+    Args:
+        model: base model name/path or short name.
+        gguf_file: load the base model from this GGUF file.
+        max_length: model input tokens per text, template and both copies included (texts are truncated).
+        steps: optimizer steps.
+        batch_size: queries per micro-batch (each with its positive and hard negative, if any).
+        grad_accum: micro-batches per optimizer step (contrastive negatives stay within a micro-batch).
+        learning_rate, warmup_steps, weight_decay, max_grad_norm: AdamW with linear warm-up and decay.
+        lora_r, lora_alpha, lora_dropout, lora_targets: the LoRA adapter.
+        lora_layers: only adapt these decoder layers (``None``: all); fewer, top layers train faster.
+        train_modules: modules trained in full next to the LoRA (PEFT ``modules_to_save``), matched by
+            name suffix, e.g. ``("model.norm",)`` for the final norm that feeds the LM head.
+        lambda_q, lambda_d, flops_ramp_steps: FLOPS regularisation and its quadratic warm-up.
+        temperature: InfoNCE temperature on dot-product scores.
+        seed: data order, initialisation and dropout.
+        checkpoint_every: save a resumable checkpoint every N steps (0: only at the end).
+        keep_checkpoints: how many recent checkpoints to keep.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        collapse_patience: stop after this many consecutive steps with all-zero vectors.
+        echo: echo the input (``False``: ablation).
+    """
+
+    model: str = DEFAULT_MODEL
+    gguf_file: str | None = None
+    max_length: int = 256
+    steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1
+    learning_rate: float = 2e-4
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = field(default_factory=lambda: DEFAULT_LORA_TARGETS)
+    lora_layers: tuple[int, ...] | None = None
+    train_modules: tuple[str, ...] = ()
+    lambda_q: float = 5e-4
+    lambda_d: float = 5e-4
+    flops_ramp_steps: int = 100
+    temperature: float = 1.0
+    seed: int = 42
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    gradient_checkpointing: bool = True
+    collapse_patience: int = 3
+    echo: bool = True
+
+    def __post_init__(self) -> None:
+        self.lora_targets = tuple(self.lora_targets)
+        self.train_modules = tuple(self.train_modules)
+        if self.lora_layers is not None:
+            self.lora_layers = tuple(int(i) for i in self.lora_layers)
+        positive = ("max_length", "steps", "batch_size", "grad_accum", "lora_r", "lora_alpha", "collapse_patience",
+                    "keep_checkpoints")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        non_negative = ("warmup_steps", "weight_decay", "lambda_q", "lambda_d", "flops_ramp_steps",
+                        "checkpoint_every")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.learning_rate <= 0 or self.temperature <= 0 or self.max_grad_norm <= 0:
+            raise ValueError("learning_rate, temperature and max_grad_norm must be > 0")
+        if not self.lora_targets:
+            raise ValueError("lora_targets must name at least one module")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lora_targets"] = list(self.lora_targets)
+        data["train_modules"] = list(self.train_modules)
+        data["lora_layers"] = None if self.lora_layers is None else list(self.lora_layers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**data)
