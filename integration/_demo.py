@@ -242,7 +242,8 @@ class Demo:
 
     def _print(self, result: DemoSearch, encoder: Any, own: set[str]) -> None:
         def show(token: str) -> str:
-            word = encoder.tokenizer.convert_tokens_to_string([token]).strip() or token
+            decoded = encoder.tokenizer.convert_tokens_to_string([token])
+            word = decoded.strip() or repr(decoded)  # whitespace-only tokens: '\n', ' '
             return word + ("*" if token not in own else "")
 
         self.echo("")

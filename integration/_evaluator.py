@@ -47,7 +47,8 @@ class Evaluator:
     cluster's scores cannot be re-ordered by the metrics library.
 
     When the index is missing, :meth:`ensure_index` provisions it and ingests
-    the dataset's corpus with :class:`echo_splade.ingest.IngestJob`.
+    the dataset's corpus with :class:`echo_splade.ingest.IngestJob` (or, for a
+    ``bm25``-only run without a model, indexes the text alone).
 
     Args:
         connection: how to reach the cluster (the ingest job's writers open their own clients).
@@ -55,8 +56,8 @@ class Evaluator:
         systems: which of :data:`SYSTEMS` to run, in this order.
         model: the encoder (short name, directory, or a ``save_pretrained`` folder);
             ``None``: ``echo_splade.encoder.DEFAULT_MODEL`` for systems that need one.
-            A ``bm25``-only run needs none; missing indexes are then built with the
-            tiny ``tiny-mistral`` model, which costs little and does not affect BM25.
+            A ``bm25``-only run needs none: a missing index is then built from the
+            text alone (:meth:`index_text_only`), without encoding.
         adapter: a LoRA adapter folder merged into ``model``.
         encoder: an already loaded ``EchoSpladeEncoder`` (overrides ``model``/``adapter``).
         depth: results per query (Recall@100 needs 100).
@@ -117,8 +118,9 @@ class Evaluator:
         self.doc_top_k = doc_top_k
         self.progress = progress
         self._backend = None
-        #: The ingest report when :meth:`ensure_index` built the index, else ``None``.
-        self.ingest_report: Any = None
+        #: What :meth:`ensure_index` did when it built the index (JSON-able: ``mode``, ``indexed``, ``seconds``,
+        #: and the ingest report's fields), else ``None``.
+        self.ingest_info: Optional[dict] = None
 
     def __repr__(self) -> str:
         return f"Evaluator(index={self.index!r}, systems={list(self.systems)}, model={self.model!r}, adapter={self.adapter!r})"
@@ -158,24 +160,23 @@ class Evaluator:
                      progress: Optional[Callable[[Any], None]] = None) -> bool:
         """Provision the index and ingest the dataset's corpus unless the index exists.
 
-        Returns ``True`` when it ingested. An existing index is checked: when a
-        model is evaluated, the index must hold that model's vectors (same
-        ``model_rev``), otherwise a ``ValueError`` names both.
+        Returns ``True`` when it built the index: with the ingest job when a model is
+        set, else (``bm25`` only) from the text alone. An existing index is checked:
+        the sparse systems need vectors, and ``sparse``/``hybrid`` need this
+        encoder's (same ``model_rev``); otherwise a ``ValueError`` says why.
         """
         if self.backend.exists(self.index):
             self._check_index_model()
             return False
+        if self.model is None:
+            if self._encoder is not None:
+                raise ValueError("the index is missing and the evaluator was given a loaded encoder without a model "
+                                 "name or path; pass model= so the ingest job can load it on its workers")
+            self.index_text_only(dataset)
+            return True
         from echo_splade.ingest import IngestJob
 
-        if self.model is not None:
-            model_arg = {"model": self.model, "adapter": self.adapter}
-        elif self._encoder is not None:
-            raise ValueError("the index is missing and the evaluator was given a loaded encoder without a model "
-                             "name or path; pass model= so the ingest job can load it on its workers")
-        else:  # bm25 only: the sparse field is unused, so the cheapest encoder fills it
-            from echo_splade.encoder import TINY_MISTRAL
-
-            model_arg = {"model": TINY_MISTRAL, "adapter": None}
+        model_arg = {"model": self.model, "adapter": self.adapter}
         options: dict[str, Any] = {}
         if self.doc_top_k is not None:
             options["doc_top_k"] = self.doc_top_k
@@ -184,18 +185,66 @@ class Evaluator:
                     self.index, dataset.corpus_path, model_arg["model"])
         job = IngestJob(dataset.path, self.index, self.connection, corpus_format="beir",
                         report_path=report_path, **model_arg, **options)
-        self.ingest_report = job.run(progress=progress)
+        report = job.run(progress=progress)
+        self.ingest_info = {"mode": "ingest job", **report.to_dict()}
         return True
 
+    def index_text_only(self, dataset: EvalDataset) -> int:
+        """BM25-only evaluation: provision the index and write ``title``/``text`` without encoding anything.
+
+        Uses the ingest library's :class:`CorpusReader` and :class:`BulkWriter` and the
+        provisioning and bulk-load settings of :mod:`echo_splade.mappings`. The index
+        records no model, so the sparse systems refuse it. Bad corpus records are
+        skipped (counted and logged). Returns the number of documents indexed.
+        """
+        from echo_splade.ingest import BulkWriter, CorpusReader
+        from echo_splade.mappings import IndexSpec, bulk_load_settings, provision
+
+        backend = self.backend
+        logger.info("index %s is missing: provisioning it and indexing the text of %s (BM25 only, no encoding)",
+                    self.index, dataset.corpus_path)
+        started = time.monotonic()
+        provision(backend, IndexSpec(self.index))
+        skipped: dict[str, int] = {}
+
+        def actions():
+            for record in CorpusReader(dataset.path, format="beir"):
+                if record["reason"]:
+                    skipped[record["reason"]] = skipped.get(record["reason"], 0) + 1
+                    continue
+                source = {"doc_id": record["doc_id"], "title": record["title"], "text": record["text"]}
+                yield {"_id": record["doc_id"], "_source": source}
+
+        indexed, failed = 0, []
+        with bulk_load_settings(backend, self.index):
+            for ok, item in BulkWriter(backend, self.index).streaming_bulk(actions()):
+                if ok:
+                    indexed += 1
+                else:
+                    failed.append(item)
+        if failed:
+            raise ValueError(f"{len(failed)} document(s) were rejected by the cluster, e.g. {failed[0]}")
+        if skipped:
+            logger.warning("skipped bad corpus records: %s", skipped)
+        self.ingest_info = {"mode": "text only (BM25, no encoding)", "indexed": indexed,
+                            "skipped_bad_records": skipped, "seconds": round(time.monotonic() - started, 3)}
+        return indexed
+
     def _check_index_model(self) -> None:
-        if not any(s in _LLM_SYSTEMS for s in self.systems):
+        """The sparse systems need an index with vectors; ``sparse``/``hybrid`` need this encoder's vectors."""
+        if not any(s in _MODEL_SYSTEMS for s in self.systems):
             return
         from echo_splade.mappings import read_index_meta
 
         meta = read_index_meta(self.backend, self.index)
         stored = meta.get("model_rev")
+        if not stored:
+            raise ValueError(f"index {self.index!r} records no model: it holds no sparse vectors (e.g. it was built "
+                             "for a BM25-only evaluation); evaluate the sparse systems on another --index")
+        if not any(s in _LLM_SYSTEMS for s in self.systems):
+            return
         rev = self.encoder.model_rev
-        if stored and stored != rev:
+        if stored != rev:
             raise ValueError(
                 f"index {self.index!r} holds vectors of model {meta.get('model')!r} (model_rev {stored}), but the "
                 f"evaluated encoder is {self.encoder.model_id!r}{' + adapter ' + self.adapter if self.adapter else ''} "
@@ -258,12 +307,16 @@ class Evaluator:
     def _searcher(self, system: str) -> tuple[Callable[[str, int], list[tuple[str, float]]], float]:
         """``(search(text, k) -> [(doc_id, score)], seconds of untimed setup)`` for one system."""
         from echo_splade.connector import SparseRetriever
+        from echo_splade.mappings import read_index_meta
 
+        field = read_index_meta(self.backend, self.index).get("sparse_field", "sparse")
         if system == "bm25":
             hybrid = self.hybrid
+            # like the sparse systems (SparseRetriever.search), fetch the hits' sources without the sparse field
+            source = {"excludes": [field]}
 
             def bm25(text: str, k: int) -> list[tuple[str, float]]:
-                body = {"query": hybrid.bm25_clause(text), "size": k, "_source": False}
+                body = {"query": hybrid.bm25_clause(text), "size": k, "_source": source}
                 hits = self.backend.search(self.index, body)["hits"]["hits"]
                 return [(h["_id"], float(h["_score"] or 0.0)) for h in hits]
 
@@ -271,13 +324,13 @@ class Evaluator:
         if system == "sparse-inference-free":
             tokenizer = self._encoder.tokenizer if self._encoder is not None else self._tokenizer_source()
             retriever = SparseRetriever(self.backend, self.index, mode="inference-free", tokenizer=tokenizer,
-                                        query_top_k=self.query_top_k)
+                                        field=field, query_top_k=self.query_top_k)
             started = time.perf_counter()
             features = retriever.refresh_document_frequencies()
             setup = time.perf_counter() - started
             logger.info("document frequencies of %d features refreshed in %.1fs (untimed)", features, setup)
         else:
-            retriever = SparseRetriever(self.backend, self.index, encoder=self.encoder, mode="llm",
+            retriever = SparseRetriever(self.backend, self.index, encoder=self.encoder, mode="llm", field=field,
                                         query_top_k=self.query_top_k)
             setup = 0.0
         hybrid = self.hybrid if system == "hybrid" else False
@@ -350,8 +403,8 @@ class Evaluator:
             from echo_splade.mappings import IndexSpec
 
             config["templates"] = config["templates"] or IndexSpec.from_encoder(self.index, enc).echo_templates
-        if self.ingest_report is not None:
-            config["ingest"] = self.ingest_report.to_dict()
+        if self.ingest_info is not None:
+            config["ingest"] = dict(self.ingest_info)
         return config
 
     def _doc_top_k(self) -> Optional[int]:
@@ -359,7 +412,8 @@ class Evaluator:
             return self.doc_top_k
         from echo_splade.ingest import DEFAULT_DOC_TOP_K
 
-        return DEFAULT_DOC_TOP_K if self.ingest_report is not None else None
+        ingested = self.ingest_info is not None and self.ingest_info["mode"] == "ingest job"
+        return DEFAULT_DOC_TOP_K if ingested else None
 
 
 def _version(distribution: str) -> str:

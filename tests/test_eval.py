@@ -174,3 +174,19 @@ def test_an_index_of_another_model_is_refused(cli_run, beir_dir, module_index_na
     with pytest.raises(ValueError, match=r"holds vectors of model 'tiny-mistral' \(model_rev \w+\), but the evaluated"):
         evaluator.ensure_index(EvalDataset(beir_dir))
     evaluator.close()
+
+
+def test_bm25_only_indexes_text_without_encoding(beir_dir, index_name, connection):
+    data = EvalDataset(beir_dir)
+    evaluator = Evaluator(connection, index_name, systems=["bm25"])
+    try:
+        assert evaluator.ensure_index(data) is True
+        report = evaluator.evaluate(data)
+    finally:
+        evaluator.close()
+    assert report.systems["bm25"]["ndcg@10"] == 1.0
+    assert report.config["ingest"]["mode"].startswith("text only") and report.config["ingest"]["indexed"] == len(DOCS)
+    assert report.config["index_model"] is None and report.config["pruning"]["doc_top_k"] is None
+    # no vectors in there: the sparse systems refuse the index instead of scoring zeros
+    with pytest.raises(ValueError, match="records no model: it holds no sparse vectors"):
+        Evaluator(connection, index_name, systems=["sparse-inference-free"], model="tiny-mistral").ensure_index(data)

@@ -69,7 +69,9 @@ def command(conn, dataset, index, model, adapter, split, systems, max_queries, s
         )
         try:
             if evaluator.ensure_index(data, report_dir=report.parent, progress=_ingest_progress(no_progress)):
-                click.echo(f"ingested {data.corpus_path} into {index}: {evaluator.ingest_report.summary()}")
+                info = evaluator.ingest_info
+                click.echo(f"indexed {info['indexed']} documents of {data.corpus_path} into {index} "
+                           f"({info['mode']}, {info['seconds']:.0f}s)")
             else:
                 click.echo(f"index {index} exists; evaluating it as is")
             result = evaluator.evaluate(data)
