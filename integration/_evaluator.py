@@ -67,6 +67,8 @@ class Evaluator:
         hybrid: the fusion of the ``hybrid`` system (a :class:`Hybrid`, a method name or a dict).
         query_top_k: query terms kept by the sparse systems.
         doc_top_k: document pruning when this evaluator ingests (``None``: the ingest default).
+        max_length: the encoder's input limit per window (``None``: the model's default); part of
+            ``model_rev``, so queries and an index ingested here use the same value.
         progress: show a progress bar per system (tqdm, on stderr).
     """
 
@@ -83,6 +85,7 @@ class Evaluator:
         hybrid: Any = True,
         query_top_k: Optional[int] = 64,
         doc_top_k: Optional[int] = None,
+        max_length: Optional[int] = None,
         progress: bool = False,
     ) -> None:
         from echo_splade.connector import Hybrid
@@ -116,6 +119,9 @@ class Evaluator:
         self.self_hits = self_hits
         self.query_top_k = query_top_k
         self.doc_top_k = doc_top_k
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
+            raise ValueError(f"max_length must be an integer >= 2 or None, got {max_length!r}")
+        self.max_length = max_length
         self.progress = progress
         self._backend = None
         #: What :meth:`ensure_index` did when it built the index (JSON-able: ``mode``, ``indexed``, ``seconds``,
@@ -147,7 +153,8 @@ class Evaluator:
             from echo_splade.encoder import EchoSpladeEncoder
 
             logger.info("loading encoder %s%s", self.model, f" + adapter {self.adapter}" if self.adapter else "")
-            self._encoder = EchoSpladeEncoder.from_pretrained(self.model, adapter=self.adapter)
+            self._encoder = EchoSpladeEncoder.from_pretrained(self.model, adapter=self.adapter,
+                                                              max_length=self.max_length)
         return self._encoder
 
     def close(self) -> None:
@@ -176,7 +183,7 @@ class Evaluator:
             return True
         from echo_splade.ingest import IngestJob
 
-        model_arg = {"model": self.model, "adapter": self.adapter}
+        model_arg = {"model": self.model, "adapter": self.adapter, "max_length": self.max_length}
         options: dict[str, Any] = {}
         if self.doc_top_k is not None:
             options["doc_top_k"] = self.doc_top_k
@@ -385,6 +392,7 @@ class Evaluator:
                 "doc_top_k": self._doc_top_k(),
             },
             "hybrid": dataclasses.asdict(self.hybrid),
+            "max_length": self.max_length,
             "depth": self.depth,
             "self_hits": {"mode": self.self_hits, "dropped": drop_self},
             "systems": list(self.systems),

@@ -41,6 +41,8 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="Query terms kept by the sparse systems.")
 @click.option("--doc-top-k", type=click.IntRange(min=1), help="Document pruning when the index is ingested here. "
                                                                "[default: the ingest default]")
+@click.option("--max-length", type=click.IntRange(min=16), help="Encoder input limit per window, for ingest and "
+                                                              "queries alike. [default: the model's]")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON report path. [default: eval-<index>-<split>.json]")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -48,7 +50,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @connection_options
 def command(conn, dataset, index, model, adapter, split, systems, max_queries, self_hits, hybrid_method,
-            sparse_weight, query_top_k, doc_top_k, report_path, plot_path, no_progress) -> None:
+            sparse_weight, query_top_k, doc_top_k, max_length, report_path, plot_path, no_progress) -> None:
     """Evaluate BM25, learned sparse and hybrid retrieval in the cluster on a BEIR folder.
 
     Prints a table of nDCG@10, Recall@100, MRR@10 (ranx) and p50 latency per
@@ -65,7 +67,7 @@ def command(conn, dataset, index, model, adapter, split, systems, max_queries, s
         evaluator = Evaluator(
             conn, index, systems=systems, model=model, adapter=adapter, self_hits=self_hits,
             hybrid={"method": hybrid_method, "sparse_weight": sparse_weight}, query_top_k=query_top_k,
-            doc_top_k=doc_top_k, progress=not no_progress,
+            doc_top_k=doc_top_k, max_length=max_length, progress=not no_progress,
         )
         try:
             if evaluator.ensure_index(data, report_dir=report.parent, progress=_ingest_progress(no_progress)):
