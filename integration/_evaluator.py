@@ -380,7 +380,7 @@ class Evaluator:
             "num_docs": backend.count(self.index),
             "engine": backend.version_string,
             "analyzer": analyzers,
-            "bm25": {"query": self.hybrid.bm25_clause("<query text>"), "similarity": "BM25 (k1=1.2, b=0.75, engine default)"},
+            "bm25": {"query": self.hybrid.bm25_clause("<query text>"), "similarity": self._similarity()},
             "model": self.model,
             "adapter": self.adapter,
             "model_rev": None,
@@ -414,6 +414,13 @@ class Evaluator:
         if self.ingest_info is not None:
             config["ingest"] = dict(self.ingest_info)
         return config
+
+    def _similarity(self) -> Any:
+        """The index's custom similarity settings, else the engine default (Lucene BM25, k1=1.2, b=0.75)."""
+        custom = {}
+        for body in self.backend.get_settings(self.index).values():
+            custom.update({k: v for k, v in body.get("settings", {}).items() if k.startswith("index.similarity.")})
+        return custom or "engine default: BM25 (Lucene k1=1.2, b=0.75)"
 
     def _doc_top_k(self) -> Optional[int]:
         if self.doc_top_k is not None:
