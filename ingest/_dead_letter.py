@@ -38,8 +38,9 @@ class DeadLetter:
     or ``row`` (Parquet) say where the record is, ``doc_id`` is present when the
     record had one, ``detail`` is a human-readable explanation (the cluster's
     own error type and reason for rejections) and ``raw`` the start of the
-    offending input. The file is created (truncated) when opened, so it always
-    exists after a run, empty when nothing went wrong. Thread-safe.
+    offending input. The file is created (truncated) by :meth:`open` or by the
+    first :meth:`add`; :meth:`discard_previous` removes an earlier run's file
+    so that a clean run leaves none. Thread-safe.
     """
 
     #: Characters of the offending input kept in ``raw``.
@@ -60,6 +61,12 @@ class DeadLetter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "w", encoding="utf-8")
         return self
+
+    def discard_previous(self) -> None:
+        """Remove the file if a previous run left one (and nothing was written by this one)."""
+        with self._lock:
+            if self._fh is None and self.path.is_file():
+                self.path.unlink()
 
     def add(
         self,

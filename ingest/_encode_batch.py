@@ -53,15 +53,14 @@ class EncodeBatch:
         torch_threads: Optional[int] = None,
         encoder_options: Optional[dict] = None,
     ) -> None:
-        from echo_splade.encoder import EchoSpladeEncoder
         from echo_splade.mappings import FLOAT_MIN_NORMAL
 
         if torch_threads:
             import torch
 
             torch.set_num_threads(int(torch_threads))
-        self.encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, batch_size=batch_size,
-                                                         max_length=max_length, **(encoder_options or {}))
+        self.encoder = self.load_encoder(model, adapter=adapter, device=device, batch_size=batch_size,
+                                         max_length=max_length, **(encoder_options or {}))
         self.doc_top_k = doc_top_k
         # Lucene rejects feature weights below Float.MIN_NORMAL: prune them rather than fail the document.
         self.min_weight = max(min_weight or 0.0, FLOAT_MIN_NORMAL)
@@ -76,6 +75,16 @@ class EncodeBatch:
             self._resume_index = resume["index"]
         self._backoff = Backoff()
         logger.info("encoder ready: %r (model_rev %s)", self.encoder, self.model_rev)
+
+    def load_encoder(self, model: str, **kwargs: Any) -> Any:
+        """The encoder: ``EchoSpladeEncoder.from_pretrained(model, **kwargs)``.
+
+        A subclass may return any object with ``encode_documents(texts, top_k=, min_weight=)``,
+        ``tokens(vector)``, ``model_id`` and ``model_rev`` (e.g. one serving precomputed vectors).
+        """
+        from echo_splade.encoder import EchoSpladeEncoder
+
+        return EchoSpladeEncoder.from_pretrained(model, **kwargs)
 
     def _already_indexed(self, ids: list[str]) -> set[str]:
         """Ids present in the resume index with this encoder's ``model_rev``."""

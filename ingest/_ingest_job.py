@@ -92,12 +92,18 @@ class IngestJob:
         writers: bulk-writer actors.
         writer_options: :class:`BulkWriter` keyword arguments (``max_chunk_docs``, ``max_chunk_bytes``,
             ``max_retries``, ``initial_backoff``, ``max_backoff``).
-        ray_address: an existing Ray cluster (``"auto"`` or ``"ray://host:10001"``); ``None``
-            starts a local one with this machine's CPUs unless Ray is already initialised.
+        ray_address: an existing Ray cluster (``"auto"`` or ``"ray://host:10001"``); ``None``:
+            the ``RAY_ADDRESS`` environment variable (set under ``ray job submit``), else a
+            local Ray with this machine's CPUs, unless Ray is already initialised.
         report_path: write the :class:`IngestReport` there as JSON (also on failure).
         dead_letter_path: the dead-letter JSONL file (default: beside the report,
-            ``<report stem>.dead-letter.jsonl``, else ``<index>.dead-letter.jsonl`` in the working directory).
+            ``<report stem>.dead-letter.jsonl``, else ``<index>.dead-letter.jsonl`` in the working
+            directory). A run removes the previous run's file when its pipeline starts and creates
+            the file at its first bad record, so a clean run leaves none.
         limit: read only the first ``limit`` records (a trial run).
+        block_rows: records per block read from the corpus.
+        encode_stage: the encode stage's callable class: :class:`EncodeBatch` or a subclass
+            (e.g. overriding ``load_encoder`` to serve precomputed vectors in a benchmark).
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class IngestJob:
         dead_letter_path: Optional[Union[str, os.PathLike]] = None,
         limit: Optional[int] = None,
         block_rows: int = 1000,
+        encode_stage: type = EncodeBatch,
     ) -> None:
         for name, value, low in (("batch_size", batch_size, 1), ("writers", writers, 1), ("block_rows", block_rows, 1)):
             if not isinstance(value, int) or value < low:
@@ -143,6 +150,9 @@ class IngestJob:
             raise ValueError(f"min_weight must be >= 0, got {min_weight!r}")
         if device not in (None, "cpu", "cuda"):
             raise ValueError(f"device must be one of (None, 'cpu', 'cuda'), got {device!r}")
+        clash = sorted({"adapter", "device", "batch_size", "max_length"} & set(encoder_options or {}))
+        if clash:
+            raise ValueError(f"encoder_options must not hold {clash}: pass them as IngestJob arguments")
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         if not index:
@@ -175,6 +185,9 @@ class IngestJob:
             self.dead_letter_path = Path(f"{index}.dead-letter.jsonl")
         self.limit = limit
         self.block_rows = block_rows
+        if not (isinstance(encode_stage, type) and issubclass(encode_stage, EncodeBatch)):
+            raise ValueError(f"encode_stage must be EncodeBatch or a subclass of it, got {encode_stage!r}")
+        self.encode_stage = encode_stage
         #: The report of the last (or current) :meth:`run`.
         self.report: Optional[IngestReport] = None
 
@@ -189,8 +202,10 @@ class IngestJob:
 
         if ray.is_initialized():
             return False
-        if self.ray_address:
-            ray.init(address=self.ray_address, logging_level=logging.WARNING, log_to_driver=False)
+        # Under `ray job submit` RAY_ADDRESS names the cluster the job belongs to.
+        address = self.ray_address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         else:
             memory = int(min(2 << 30, max(256 << 20, 0.1 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))))
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=memory,
@@ -223,15 +238,19 @@ class IngestJob:
     def _model_info(self, resources: dict, device: Optional[str]) -> Any:
         """The encoder's ``model_id``, ``model_rev`` and ``config``.
 
-        Locally the driver loads the encoder once on the CPU (in a long-lived process such as a
-        notebook or a test session this costs the imports only once); on a Ray cluster a task
-        loads it where an encoder actor would run, so the driver node needs neither the memory
-        nor a GPU.
+        On a single CPU-only node the driver loads the encoder once on the CPU (in a long-lived
+        process such as a notebook or a test session this costs the imports only once); on a
+        multi-node or GPU cluster a task loads it where an encoder actor would run, so the driver
+        needs neither the memory nor a GPU.
         """
         import ray
 
         options = {**self.encoder_options, "max_length": self.max_length}
-        if self.ray_address is None:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        from ray.util.client import ray as ray_client
+
+        client = ray_client.is_connected()
+        if len(nodes) == 1 and not client and "num_gpus" not in resources:
             info = _model_info(self.model, self.adapter, "cpu", options)
         else:
             remote = ray.remote(_model_info).options(**resources)
@@ -260,7 +279,7 @@ class IngestJob:
                              max_length=self.max_length, doc_top_k=self.doc_top_k, min_weight=self.min_weight,
                              torch_threads=threads, encoder_options=self.encoder_options,
                              resume={"connection": self.connection, "index": self.index} if self.resume else None)
-        ds = ds.map_batches(EncodeBatch, fn_constructor_kwargs=encode_kwargs, batch_size=self.batch_size,
+        ds = ds.map_batches(self.encode_stage, fn_constructor_kwargs=encode_kwargs, batch_size=self.batch_size,
                             batch_format="pyarrow", compute=ActorPoolStrategy(size=actors), **resources)
         write_rows = int(self.writer_options.get("max_chunk_docs", 500))
         return ds.map_batches(WriteBatch, fn_constructor_kwargs=dict(connection=self.connection, index=self.index,
@@ -328,7 +347,7 @@ class IngestJob:
                                             dead_letter_path=str(self.dead_letter_path))
         started = time.monotonic()
         started_ray = False
-        dead = DeadLetter(self.dead_letter_path).open()
+        dead = DeadLetter(self.dead_letter_path)
         backend = None
         try:
             backend = connect(self.connection)
@@ -343,6 +362,7 @@ class IngestJob:
                         self.reader.path, self.index, info.model_id, info.model_rev, actors, resources, self.writers)
             self._prepare_index(backend, info)
             with bulk_load_settings(backend, self.index), self._data_context():
+                dead.discard_previous()
                 batches = self._dataset(actors, resources, device, threads).iter_batches(
                     batch_size=None, batch_format="pyarrow")
                 try:

@@ -71,8 +71,7 @@ def _all_found(backend, index, ids) -> bool:
     return all(d.get("found") for d in docs)
 
 
-def test_cranfield_ingests_exactly_once_and_a_rerun_leaves_the_same_count(
-        backend, index_name, connection, ray_session, tmp_path):
+def test_cranfield_ingests_exactly_once(backend, index_name, connection, ray_session, tmp_path):
     job = _job(CRANFIELD, index_name, connection, tmp_path)
     report = job.run()
     assert (report.status, report.read, report.encoded, report.indexed, report.skipped) == (
@@ -95,12 +94,8 @@ def test_cranfield_ingests_exactly_once_and_a_rerun_leaves_the_same_count(
     hits = backend.search(index_name, {"query": {"rank_feature": {"field": f"sparse.{feature}"}}, "size": 1400})
     assert "1" in {h["_id"] for h in hits["hits"]["hits"]}
 
-    again = _job(CRANFIELD, index_name, connection, tmp_path).run()
-    assert (again.indexed, again.skipped) == (1398, 0)
-    assert backend.count(index_name) == 1398
 
-
-def test_resume_after_an_interrupted_run_encodes_only_what_is_missing(
+def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settings_are_restored(
         backend, index_name, connection, ray_session, tmp_path):
     corpus = _corpus_head(tmp_path, 500)  # holds one empty record (id 471): 499 valid ids
 
@@ -161,20 +156,24 @@ def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(
     assert backend.count(index_name) == 30
     assert _all_found(backend, index_name, [d["doc_id"] for d in good])
 
+    # the same ingest again, through the CLI: documents are overwritten by id, never duplicated
+    from click.testing import CliRunner
 
-def test_a_failed_run_restores_the_bulk_load_settings(backend, index_name, connection, ray_session, tmp_path):
-    def fail(report):
-        raise RuntimeError("boom in the middle of the run")
+    from echo_splade.cli import cli
 
-    job = _job(_corpus_head(tmp_path, 60), index_name, connection, tmp_path, block_rows=20)
-    with pytest.raises(RuntimeError, match="boom"):
-        job.run(progress=fail)
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["status"] == "failed" and "boom" in report["error"]
-    _assert_settings_restored(backend, index_name)
+    args = ["ingest", "--corpus", str(path), "--index", index_name, "--url", connection.urls[0], "--no-provision",
+            "--model", "tiny-mistral", "--max-length", "64", "--threads", "1", "--id-field", "doc_id",
+            "--title-field", "name", "--text-field", "body", "--report", str(tmp_path / "cli" / "report.json")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "completed: read 37, encoded 31, indexed 30, skipped 0, dead-lettered 7" in result.output
+    assert str(tmp_path / "cli" / "report.dead-letter.jsonl") in result.output
+    assert json.loads((tmp_path / "cli" / "report.json").read_text())["indexed"] == 30
+    assert backend.count(index_name) == 30
 
-    with pytest.raises(ValueError, match="does not exist and provisioning is off"):
-        _job(_corpus_head(tmp_path, 5), index_name + "-missing", connection, tmp_path, provision=False).run()
+    missing = CliRunner().invoke(cli, args[:4] + [index_name + "-missing"] + args[5:])
+    assert missing.exit_code != 0
+    assert "does not exist and provisioning is off (--no-provision)" in missing.output
 
 
 # ----------------------------------------------------- a real node with a tiny write queue

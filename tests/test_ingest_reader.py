@@ -117,6 +117,9 @@ def test_dead_letter_file(tmp_path):
     # a new run truncates: the file describes one run
     DeadLetter(path).open().close()
     assert path.read_text() == ""
+    # a clean run leaves no file from an earlier run behind
+    DeadLetter(path).discard_previous()
+    assert not path.exists()
 
 
 def test_bulk_index_error_pickles_with_its_errors():

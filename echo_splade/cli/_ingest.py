@@ -80,7 +80,8 @@ def command(conn, corpus, index, model, adapter, corpus_format, id_field, title_
             bar.close()
         if job.report is not None and job.report.status != "completed":
             click.echo(job.report.summary(), err=True)
-            click.echo(f"dead letters: {job.dead_letter_path}", err=True)
+            if job.dead_letter_path.exists():
+                click.echo(f"dead letters: {job.dead_letter_path}", err=True)
     click.echo(report.summary())
     if report.dead_lettered:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.dead_letter_reasons.items()))
