@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
+from ._ingest import _Bar
 from ._options import connection_options, run_guarded
 
 _SYSTEMS = ("bm25", "sparse", "sparse-inference-free", "hybrid")
@@ -69,8 +71,19 @@ def command(conn, dataset, index, model, adapter, split, systems, max_queries, s
             hybrid={"method": hybrid_method, "sparse_weight": sparse_weight}, query_top_k=query_top_k,
             doc_top_k=doc_top_k, max_length=max_length, progress=not no_progress,
         )
+        bars: list = []  # the ingest command's progress bar, opened when an ingest reports progress
+
+        def progress(ingest_report) -> None:
+            if not bars:
+                bars.append(_Bar(total=None))
+            bars[0].update_from(ingest_report)
+
+        show = not no_progress and sys.stderr.isatty()
         try:
-            if evaluator.ensure_index(data, report_dir=report.parent, progress=_ingest_progress(no_progress)):
+            built = evaluator.ensure_index(data, report_dir=report.parent, progress=progress if show else None)
+            for bar in bars:
+                bar.close()
+            if built:
                 info = evaluator.ingest_info
                 click.echo(f"indexed {info['indexed']} documents of {data.corpus_path} into {index} "
                            f"({info['mode']}, {info['seconds']:.0f}s)")
@@ -90,18 +103,3 @@ def command(conn, dataset, index, model, adapter, split, systems, max_queries, s
 
     run_guarded(action)
 
-
-def _ingest_progress(disabled: bool):
-    """A progress callback for the ingest job: a tqdm bar of indexed documents."""
-    if disabled:
-        return None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(desc="ingest", unit="doc")
-
-    def update(report) -> None:
-        bar.n = report.indexed + report.skipped
-        bar.set_postfix(dead=report.dead_lettered, refresh=False)
-        bar.refresh()
-
-    return update
