@@ -107,6 +107,8 @@ class Demo:
         self.corpus = Path(corpus)
         self.queries = self._read_queries(Path(queries))
         self.echo = echo or logger.info
+        #: The :class:`LocalNode` this demo started (it keeps running afterwards), else ``None``.
+        self.started_node: Any = None
 
     @staticmethod
     def _read_queries(path: Path) -> list[dict]:
@@ -141,6 +143,10 @@ class Demo:
                   f"BM25 {found_bm25}/{len(results)}.")
         self.echo(f"Done in {time.monotonic() - started:.0f}s. Try: echo-splade search \"your question\" "
                   f"--index {index} --explain")
+        if self.started_node is not None:
+            port = "" if self.started_node.port == 9200 else f" --port {self.started_node.port}"
+            self.echo(f"The local node keeps running at {self.started_node.url}; stop it with: "
+                      f"echo-splade cluster stop{port}")
         return results
 
     def ensure_cluster(self) -> Any:
@@ -162,6 +168,7 @@ class Demo:
             self.echo(f"      nothing answers there: starting the local {node.engine} {node.version} node "
                       f"(the first start downloads it from Maven Central)")
             node.start()
+            self.started_node = node
             backend = connect(self.connection)
         self.echo(f"      {backend.version_string} is up")
         return backend
