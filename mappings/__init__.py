@@ -14,7 +14,7 @@ from ._feature_names import (
     sparse_to_features,
     token_to_feature,
 )
-from ._index_spec import ANALYZERS, SPARSE_TYPES, IndexSpec
+from ._index_spec import ANALYZERS, SPARSE_TYPES, IndexSpec, default_sparse_type
 from ._incompatible_index_error import IncompatibleIndexError
 from ._provision import detect_analyzer, plan_provision, provision, read_index_meta
 from ._provision_plan import PlannedRequest, ProvisionPlan
@@ -32,6 +32,7 @@ __all__ = [
     "PlannedRequest",
     "ProvisionPlan",
     "bulk_load_settings",
+    "default_sparse_type",
     "detect_analyzer",
     "feature_to_token",
     "features_to_sparse",

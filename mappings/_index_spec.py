@@ -6,11 +6,14 @@ from typing import Any, Literal, Mapping, Optional
 
 from ._feature_names import FEATURE_SCHEME_VERSION
 
-__all__ = ["IndexSpec", "SPARSE_TYPES", "ANALYZERS", "META_FORMAT"]
+__all__ = ["IndexSpec", "SPARSE_TYPES", "ANALYZERS", "META_FORMAT", "default_sparse_type"]
 
-SparseType = Literal["rank_features", "sparse_vector"]
+SparseType = Literal["auto", "rank_features", "sparse_vector"]
 Analyzer = Literal["auto", "english", "standard"]
-SPARSE_TYPES = ("rank_features", "sparse_vector")
+SPARSE_TYPES = ("auto", "rank_features", "sparse_vector")
+CONCRETE_SPARSE_TYPES = ("rank_features", "sparse_vector")
+SPARSE_VECTOR_SINCE = (8, 11)
+"""First Elasticsearch version with the ``sparse_vector`` field type (OpenSearch has none)."""
 ANALYZERS = ("auto", "english", "standard")
 META_FORMAT = 1
 """Version of the ``_meta`` layout written by :class:`IndexSpec` (key ``echo_splade``)."""
@@ -39,8 +42,10 @@ class IndexSpec:
         echo_templates: the encoder's echo templates (recorded in ``_meta``; empty: not recorded).
         shards: primary shards (fixed once created).
         replicas: replica shards.
-        sparse_type: ``"rank_features"`` (OpenSearch and Elasticsearch) or ``"sparse_vector"``
-            (Elasticsearch >= 8.11 only).
+        sparse_type: ``"rank_features"`` (OpenSearch, and Elasticsearch with mapper-extras),
+            ``"sparse_vector"`` (Elasticsearch >= 8.11 only), or ``"auto"``: the engine's own
+            choice when an index is created (:func:`default_sparse_type`; :meth:`resolved`),
+            and either type when an existing index is checked.
         analyzer: analyzer of the BM25 fields ``title`` and ``text``: ``"english"``,
             ``"standard"``, or ``"auto"`` (``english`` when the node has it, else ``standard``).
     """
@@ -51,7 +56,7 @@ class IndexSpec:
     echo_templates: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     shards: int = 1
     replicas: int = 0
-    sparse_type: SparseType = "rank_features"
+    sparse_type: SparseType = "auto"
     analyzer: Analyzer = "auto"
 
     def __post_init__(self) -> None:
@@ -90,6 +95,12 @@ class IndexSpec:
             **kwargs,
         )
 
+    def resolved(self, engine: str, version: tuple) -> "IndexSpec":
+        """This spec with ``sparse_type="auto"`` replaced by the engine's choice (:func:`default_sparse_type`)."""
+        if self.sparse_type != "auto":
+            return self
+        return dataclasses.replace(self, sparse_type=default_sparse_type(engine, version))
+
     # -- names ------------------------------------------------------------------
     def index_name(self, version: int) -> str:
         """Physical index name of ``version`` (``<name>-v<version>``)."""
@@ -119,6 +130,9 @@ class IndexSpec:
         return meta
 
     def properties(self, analyzer: str) -> dict:
+        if self.sparse_type == "auto":
+            raise ValueError("sparse_type 'auto' has no mapping of its own: resolve it for the cluster first "
+                             "(IndexSpec.resolved(backend.engine, backend.version))")
         props: dict[str, Any] = {f: {"type": "text", "analyzer": analyzer} for f in TEXT_FIELDS}
         props[SPARSE_FIELD] = {"type": self.sparse_type}
         props.update({f: {"type": "keyword"} for f in KEYWORD_FIELDS})
@@ -141,21 +155,25 @@ class IndexSpec:
     def differences(self, mapping: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
         """Why an existing index (its ``mappings`` object and flat settings) cannot hold this spec.
 
-        Empty when compatible. ``None`` spec fields and ``analyzer="auto"`` match anything;
-        replicas are not compared (a dynamic setting).
+        Empty when compatible. ``None`` spec fields and ``analyzer="auto"`` match anything,
+        ``sparse_type="auto"`` matches either sparse type; replicas are not compared (a dynamic setting).
         """
         diffs: list[str] = []
         props = mapping.get("properties", {}) or {}
         meta = mapping.get("_meta", {}) or {}
         want_analyzer = None if self.analyzer == "auto" else self.analyzer
-        for field, want in self.properties(want_analyzer or "standard").items():
+        any_sparse = self.sparse_type == "auto"
+        spec = dataclasses.replace(self, sparse_type="rank_features") if any_sparse else self
+        for field, want in spec.properties(want_analyzer or "standard").items():
+            allowed = CONCRETE_SPARSE_TYPES if any_sparse and field == SPARSE_FIELD else (want["type"],)
+            expected = " or ".join(f"`{t}`" for t in allowed)
             have = props.get(field)
             if have is None:
-                diffs.append(f"field `{field}` is missing, expected `{want['type']}`")
+                diffs.append(f"field `{field}` is missing, expected {expected}")
                 continue
             have_type = have.get("type", "object")
-            if have_type != want["type"]:
-                diffs.append(f"field `{field}` is `{have_type}`, expected `{want['type']}`")
+            if have_type not in allowed:
+                diffs.append(f"field `{field}` is `{have_type}`, expected {expected}")
             elif want["type"] == "text" and want_analyzer is not None:
                 have_analyzer = have.get("analyzer", "standard")
                 if have_analyzer != want_analyzer:
@@ -177,6 +195,14 @@ class IndexSpec:
         """Spec ``_meta`` entries an existing compatible index does not record yet."""
         wanted = {"model": self.model, "model_rev": self.model_rev, "echo_templates": self.echo_templates or None}
         return {k: v for k, v in wanted.items() if v is not None and meta.get(k) is None}
+
+
+def default_sparse_type(engine: str, version: tuple) -> str:
+    """The sparse field type ``sparse_type="auto"`` creates: ``sparse_vector`` on Elasticsearch >= 8.11
+    (its native SPLADE field, in the server itself), ``rank_features`` on OpenSearch and older Elasticsearch."""
+    if engine == "elasticsearch" and tuple(version[:2]) >= SPARSE_VECTOR_SINCE:
+        return "sparse_vector"
+    return "rank_features"
 
 
 def echo_templates_of(config: Mapping[str, Any]) -> dict:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from echo_splade.client import ClusterError
 
 from ._incompatible_index_error import IncompatibleIndexError
-from ._index_spec import IndexSpec
+from ._index_spec import SPARSE_FIELD, SPARSE_VECTOR_SINCE, IndexSpec
 from ._provision_plan import PlannedRequest, ProvisionPlan
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _check_engine(backend: Any, spec: IndexSpec) -> None:
         raise ValueError(
             "sparse type `sparse_vector` needs Elasticsearch >= 8.11; on OpenSearch use `rank_features`"
         )
-    if tuple(backend.version[:2]) < (8, 11):
+    if tuple(backend.version[:2]) < SPARSE_VECTOR_SINCE:
         raise ValueError(
             f"sparse type `sparse_vector` needs Elasticsearch >= 8.11, the cluster runs {backend.version_string}"
         )
@@ -110,11 +110,13 @@ def plan_provision(
 
     if new_version or not versions and live is None:
         analyzer = detect_analyzer(backend) if spec.analyzer == "auto" else spec.analyzer
+        concrete = spec.resolved(backend.engine, backend.version)
         target = spec.index_name(newest + 1)
         attach = live is None
         new_live = target if (attach or swap) else live
-        plan = ProvisionPlan(alias=spec.name, target=target, live=new_live, analyzer=analyzer)
-        plan.add("create", "PUT", f"/{target}", spec.create_body(analyzer, alias=attach))
+        plan = ProvisionPlan(alias=spec.name, target=target, live=new_live, analyzer=analyzer,
+                             sparse_type=concrete.sparse_type)
+        plan.add("create", "PUT", f"/{target}", concrete.create_body(analyzer, alias=attach))
         if swap and not attach:
             _move_alias(plan, spec.name, live, target)
     else:
@@ -144,7 +146,9 @@ def _check_existing(backend: Any, spec: IndexSpec, target: str, hint: Optional[s
     if differences:
         raise IncompatibleIndexError(target, differences, *([hint] if hint else []))
     meta = mapping.get("_meta", {}) or {}
-    plan = ProvisionPlan(alias=spec.name, target=target, live=target, analyzer=meta.get("analyzer", "standard"))
+    sparse = (mapping.get("properties", {}) or {}).get(SPARSE_FIELD, {}).get("type")
+    plan = ProvisionPlan(alias=spec.name, target=target, live=target, analyzer=meta.get("analyzer", "standard"),
+                         sparse_type=sparse)
     missing = spec.missing_meta(meta)
     if missing:
         plan.add("update-meta", "PUT", f"/{target}/_mapping", {"_meta": {**meta, **missing}})
@@ -186,10 +190,11 @@ def provision(
         try:
             backend.request(request.method, request.path, body=request.body, params=request.params)
         except ClusterError as exc:
-            if exc.error_type == "mapper_parsing_exception" and spec.sparse_type in str(exc.reason):
-                other = "sparse_vector" if spec.sparse_type == "rank_features" else "rank_features"
+            sparse_type = plan.sparse_type or spec.sparse_type
+            if exc.error_type == "mapper_parsing_exception" and sparse_type in str(exc.reason):
+                other = "sparse_vector" if sparse_type == "rank_features" else "rank_features"
                 raise ClusterError(
-                    f"{exc} (the node lacks the `{spec.sparse_type}` field type: it comes with the mapper-extras "
+                    f"{exc} (the node lacks the `{sparse_type}` field type: it comes with the mapper-extras "
                     f"module; try --sparse-type {other} where the engine supports it)",
                     status=exc.status, error_type=exc.error_type, reason=exc.reason, body=exc.body,
                 ) from None

@@ -37,6 +37,8 @@ class ProvisionPlan:
             empty for a no-op.
         requests: the REST calls, in order.
         analyzer: the analyzer of the BM25 fields of ``target``.
+        sparse_type: the type of the sparse field of ``target`` (``rank_features`` or ``sparse_vector``;
+            ``None`` when an existing index has no sparse field).
         dropped: physical indices the plan deletes.
         executed: whether the requests were sent.
     """
@@ -45,6 +47,7 @@ class ProvisionPlan:
     target: str
     live: str
     analyzer: str
+    sparse_type: Optional[str] = None
     actions: list[str] = dataclasses.field(default_factory=list)
     requests: list[PlannedRequest] = dataclasses.field(default_factory=list)
     dropped: list[str] = dataclasses.field(default_factory=list)
@@ -65,7 +68,7 @@ class ProvisionPlan:
             return f"no-op: alias {self.alias} -> {self.live} already matches the spec"
         parts = []
         if "create" in self.actions:
-            parts.append(f"created {self.target} (analyzer {self.analyzer})")
+            parts.append(f"created {self.target} (analyzer {self.analyzer}, sparse field {self.sparse_type})")
         if "alias" in self.actions or "swap" in self.actions or "create" in self.actions and self.live == self.target:
             parts.append(f"alias {self.alias} -> {self.live}")
         elif "create" in self.actions:

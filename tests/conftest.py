@@ -1,5 +1,13 @@
-"""Shared fixtures. Tests about the cluster talk to the REAL node started by
-``echo-splade cluster start`` (``.ci/run`` starts it); they fail, not skip, when it is down."""
+"""Shared fixtures. Tests about the cluster talk to the REAL nodes started by
+``echo-splade cluster start [--engine elasticsearch]`` (``.ci/run`` starts both); they fail, not skip,
+when a node is down.
+
+* ``backend``: the OpenSearch node (``ECHO_SPLADE_TEST_URL``).
+* ``engine_backend``: parametrized over BOTH engines, OpenSearch and the Elasticsearch node
+  (``ECHO_SPLADE_ES_TEST_URL``); tests of the backend contract (provisioning, scoring, the
+  connector, ingest) use it and run once per engine. ``engine_connection`` is its ``ConnectionConfig``.
+* ``index_name``/``module_index_name``: unique names cleaned up on the backend the test uses.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +17,68 @@ import uuid
 import pytest
 
 TEST_URL = os.environ.get("ECHO_SPLADE_TEST_URL", "http://127.0.0.1:9200")
+ES_TEST_URL = os.environ.get("ECHO_SPLADE_ES_TEST_URL", "http://127.0.0.1:9201")
+ENGINE_URLS = {"opensearch": TEST_URL, "elasticsearch": ES_TEST_URL}
+
+
+def _config(url: str):
+    from echo_splade.client import ConnectionConfig
+
+    return ConnectionConfig(urls=(url,), timeout=60)
+
+
+def _connect(config, engine: str):
+    """A Backend on the node of ``engine`` at ``config``; fails the test (never skips) when it is down."""
+    from echo_splade.client import ClusterError, connect
+
+    url = config.urls[0]
+    start = "echo-splade cluster start" + (" --engine elasticsearch" if engine == "elasticsearch" else "")
+    try:
+        b = connect(config)
+        b.health(wait_for_status="yellow", timeout="30s")
+    except ClusterError as exc:
+        pytest.fail(f"the {engine} test node at {url} is not up (start it: `{start}`): {exc}")
+    if b.engine != engine:
+        b.close()
+        pytest.fail(f"the node at {url} runs {b.engine}, expected {engine} (start it: `{start}`)")
+    return b
 
 
 @pytest.fixture(scope="session")
 def connection():
-    from echo_splade.client import ConnectionConfig
-
-    return ConnectionConfig(urls=(TEST_URL,), timeout=60)
+    return _config(TEST_URL)
 
 
 @pytest.fixture(scope="session")
 def backend(connection):
-    from echo_splade.client import ClusterError, connect
-
-    try:
-        b = connect(connection)
-        b.health(wait_for_status="yellow", timeout="30s")
-    except ClusterError as exc:
-        pytest.fail(f"the test node at {TEST_URL} is not up (start it: `echo-splade cluster start`): {exc}")
+    b = _connect(connection, "opensearch")
     yield b
     b.close()
+
+
+@pytest.fixture(scope="session", params=["opensearch", "elasticsearch"])
+def engine(request):
+    """The engine a contract test runs on: each test using it runs once per engine."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def engine_connection(engine):
+    """``ConnectionConfig`` of the real node of ``engine``."""
+    return _config(ENGINE_URLS[engine])
+
+
+@pytest.fixture(scope="session")
+def engine_backend(engine, engine_connection):
+    """A Backend on each engine's real node in turn: the test runs once on OpenSearch, once on Elasticsearch."""
+    b = _connect(engine_connection, engine)
+    yield b
+    b.close()
+
+
+def _test_backend(request):
+    """The backend a test talks to: ``engine_backend`` when it uses it, else ``backend``."""
+    return request.getfixturevalue("engine_backend" if "engine_backend" in request.fixturenames else "backend")
 
 
 def _unique_index(backend, label: str):
@@ -46,15 +96,22 @@ def _unique_index(backend, label: str):
 
 
 @pytest.fixture
-def index_name(backend, request):
-    """A unique index/alias name for one test; every index starting with it is deleted afterwards."""
-    yield from _unique_index(backend, request.node.name)
+def index_name(request):
+    """A unique index/alias name for one test; every index starting with it is deleted afterwards
+    (on ``engine_backend``'s node when the test uses it, else on ``backend``'s)."""
+    yield from _unique_index(_test_backend(request), request.node.name)
 
 
 @pytest.fixture(scope="module")
 def module_index_name(backend, request):
     """Like ``index_name``, shared by the tests of one module (an index that is expensive to build once)."""
     yield from _unique_index(backend, request.module.__name__.rsplit(".", 1)[-1])
+
+
+@pytest.fixture(scope="module")
+def engine_module_index_name(engine_backend, request):
+    """``module_index_name`` per engine: one shared index name for each engine's node."""
+    yield from _unique_index(engine_backend, f"{request.module.__name__.rsplit('.', 1)[-1]}-{engine_backend.engine}")
 
 
 @pytest.fixture(scope="session")

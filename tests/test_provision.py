@@ -1,4 +1,6 @@
-"""Provisioning and bulk-load settings against the real node; Elasticsearch bodies without a cluster."""
+"""Provisioning and bulk-load settings against the real nodes: the contract tests run on both engines
+(``engine_backend``: OpenSearch with ``rank_features``, Elasticsearch with ``sparse_vector``); version rules
+and bodies without a cluster."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from echo_splade.mappings import (
     IncompatibleIndexError,
     IndexSpec,
     bulk_load_settings,
+    default_sparse_type,
     detect_analyzer,
     provision,
     read_index_meta,
@@ -32,88 +35,94 @@ def _alias_targets(backend, alias):
     return sorted(backend.get_aliases(alias))
 
 
-def test_provision_creates_versioned_index_behind_alias(backend, index_name):
+def test_provision_creates_versioned_index_behind_alias(engine_backend, index_name):
     spec = IndexSpec(index_name, model="tiny-mistral", model_rev="abc123",
                      echo_templates={"query_prefix": "Query:", "doc_prefix": "Document:"})
-    plan = provision(backend, spec)
-    assert plan.executed and plan.actions == ["create"]
+    plan = provision(engine_backend, spec)
+    # the sparse field type is the engine's own: rank_features on OpenSearch, sparse_vector on Elasticsearch 8.x
+    sparse_type = {"opensearch": "rank_features", "elasticsearch": "sparse_vector"}[engine_backend.engine]
+    assert plan.executed and plan.actions == ["create"] and plan.sparse_type == sparse_type
     assert plan.target == plan.live == f"{index_name}-v1"
-    assert _alias_targets(backend, index_name) == [f"{index_name}-v1"]
+    assert _alias_targets(engine_backend, index_name) == [f"{index_name}-v1"]
 
-    mapping = backend.get_mapping(index_name)[f"{index_name}-v1"]["mappings"]
+    mapping = engine_backend.get_mapping(index_name)[f"{index_name}-v1"]["mappings"]
     types = {field: props["type"] for field, props in mapping["properties"].items()}
-    assert types == {"title": "text", "text": "text", "sparse": "rank_features",
+    assert types == {"title": "text", "text": "text", "sparse": sparse_type,
                      "doc_id": "keyword", "model": "keyword", "model_rev": "keyword"}
-    analyzer = detect_analyzer(backend)
+    analyzer = detect_analyzer(engine_backend)
     assert mapping["properties"]["text"]["analyzer"] == analyzer == plan.analyzer
-    settings = _settings(backend, index_name)
+    settings = _settings(engine_backend, index_name)
     assert settings["index.number_of_shards"] == "1" and settings["index.number_of_replicas"] == "0"
 
-    meta = read_index_meta(backend, index_name)
+    meta = read_index_meta(engine_backend, index_name)
     assert meta["model"] == "tiny-mistral" and meta["model_rev"] == "abc123"
     assert meta["feature_scheme_version"] == FEATURE_SCHEME_VERSION
     assert meta["echo_templates"] == {"query_prefix": "Query:", "doc_prefix": "Document:"}
-    assert meta["analyzer"] == analyzer and meta["sparse_type"] == "rank_features"
+    assert meta["analyzer"] == analyzer and meta["sparse_type"] == sparse_type
+    assert provision(engine_backend, IndexSpec(index_name, sparse_type=sparse_type)).noop  # explicit == auto
 
 
-def test_english_analyzer_is_detected_from_the_modules_loaded(backend):
-    nodes = backend.request("GET", "/_nodes/plugins")["nodes"]
+def test_english_analyzer_is_detected_from_the_modules_loaded(engine_backend):
+    nodes = engine_backend.request("GET", "/_nodes/plugins")["nodes"]
     modules = {m["name"] for node in nodes.values() for m in node.get("modules", [])}
     if "analysis-common" in modules:
-        analyzed = backend.request("POST", "/_analyze", body={"analyzer": "english", "text": "Running dogs"})
+        analyzed = engine_backend.request("POST", "/_analyze", body={"analyzer": "english", "text": "Running dogs"})
         assert [t["token"] for t in analyzed["tokens"]] == ["run", "dog"]
-        assert detect_analyzer(backend) == "english"
+        assert detect_analyzer(engine_backend) == "english"
     else:
-        assert detect_analyzer(backend) == "standard"
+        assert detect_analyzer(engine_backend) == "standard"
 
 
-def test_reprovision_same_spec_is_noop(backend, index_name):
+def test_reprovision_same_spec_is_noop(engine_backend, index_name):
     spec = IndexSpec(index_name, model="m", model_rev="r1", shards=2)
-    provision(backend, spec)
-    uuid = _settings(backend, index_name)["index.uuid"]
-    again = provision(backend, IndexSpec(index_name, model="m", model_rev="r1", shards=2))
+    provision(engine_backend, spec)
+    uuid = _settings(engine_backend, index_name)["index.uuid"]
+    again = provision(engine_backend, IndexSpec(index_name, model="m", model_rev="r1", shards=2))
     assert again.noop and again.requests == [] and again.live == f"{index_name}-v1"
     assert "no-op" in again.summary()
     # A spec that leaves the model open is compatible too.
-    assert provision(backend, IndexSpec(index_name, shards=2)).noop
-    assert _settings(backend, index_name)["index.uuid"] == uuid
+    assert provision(engine_backend, IndexSpec(index_name, shards=2)).noop
+    assert _settings(engine_backend, index_name)["index.uuid"] == uuid
 
 
-def test_missing_model_meta_is_filled_in(backend, index_name):
-    provision(backend, IndexSpec(index_name))
-    assert "model" not in read_index_meta(backend, index_name)
-    plan = provision(backend, IndexSpec(index_name, model="m", model_rev="r1"))
+def test_missing_model_meta_is_filled_in(engine_backend, index_name):
+    provision(engine_backend, IndexSpec(index_name))
+    assert "model" not in read_index_meta(engine_backend, index_name)
+    plan = provision(engine_backend, IndexSpec(index_name, model="m", model_rev="r1"))
     assert plan.actions == ["update-meta"]
-    meta = read_index_meta(backend, index_name)
+    meta = read_index_meta(engine_backend, index_name)
     assert meta["model"] == "m" and meta["model_rev"] == "r1"
     assert meta["feature_scheme_version"] == FEATURE_SCHEME_VERSION  # the rest of _meta is kept
-    assert provision(backend, IndexSpec(index_name, model="m", model_rev="r1")).noop
+    assert provision(engine_backend, IndexSpec(index_name, model="m", model_rev="r1")).noop
 
 
-def test_incompatible_mapping_is_refused_naming_the_difference(backend, index_name):
-    backend.request("PUT", f"/{index_name}-v1", body={
+def test_incompatible_mapping_is_refused_naming_the_difference(engine_backend, index_name):
+    engine_backend.request("PUT", f"/{index_name}-v1", body={
         "aliases": {index_name: {}},
         "mappings": {"properties": {"sparse": {"type": "float"}, "title": {"type": "text"}}},
     })
     with pytest.raises(IncompatibleIndexError) as info:
-        provision(backend, IndexSpec(index_name))
+        provision(engine_backend, IndexSpec(index_name))
     message = str(info.value)
-    assert "field `sparse` is `float`, expected `rank_features`" in message
+    assert "field `sparse` is `float`, expected `rank_features` or `sparse_vector`" in message
     assert "field `text` is missing" in message
     assert f"{index_name}-v1" in message and "--new-version" in message
     # nothing was changed
-    assert backend.get_mapping(f"{index_name}-v1")[f"{index_name}-v1"]["mappings"]["properties"]["sparse"] == {
-        "type": "float"}
+    (kept,) = engine_backend.get_mapping(f"{index_name}-v1").values()
+    assert kept["mappings"]["properties"]["sparse"] == {"type": "float"}
+    # an explicit sparse type names just that type
+    with pytest.raises(IncompatibleIndexError, match="field `sparse` is `float`, expected `rank_features`;"):
+        provision(engine_backend, IndexSpec(index_name, sparse_type="rank_features"))
 
 
-def test_other_model_and_explicit_analyzer_and_shards_are_refused(backend, index_name):
-    provision(backend, IndexSpec(index_name, model="model-a", model_rev="r1", analyzer="standard"))
+def test_other_model_and_explicit_analyzer_and_shards_are_refused(engine_backend, index_name):
+    provision(engine_backend, IndexSpec(index_name, model="model-a", model_rev="r1", analyzer="standard"))
     with pytest.raises(IncompatibleIndexError, match=r"_meta.model is 'model-a', expected 'model-b'"):
-        provision(backend, IndexSpec(index_name, model="model-b"))
+        provision(engine_backend, IndexSpec(index_name, model="model-b"))
     with pytest.raises(IncompatibleIndexError, match="uses analyzer `standard`, expected `english`"):
-        provision(backend, IndexSpec(index_name, analyzer="english"))
+        provision(engine_backend, IndexSpec(index_name, analyzer="english"))
     with pytest.raises(IncompatibleIndexError, match="number_of_shards is 1, expected 3"):
-        provision(backend, IndexSpec(index_name, shards=3))
+        provision(engine_backend, IndexSpec(index_name, shards=3))
 
 
 def _index_doc(backend, index, doc_id, tokens):
@@ -123,108 +132,111 @@ def _index_doc(backend, index, doc_id, tokens):
                     body={"doc_id": doc_id, "sparse": sparse_to_features(tokens)})
 
 
-def test_new_version_swap_and_drop_old(backend, index_name):
+def test_new_version_swap_and_drop_old(engine_backend, index_name):
     v1, v2 = f"{index_name}-v1", f"{index_name}-v2"
-    provision(backend, IndexSpec(index_name, model="a"))
-    _index_doc(backend, index_name, "old", {"▁x": 1.0})
+    provision(engine_backend, IndexSpec(index_name, model="a"))
+    _index_doc(engine_backend, index_name, "old", {"▁x": 1.0})
 
-    plan = provision(backend, IndexSpec(index_name, model="b"), new_version=True)
+    plan = provision(engine_backend, IndexSpec(index_name, model="b"), new_version=True)
     assert plan.actions == ["create"] and plan.target == v2 and plan.live == v1
-    assert _alias_targets(backend, index_name) == [v1]  # alias stays until --swap
-    _index_doc(backend, v2, "new", {"▁x": 1.0})
-    assert read_index_meta(backend, v2)["model"] == "b"
+    assert _alias_targets(engine_backend, index_name) == [v1]  # alias stays until --swap
+    _index_doc(engine_backend, v2, "new", {"▁x": 1.0})
+    assert read_index_meta(engine_backend, v2)["model"] == "b"
 
-    swap = provision(backend, IndexSpec(index_name, model="b"), swap=True)
+    swap = provision(engine_backend, IndexSpec(index_name, model="b"), swap=True)
     assert swap.actions == ["swap"] and swap.live == v2
     aliases_calls = [r for r in swap.requests if r.path == "/_aliases"]
     assert len(swap.requests) == 1 and len(aliases_calls) == 1  # one atomic call
     assert aliases_calls[0].body == {"actions": [{"remove": {"index": v1, "alias": index_name}},
                                                  {"add": {"index": v2, "alias": index_name}}]}
-    assert _alias_targets(backend, index_name) == [v2]
-    hits = backend.search(index_name, {"query": {"match_all": {}}})["hits"]["hits"]
+    assert _alias_targets(engine_backend, index_name) == [v2]
+    hits = engine_backend.search(index_name, {"query": {"match_all": {}}})["hits"]["hits"]
     assert [h["_id"] for h in hits] == ["new"]
-    assert backend.exists(v1)  # kept until --drop-old
-    assert provision(backend, IndexSpec(index_name, model="b"), swap=True).noop
+    assert engine_backend.exists(v1)  # kept until --drop-old
+    assert provision(engine_backend, IndexSpec(index_name, model="b"), swap=True).noop
 
-    dropped = provision(backend, IndexSpec(index_name, model="b"), drop_old=True)
+    dropped = provision(engine_backend, IndexSpec(index_name, model="b"), drop_old=True)
     assert dropped.dropped == [v1] and dropped.actions == ["drop"]
-    assert not backend.exists(v1) and _alias_targets(backend, index_name) == [v2]
+    assert not engine_backend.exists(v1) and _alias_targets(engine_backend, index_name) == [v2]
 
 
-def test_new_version_with_swap_in_one_run(backend, index_name):
-    provision(backend, IndexSpec(index_name))
-    plan = provision(backend, IndexSpec(index_name, analyzer="standard"), new_version=True, swap=True,
+def test_new_version_with_swap_in_one_run(engine_backend, index_name):
+    provision(engine_backend, IndexSpec(index_name))
+    plan = provision(engine_backend, IndexSpec(index_name, analyzer="standard"), new_version=True, swap=True,
                      drop_old=True)
     v1, v2 = f"{index_name}-v1", f"{index_name}-v2"
     assert plan.actions == ["create", "swap", "drop"] and plan.live == v2 and plan.dropped == [v1]
-    assert _alias_targets(backend, index_name) == [v2] and not backend.exists(v1)
-    assert read_index_meta(backend, index_name)["analyzer"] == "standard"
+    assert _alias_targets(engine_backend, index_name) == [v2] and not engine_backend.exists(v1)
+    assert read_index_meta(engine_backend, index_name)["analyzer"] == "standard"
 
 
-def test_dry_run_sends_nothing_and_shows_exact_bodies(backend, index_name):
+def test_dry_run_sends_nothing_and_shows_exact_bodies(engine_backend, index_name):
     spec = IndexSpec(index_name, model="m", replicas=1)
-    plan = provision(backend, spec, dry_run=True)
-    assert not plan.executed and not backend.exists(index_name) and not backend.exists(f"{index_name}-v1")
+    plan = provision(engine_backend, spec, dry_run=True)
+    assert not plan.executed and not engine_backend.exists(index_name) and not engine_backend.exists(f"{index_name}-v1")
     (request,) = plan.requests
     rendered = request.render()
     first, body = rendered.split("\n", 1)
     assert first == f"PUT /{index_name}-v1"
-    assert json.loads(body) == spec.create_body(plan.analyzer, alias=True)
+    concrete = spec.resolved(engine_backend.engine, engine_backend.version)
+    assert concrete.sparse_type == plan.sparse_type == default_sparse_type(engine_backend.engine, engine_backend.version)
+    assert json.loads(body) == concrete.create_body(plan.analyzer, alias=True)
+    assert json.loads(body)["mappings"]["properties"]["sparse"] == {"type": plan.sparse_type}
     assert json.loads(body)["settings"]["index"]["number_of_replicas"] == 1
 
 
-def test_a_concrete_index_is_checked_not_versioned(backend, index_name):
+def test_a_concrete_index_is_checked_not_versioned(engine_backend, index_name):
     # A physical version (the blue/green load target) provisions as a check: no-op when compatible.
-    provision(backend, IndexSpec(index_name, model="a"))
-    provision(backend, IndexSpec(index_name, model="a"), new_version=True)
+    provision(engine_backend, IndexSpec(index_name, model="a"))
+    provision(engine_backend, IndexSpec(index_name, model="a"), new_version=True)
     v2 = f"{index_name}-v2"
-    plan = provision(backend, IndexSpec(v2, model="a"))
+    plan = provision(engine_backend, IndexSpec(v2, model="a"))
     assert plan.noop and plan.target == v2
     with pytest.raises(IncompatibleIndexError, match="_meta.model is 'a', expected 'b'"):
-        provision(backend, IndexSpec(v2, model="b"))
+        provision(engine_backend, IndexSpec(v2, model="b"))
     with pytest.raises(ValueError, match="is a concrete index, not an alias"):
-        provision(backend, IndexSpec(v2, model="a"), new_version=True)
+        provision(engine_backend, IndexSpec(v2, model="a"), new_version=True)
     # A hand-made index under the alias name is refused with its differences.
-    backend.request("PUT", f"/{index_name}-plain")
+    engine_backend.request("PUT", f"/{index_name}-plain")
     with pytest.raises(IncompatibleIndexError, match="field `sparse` is missing"):
-        provision(backend, IndexSpec(f"{index_name}-plain"))
+        provision(engine_backend, IndexSpec(f"{index_name}-plain"))
 
 
-def test_refusal_points_at_a_newer_version_to_swap_to(backend, index_name):
-    provision(backend, IndexSpec(index_name, model="a"))
-    provision(backend, IndexSpec(index_name, model="b"), new_version=True)
+def test_refusal_points_at_a_newer_version_to_swap_to(engine_backend, index_name):
+    provision(engine_backend, IndexSpec(index_name, model="a"))
+    provision(engine_backend, IndexSpec(index_name, model="b"), new_version=True)
     with pytest.raises(IncompatibleIndexError, match=f"{index_name}-v2 is newer: --swap moves the alias"):
-        provision(backend, IndexSpec(index_name, model="b"))
+        provision(engine_backend, IndexSpec(index_name, model="b"))
 
 
-def test_sparse_vector_field_follows_the_engine(backend, index_name):
+def test_sparse_vector_field_follows_the_engine(engine_backend, index_name):
     spec = IndexSpec(index_name, sparse_type="sparse_vector")
-    if backend.engine == "elasticsearch" and backend.version >= (8, 11):
-        provision(backend, spec)
-        (body,) = backend.get_mapping(index_name).values()
+    if engine_backend.engine == "elasticsearch" and engine_backend.version >= (8, 11):
+        provision(engine_backend, spec)
+        (body,) = engine_backend.get_mapping(index_name).values()
         assert body["mappings"]["properties"]["sparse"]["type"] == "sparse_vector"
         return
     with pytest.raises(ValueError, match="sparse_vector.*Elasticsearch >= 8.11"):
-        provision(backend, spec)
-    assert not backend.exists(f"{index_name}-v1")
+        provision(engine_backend, spec)
+    assert not engine_backend.exists(f"{index_name}-v1")
 
 
 # -- bulk-load settings ------------------------------------------------------------------------
 
-def test_bulk_load_settings_applied_and_restored(backend, index_name):
-    provision(backend, IndexSpec(index_name))
-    backend.put_settings(index_name, {"refresh_interval": "7s"})
-    with bulk_load_settings(backend, index_name) as previous:
+def test_bulk_load_settings_applied_and_restored(engine_backend, index_name):
+    provision(engine_backend, IndexSpec(index_name))
+    engine_backend.put_settings(index_name, {"refresh_interval": "7s"})
+    with bulk_load_settings(engine_backend, index_name) as previous:
         assert previous == {f"{index_name}-v1": {"index.refresh_interval": "7s", "index.number_of_replicas": "0"}}
-        settings = _settings(backend, index_name)
+        settings = _settings(engine_backend, index_name)
         assert settings["index.refresh_interval"] == "-1" and settings["index.number_of_replicas"] == "0"
-        assert read_index_meta(backend, index_name)[BULK_LOAD_META_KEY]["index.refresh_interval"] == "7s"
-        _index_doc_no_refresh(backend, index_name)
-        assert backend.count(index_name) == 0  # refresh is off
-    settings = _settings(backend, index_name)
+        assert read_index_meta(engine_backend, index_name)[BULK_LOAD_META_KEY]["index.refresh_interval"] == "7s"
+        _index_doc_no_refresh(engine_backend, index_name)
+        assert engine_backend.count(index_name) == 0  # refresh is off
+    settings = _settings(engine_backend, index_name)
     assert settings["index.refresh_interval"] == "7s" and settings["index.number_of_replicas"] == "0"
-    assert BULK_LOAD_META_KEY not in read_index_meta(backend, index_name)
-    assert backend.count(index_name) == 1  # refreshed on exit
+    assert BULK_LOAD_META_KEY not in read_index_meta(engine_backend, index_name)
+    assert engine_backend.count(index_name) == 1  # refreshed on exit
 
 
 def _index_doc_no_refresh(backend, index):
@@ -232,39 +244,39 @@ def _index_doc_no_refresh(backend, index):
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
-def test_bulk_load_settings_restored_when_the_body_raises(backend, index_name, error):
-    provision(backend, IndexSpec(index_name, replicas=1))  # single node: yellow, still fine
-    assert "index.refresh_interval" not in _settings(backend, index_name)
+def test_bulk_load_settings_restored_when_the_body_raises(engine_backend, index_name, error):
+    provision(engine_backend, IndexSpec(index_name, replicas=1))  # single node: yellow, still fine
+    assert "index.refresh_interval" not in _settings(engine_backend, index_name)
     with pytest.raises(type(error)):
-        with bulk_load_settings(backend, index_name):
-            _index_doc_no_refresh(backend, index_name)
+        with bulk_load_settings(engine_backend, index_name):
+            _index_doc_no_refresh(engine_backend, index_name)
             raise error
-    settings = _settings(backend, index_name)
+    settings = _settings(engine_backend, index_name)
     assert "index.refresh_interval" not in settings  # unset again, not a guessed default
     assert settings["index.number_of_replicas"] == "1"
-    assert saved_bulk_load_settings(backend, index_name) == {}
-    assert backend.count(index_name) == 1
+    assert saved_bulk_load_settings(engine_backend, index_name) == {}
+    assert engine_backend.count(index_name) == 1
 
 
-def test_settings_of_a_killed_job_are_restored(backend, index_name):
-    provision(backend, IndexSpec(index_name, replicas=1))
-    killed = bulk_load_settings(backend, index_name)
+def test_settings_of_a_killed_job_are_restored(engine_backend, index_name):
+    provision(engine_backend, IndexSpec(index_name, replicas=1))
+    killed = bulk_load_settings(engine_backend, index_name)
     killed.__enter__()  # the job dies here: no __exit__
-    assert _settings(backend, index_name)["index.refresh_interval"] == "-1"
+    assert _settings(engine_backend, index_name)["index.refresh_interval"] == "-1"
     saved = {f"{index_name}-v1": {"index.refresh_interval": None, "index.number_of_replicas": "1"}}
-    assert saved_bulk_load_settings(backend, index_name) == saved
+    assert saved_bulk_load_settings(engine_backend, index_name) == saved
 
     # The next run keeps the ORIGINAL values (not the -1/0 the killed job left) and restores them.
-    with bulk_load_settings(backend, index_name) as previous:
+    with bulk_load_settings(engine_backend, index_name) as previous:
         assert previous == saved
-    settings = _settings(backend, index_name)
+    settings = _settings(engine_backend, index_name)
     assert "index.refresh_interval" not in settings and settings["index.number_of_replicas"] == "1"
 
-    killed2 = bulk_load_settings(backend, index_name)
+    killed2 = bulk_load_settings(engine_backend, index_name)
     killed2.__enter__()
-    assert restore_settings(backend, index_name) == saved
-    assert restore_settings(backend, index_name) == {}  # idempotent
-    assert _settings(backend, index_name)["index.number_of_replicas"] == "1"
+    assert restore_settings(engine_backend, index_name) == saved
+    assert restore_settings(engine_backend, index_name) == {}  # idempotent
+    assert _settings(engine_backend, index_name)["index.number_of_replicas"] == "1"
 
 
 # -- CLI -----------------------------------------------------------------------------------------
@@ -323,7 +335,22 @@ def test_sparse_vector_body_for_elasticsearch():
     assert body["mappings"]["_meta"]["sparse_type"] == "sparse_vector"
     assert body["settings"] == {"index": {"number_of_shards": 2, "number_of_replicas": 1}}
     assert body["aliases"] == {"docs": {}}
-    assert IndexSpec("docs").create_body("standard")["mappings"]["properties"]["sparse"] == {"type": "rank_features"}
+    rank_features = IndexSpec("docs", sparse_type="rank_features").create_body("standard")
+    assert rank_features["mappings"]["properties"]["sparse"] == {"type": "rank_features"}
+    with pytest.raises(ValueError, match="sparse_type 'auto' has no mapping of its own"):
+        IndexSpec("docs").create_body("standard")
+
+
+@pytest.mark.parametrize("engine, version, expected", [
+    ("opensearch", (2, 19, 6), "rank_features"), ("opensearch", (3, 1, 0), "rank_features"),
+    ("elasticsearch", (7, 17, 9), "rank_features"), ("elasticsearch", (8, 10, 4), "rank_features"),
+    ("elasticsearch", (8, 11, 0), "sparse_vector"), ("elasticsearch", (9, 1, 2), "sparse_vector"),
+])
+def test_auto_sparse_type_follows_engine_and_version(engine, version, expected):
+    assert default_sparse_type(engine, version) == expected
+    assert IndexSpec("docs").resolved(engine, version).sparse_type == expected
+    explicit = IndexSpec("docs", sparse_type="rank_features")
+    assert explicit.resolved(engine, version) is explicit  # an explicit type is honoured as given
 
 
 @pytest.mark.parametrize("engine, number, ok", [

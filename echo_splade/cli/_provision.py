@@ -14,8 +14,10 @@ from ._options import connection_options, run_guarded
 @click.option("--replicas", type=click.IntRange(min=0), default=0, show_default=True, help="Replica shards.")
 @click.option("--analyzer", type=click.Choice(["auto", "english", "standard"]), default="auto", show_default=True,
               help="Analyzer of the BM25 fields title/text (auto: english when the node has it).")
-@click.option("--sparse-type", type=click.Choice(["rank_features", "sparse_vector"]), default="rank_features",
-              show_default=True, help="Sparse field type (sparse_vector: Elasticsearch >= 8.11 only).")
+@click.option("--sparse-type", type=click.Choice(["auto", "rank_features", "sparse_vector"]), default="auto",
+              show_default=True,
+              help="Sparse field type (auto: sparse_vector on Elasticsearch >= 8.11, else rank_features; "
+                   "sparse_vector: Elasticsearch >= 8.11 only).")
 @click.option("--new-version", is_flag=True, help="Create NAME-v<N+1> (the alias stays unless --swap).")
 @click.option("--swap", is_flag=True, help="Move the alias to the newest version in one atomic _aliases call (old index kept).")
 @click.option("--drop-old", is_flag=True, help="Delete versions older than the one the alias points at.")
@@ -27,7 +29,7 @@ def command(conn, name, model, adapter, shards, replicas, analyzer, sparse_type,
             dry_run, restore_settings) -> None:
     """Create or check the index NAME-v<N> behind the alias NAME (blue/green versions).
 
-    Fields: title, text (BM25), sparse (rank_features), doc_id, model, model_rev (keyword);
+    Fields: title, text (BM25), sparse (rank_features or sparse_vector), doc_id, model, model_rev (keyword);
     _meta records the model, its revision, the feature-name scheme version and the echo
     templates. Re-running with the same spec is a no-op; an incompatible existing index is
     refused with the differences named.
