@@ -1,4 +1,5 @@
-"""SparseRetriever against the real node: an index built with the tiny-mistral encoder, scores equal
+"""SparseRetriever against the real nodes of both engines (``engine_backend``: OpenSearch with
+rank_features, Elasticsearch with sparse_vector): an index built with the tiny-mistral encoder, scores equal
 to a brute-force dot product, the clause cap, rewritten bodies that execute, hybrid, inference-free,
 explanations, awkward input, and the `echo-splade search` CLI."""
 
@@ -38,15 +39,14 @@ REL = 0.006  # 9 significant bits stored per weight (~0.4%) plus float32 boosts
 
 
 @pytest.fixture(scope="module")
-def corpus(backend, tiny_model):
+def corpus(engine_backend, tiny_model):
     """A provisioned alias holding DOCS encoded by tiny-mistral; yields (alias, {id: stored features})."""
     from echo_splade.mappings import IndexSpec, provision, sparse_to_features
 
-    name = f"t-connector-{uuid.uuid4().hex[:8]}"
-    # Elasticsearch >= 8.15: the sparse_vector field and query; otherwise rank_features + rank_feature
-    es_sparse = backend.engine == "elasticsearch" and backend.version >= (8, 15)
-    provision(backend, IndexSpec.from_encoder(name, tiny_model,
-                                              sparse_type="sparse_vector" if es_sparse else "rank_features"))
+    name = f"t-connector-{engine_backend.engine}-{uuid.uuid4().hex[:8]}"
+    # the engine's own sparse field: rank_features (OpenSearch), sparse_vector (Elasticsearch >= 8.11)
+    plan = provision(engine_backend, IndexSpec.from_encoder(name, tiny_model))
+    assert plan.sparse_type == {"opensearch": "rank_features", "elasticsearch": "sparse_vector"}[engine_backend.engine]
     texts = [f"{t}\n{x}" for _, t, x in DOCS]
     vectors = tiny_model.encode_documents(texts, top_k=None)
     stored, lines = {}, []
@@ -61,15 +61,15 @@ def corpus(backend, tiny_model):
         lines.append(json.dumps({"index": {"_index": name, "_id": doc_id}}))
         lines.append(json.dumps({"doc_id": doc_id, "title": title, "text": text, "sparse": features,
                                  "model": tiny_model.model_id, "model_rev": tiny_model.model_rev}))
-    resp = backend.bulk(lines, refresh="true")
+    resp = engine_backend.bulk(lines, refresh="true")
     assert not resp["errors"], resp
     yield name, stored
-    backend.request("DELETE", f"/{name}*", params={"expand_wildcards": "all", "ignore_unavailable": True})
+    engine_backend.request("DELETE", f"/{name}*", params={"expand_wildcards": "all", "ignore_unavailable": True})
 
 
 @pytest.fixture(scope="module")
-def retriever(backend, corpus, tiny_model):
-    return SparseRetriever(backend.raw, corpus[0], encoder=tiny_model, mode="llm")
+def retriever(engine_backend, corpus, tiny_model):
+    return SparseRetriever(engine_backend.raw, corpus[0], encoder=tiny_model, mode="llm")
 
 
 def _query_weights(body) -> dict[str, float]:
@@ -99,9 +99,9 @@ def _brute_force(weights, stored):
 
 
 @pytest.mark.parametrize("top_k", [64, None])
-def test_linear_scores_equal_brute_force_dot_product(backend, corpus, tiny_model, top_k):
+def test_linear_scores_equal_brute_force_dot_product(engine_backend, corpus, tiny_model, top_k):
     name, stored = corpus
-    r = SparseRetriever(backend, name, encoder=tiny_model, query_top_k=top_k)
+    r = SparseRetriever(engine_backend, name, encoder=tiny_model, query_top_k=top_k)
     body = r.build_query("does salt intake raise blood pressure")
     weights = _query_weights(body)
     assert 0 < len(weights) <= (64 if top_k else r.clause_limit)
@@ -115,18 +115,18 @@ def test_linear_scores_equal_brute_force_dot_product(backend, corpus, tiny_model
         assert expected[a.id] >= expected[b.id] * (1 - 2 * REL)
 
 
-def test_clause_cap_holds_for_thousands_of_terms(backend, corpus, tiny_model):
+def test_clause_cap_holds_for_thousands_of_terms(engine_backend, corpus, tiny_model):
     name, stored = corpus
     vocab = [tiny_model.id_to_token(i) for i in range(3, 5003)]
     tokens = {t: 1.0 + i / 10000 for i, t in enumerate(vocab)}
-    r = SparseRetriever(backend, name, mode="tokens", query_top_k=None)
+    r = SparseRetriever(engine_backend, name, mode="tokens", query_top_k=None)
     limit = r.clause_limit
     assert limit >= 1
     body = r.build_query(tokens, filters={"exists": {"field": "doc_id"}})
     assert len(_query_weights(body)) == limit - 1  # one leaf left for the filter
     hits = r.search(tokens, k=5, filters={"exists": {"field": "doc_id"}})
     assert hits
-    if backend.engine != "opensearch":
+    if engine_backend.engine != "opensearch":
         return  # Elasticsearch >= 8 derives its limit from the heap (>= 1024); 1024 is used, no exact limit to probe
     # the cap is needed: the same terms uncapped are refused by the node
     from echo_splade.connector import sparse_clause
@@ -134,7 +134,7 @@ def test_clause_cap_holds_for_thousands_of_terms(backend, corpus, tiny_model):
 
     uncapped = {"query": sparse_clause({token_to_feature(t): 1.0 for t in vocab[:limit + 50]}, "sparse", r.field_type)}
     with pytest.raises(ClusterError, match="(?i)too_many|clause"):
-        backend.search(name, uncapped)
+        engine_backend.search(name, uncapped)
 
 
 def test_filters_stay_untouched_and_restrict(retriever):
@@ -178,9 +178,9 @@ def test_hybrid_returns_fused_results(retriever, method):
     assert retriever.backend.search(retriever.index, single)["hits"]["hits"]
 
 
-def test_inference_free_idf_weights_and_stored_table(backend, corpus):
+def test_inference_free_idf_weights_and_stored_table(engine_backend, corpus):
     name, stored = corpus
-    r = SparseRetriever(backend, name, mode="inference-free")
+    r = SparseRetriever(engine_backend, name, mode="inference-free")
     weights = r.encode_query("blood pressure and stroke")
     assert weights
     from echo_splade.mappings import token_to_feature
@@ -193,7 +193,7 @@ def test_inference_free_idf_weights_and_stored_table(backend, corpus):
     assert r.search("blood pressure and stroke", k=3)
     found = r.refresh_document_frequencies()
     assert found == len(set().union(*map(set, stored.values())))
-    again = SparseRetriever(backend, name, mode="inference-free")
+    again = SparseRetriever(engine_backend, name, mode="inference-free")
     assert again.encode_query("blood pressure and stroke") == weights
     assert again.document_frequencies._loaded and len(again.document_frequencies._df) == found
 
@@ -201,8 +201,8 @@ def test_inference_free_idf_weights_and_stored_table(backend, corpus):
 @pytest.mark.parametrize("mode", ["llm", "inference-free"])
 @pytest.mark.parametrize("text", ["bad\x00query\x07 with\x1bcontrols", "mood 😀😞 emoji", "давление 高血压 pressure",
                                   "café naïve résumé"])
-def test_awkward_text_works(backend, corpus, tiny_model, mode, text):
-    r = SparseRetriever(backend, corpus[0], encoder=tiny_model if mode == "llm" else None, mode=mode)
+def test_awkward_text_works(engine_backend, corpus, tiny_model, mode, text):
+    r = SparseRetriever(engine_backend, corpus[0], encoder=tiny_model if mode == "llm" else None, mode=mode)
     assert r.search(text, k=3)
 
 
@@ -211,6 +211,7 @@ def test_empty_and_long_queries(retriever):
         with pytest.raises(ValueError, match="empty"):
             retriever.search(bad)
     long_query = " ".join(["blood pressure salt heart"] * 600)  # > 2,400 words: several encoder windows
+    assert len(retriever.encoder.prepare([long_query], "query")) > 1
     assert retriever.search(long_query, k=3)
 
 
@@ -227,12 +228,12 @@ def test_rewritten_bodies_execute(retriever, corpus):
             assert "hits" in resp, name
 
 
-def test_cli_search(corpus, connection):
+def test_cli_search(corpus, engine_connection):
     from click.testing import CliRunner
 
     from echo_splade.cli import cli
 
-    url = connection.urls[0]
+    url = engine_connection.urls[0]
     runner = CliRunner()
     res = runner.invoke(cli, ["search", "heart attack", "--index", corpus[0], "--url", url, "--model", "tiny-mistral",
                               "--k", "3", "--json", "--explain"])
