@@ -120,7 +120,8 @@ def main(argv=None) -> int:
 
     def bm25(item):
         resp = backend.search(args.index, {"query": {"multi_match": {"query": item[1], "fields": ["title", "text"]}},
-                                           "size": 10, "_source": {"excludes": [llm.field]}})
+                                           "size": 10, "_source": {"excludes": [llm.field]},
+                                           "track_total_hits": False})
         return [Hit(id=h["_id"], score=h["_score"]) for h in resp["hits"]["hits"]]
 
     def top_k_of(value: str):

@@ -26,7 +26,7 @@ from ._explanation import Explanation
 from ._hit import Hit
 from ._hybrid import Hybrid
 from ._query_rewriter import QueryRewriter, RewriteWarning
-from ._sparse_query import DEFAULT_CLAUSE_LIMIT, read_clause_limit, select_terms, sparse_clause
+from ._sparse_query import DEFAULT_CLAUSE_LIMIT, read_clause_limit, select_terms, sparse_clause, uses_term_clauses
 from ._sparse_retriever import Mode, SparseRetriever
 from ._term_contribution import TermContribution
 
@@ -44,4 +44,5 @@ __all__ = [
     "read_clause_limit",
     "select_terms",
     "sparse_clause",
+    "uses_term_clauses",
 ]

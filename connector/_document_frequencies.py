@@ -5,7 +5,7 @@ import logging
 import math
 from typing import Any, Iterable, Mapping, Optional
 
-from ._sparse_query import SparseFieldType, sparse_clause
+from ._sparse_query import SparseFieldType, sparse_clause, uses_term_clauses
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ class DocumentFrequencies:
     """Document frequencies of sparse features, computed from the index itself.
 
     A feature's document frequency is the number of documents whose sparse field
-    holds it: the hit count of a ``rank_feature`` query on it, asked for many
+    holds it: the hit count of a query on it alone (``sparse_clause``), asked for many
     features at once with a ``filters`` aggregation (``size: 0``), so nothing
     needs to be stored at ingest.
 
@@ -111,9 +111,10 @@ class DocumentFrequencies:
 
     def _compute(self, features: list[str]) -> dict[str, int]:
         out: dict[str, int] = {}
+        terms = uses_term_clauses(self.backend, self.field_type)
         for start in range(0, len(features), self.batch_size):
             chunk = features[start:start + self.batch_size]
-            filters = {f: sparse_clause({f: 1.0}, self.field, self.field_type) for f in chunk}
+            filters = {f: sparse_clause({f: 1.0}, self.field, self.field_type, terms=terms) for f in chunk}
             body = {"size": 0, "track_total_hits": True, "aggs": {"df": {"filters": {"filters": filters}}}}
             resp = self.backend.search(self.index, body)
             buckets = resp["aggregations"]["df"]["buckets"]

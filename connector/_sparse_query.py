@@ -16,10 +16,13 @@ __all__ = [
     "read_clause_limit",
     "select_terms",
     "sparse_clause",
+    "uses_term_clauses",
 ]
 
 SparseFieldType = Literal["rank_features", "sparse_vector"]
 SPARSE_FIELD_TYPES = ("rank_features", "sparse_vector")
+#: First Elasticsearch version with the ``sparse_vector`` query (the field type came in 8.11).
+SPARSE_VECTOR_QUERY_SINCE = (8, 15)
 
 #: Lucene's ``IndexSearcher.maxClauseCount`` default, OpenSearch's
 #: ``indices.query.bool.max_clause_count`` default, and the floor of the
@@ -58,6 +61,7 @@ def sparse_clause(
     field_type: SparseFieldType = "rank_features",
     boost: Optional[float] = None,
     name: Optional[str] = None,
+    terms: bool = False,
 ) -> dict:
     """The sparse dot-product clause for ``{feature: query_weight}``.
 
@@ -65,7 +69,10 @@ def sparse_clause(
     the ``linear`` function and ``boost`` = query weight, so a document scores
     ``sum(query_weight * doc_weight)`` over shared terms (the SPLADE score).
     ``sparse_vector`` (Elasticsearch >= 8.15): one ``sparse_vector`` query with
-    ``query_vector``, which scores the same dot product. An empty query vector
+    ``query_vector``, which scores the same dot product; with ``terms=True``
+    (Elasticsearch 8.11-8.14, which has the field but not that query, see
+    :func:`uses_term_clauses`): ``bool.should`` of one ``term`` query per feature
+    with ``boost`` = query weight, the same dot product. An empty query vector
     gives ``match_none``.
     """
     if field_type not in SPARSE_FIELD_TYPES:
@@ -77,11 +84,21 @@ def sparse_clause(
         extra["_name"] = name
     if not features:
         return {"match_none": dict(extra)}
+    if field_type == "sparse_vector" and terms:
+        should = [{"term": {field: {"value": key, "boost": float(w)}}} for key, w in features.items()]
+        return {"bool": {"should": should, **extra}}
     if field_type == "sparse_vector":
         return {"sparse_vector": {"field": field, "query_vector": {k: float(v) for k, v in features.items()}, **extra}}
     should = [{"rank_feature": {"field": f"{field}.{key}", "boost": float(w), "linear": {}}}
               for key, w in features.items()]
     return {"bool": {"should": should, **extra}}
+
+
+def uses_term_clauses(backend: Any, field_type: SparseFieldType) -> bool:
+    """Whether a ``field_type`` field is queried with ``term`` clauses (:func:`sparse_clause` ``terms``):
+    a ``sparse_vector`` field on Elasticsearch before 8.15, which has no ``sparse_vector`` query."""
+    return (field_type == "sparse_vector" and backend.engine == "elasticsearch"
+            and tuple(backend.version[:2]) < SPARSE_VECTOR_QUERY_SINCE)
 
 
 def read_clause_limit(backend: Any) -> int:

@@ -19,6 +19,7 @@ from ._sparse_query import (
     read_clause_limit,
     select_terms,
     sparse_clause,
+    uses_term_clauses,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ class SparseRetriever:
             (:class:`DocumentFrequencies`); ``"tokens"`` takes the caller's
             ``{token: weight}`` as the query.
         field: the sparse field (``rank_features``, or ``sparse_vector`` on
-            Elasticsearch >= 8.15).
+            Elasticsearch >= 8.11: queried with the ``sparse_vector`` query from
+            8.15, with ``term`` clauses weighted by boosts before).
         query_top_k: keep this many highest-weighted query terms (``None``: all);
             never more than the cluster's clause limit allows.
         min_weight: drop query terms weighing less.
@@ -137,12 +139,14 @@ class SparseRetriever:
     @property
     def field_type(self) -> SparseFieldType:
         if self._field_type is None:
-            ftype = detect_field_type(self.backend, self.index, self.field)
-            if ftype == "sparse_vector" and self.backend.engine == "elasticsearch" and self.backend.version < (8, 15):
-                raise ValueError(f"field {self.field!r} is a sparse_vector field; querying it needs Elasticsearch "
-                                 f">= 8.15 (the cluster runs {self.backend.version_string})")
-            self._field_type = ftype
+            self._field_type = detect_field_type(self.backend, self.index, self.field)
         return self._field_type
+
+    def _clause(self, features: Mapping[str, float], boost: Optional[float] = None,
+                name: Optional[str] = None) -> dict:
+        """The sparse clause of ``features`` for this field's type and the cluster's version."""
+        return sparse_clause(features, self.field, self.field_type, boost=boost, name=name,
+                             terms=uses_term_clauses(self.backend, self.field_type))
 
     @property
     def index_meta(self) -> dict:
@@ -239,6 +243,12 @@ class SparseRetriever:
 
     @staticmethod
     def clean_text(query: Any) -> str:
+        """Validate query text: a ``str`` with something to search for.
+
+        Control characters become spaces and lone surrogates ``?`` (neither can
+        travel as UTF-8 JSON); tabs, newlines, emoji and any script are kept.
+        Raises ``ValueError`` for non-strings and empty/whitespace-only text.
+        """
         if not isinstance(query, str):
             raise ValueError(f"the query must be a string of text in this mode, got {type(query).__name__} "
                              "(pass {token: weight} dicts with mode='tokens')")
@@ -309,7 +319,7 @@ class SparseRetriever:
             raise ValueError(f"the filters use about {reserved} of the cluster's {self.clause_limit} clauses; "
                              "no room is left for the query")
         features = self._query_features(query, budget)
-        clause = sparse_clause(features, self.field, self.field_type)
+        clause = self._clause(features)
         if bm25 is not None:
             clause = hybrid.combine_clauses(bm25, clause)
         return features, {"query": self._with_filters(clause, filters)}
@@ -337,20 +347,22 @@ class SparseRetriever:
         ``_msearch`` for both candidate lists (ids and scores), one ``_mget`` for
         the sources of the ``k`` fused hits. ``explain=True`` attaches to each hit the matching
         expansion terms, computed from its stored sparse vector (no extra request).
+        Hit totals are not counted (``track_total_hits: false``), which lets the
+        cluster skip documents that cannot reach the top ``k``.
         """
         k = self._check_k(k)
         hyb = self._hybrid_for(hybrid)
         features, body = self._body(query, filters, hyb, sparse_only=True)
         source = True if explain else {"excludes": [self.field]}
         if hyb is None:
-            resp = self.backend.search(self.index, {**body, "size": k, "_source": source})
+            resp = self.backend.search(self.index, {**body, "size": k, "_source": source, "track_total_hits": False})
             hits = [self._hit(h, float(h["_score"] or 0.0), features, explain) for h in resp["hits"]["hits"]]
             return hits
         # candidate lists carry ids and scores only; the k fused hits' sources come in one _mget
         size = max(k, hyb.candidates)
         bm25_body = {"query": self._with_filters(hyb.bm25_clause(self.clean_text(query)), copy.deepcopy(filters)),
-                     "size": size, "_source": False}
-        lists = self._msearch([bm25_body, {**body, "size": size, "_source": False}])
+                     "size": size, "_source": False, "track_total_hits": False}
+        lists = self._msearch([bm25_body, {**body, "size": size, "_source": False, "track_total_hits": False}])
         ranked = [[(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]] for resp in lists]
         fused = hyb.fuse(ranked[0], ranked[1])[:k]
         docs = self._mget([doc_id for doc_id, _, _ in fused], explain)
@@ -416,7 +428,7 @@ class SparseRetriever:
         def make_clause(text: str, max_terms: int, original: dict, boost: Optional[float], name: Optional[str]) -> dict:
             features = self._query_features(text, max_terms)
             if hyb is None:
-                return sparse_clause(features, self.field, self.field_type, boost=boost, name=name)
-            return hyb.combine_clauses(original, sparse_clause(features, self.field, self.field_type, boost=boost))
+                return self._clause(features, boost=boost, name=name)
+            return hyb.combine_clauses(original, self._clause(features, boost=boost))
 
         return QueryRewriter(field).rewrite(body, make_clause, self.clause_limit, keeps_original=hyb is not None)

@@ -73,7 +73,8 @@ def retriever(engine_backend, corpus, tiny_model):
 
 
 def _query_weights(body) -> dict[str, float]:
-    """{feature: query weight} of the rank_feature clauses (or the sparse_vector query) in a body."""
+    """{feature: query weight} of the rank_feature clauses (or the sparse_vector query, or the term
+    clauses on the sparse field) in a body."""
     out = {}
 
     def walk(node):
@@ -84,6 +85,9 @@ def _query_weights(body) -> dict[str, float]:
             sv = node.get("sparse_vector")
             if isinstance(sv, dict):
                 out.update(sv["query_vector"])
+            term = (node.get("term") or {}).get("sparse")
+            if isinstance(term, dict):
+                out[term["value"]] = term["boost"]
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
@@ -113,6 +117,33 @@ def test_linear_scores_equal_brute_force_dot_product(engine_backend, corpus, tin
     # the cluster's order is the brute-force order, up to the stored precision
     for a, b in zip(hits, hits[1:]):
         assert expected[a.id] >= expected[b.id] * (1 - 2 * REL)
+
+
+def test_elasticsearch_8_11_to_8_14_form_executes_on_the_real_node(engine_backend, corpus, tiny_model):
+    """Before 8.15 Elasticsearch has the sparse_vector field but no sparse_vector query: the retriever
+    sends term clauses with boosts. The real node runs that body: same dot-product scores, same DFs."""
+    if engine_backend.engine != "elasticsearch":
+        pytest.skip("the term form is for Elasticsearch sparse_vector fields")
+    from echo_splade.client import Backend
+    from echo_splade.connector import DocumentFrequencies, uses_term_clauses
+
+    name, stored = corpus
+    as_8_12 = Backend(engine_backend.raw, "elasticsearch", info={"version": {"number": "8.12.2"}})
+    assert uses_term_clauses(as_8_12, "sparse_vector") and not uses_term_clauses(engine_backend, "sparse_vector")
+    r = SparseRetriever(as_8_12, name, encoder=tiny_model)
+    query = "does salt intake raise blood pressure"
+    body = r.build_query(query)
+    assert "sparse_vector" not in json.dumps(body) and '"term"' in json.dumps(body)
+    weights = _query_weights(body)
+    assert weights == _query_weights(SparseRetriever(engine_backend, name, encoder=tiny_model).build_query(query))
+    expected = _brute_force(weights, stored)
+    hits = r.search(query, k=len(DOCS))
+    assert {h.id for h in hits} == {d for d, s in expected.items() if s > 0}
+    for h in hits:
+        assert h.score == pytest.approx(expected[h.id], rel=REL), h.id
+    features = sorted(set().union(*map(set, stored.values())))[:300] + ["zz-no-such-feature"]
+    dfs = DocumentFrequencies(as_8_12, name, "sparse", "sparse_vector")._compute(features)
+    assert dfs == {f: sum(1 for s in stored.values() if f in s) for f in features}
 
 
 def test_clause_cap_holds_for_thousands_of_terms(engine_backend, corpus, tiny_model):
