@@ -39,11 +39,26 @@ def test_sparse_clause_bodies():
         sparse_clause({"a": 1.0}, "sparse", "dense_vector")
 
 
-def _es_retriever(**kw):
+def _es_retriever(version="8.19.0", **kw):
     from elasticsearch import Elasticsearch
 
-    return SparseRetriever(Elasticsearch("http://127.0.0.1:1"), "docs", mode="tokens", clause_limit=1024,
-                           field_type="sparse_vector", **kw)
+    from echo_splade.client import Backend
+
+    backend = Backend(Elasticsearch("http://127.0.0.1:1"), "elasticsearch", info={"version": {"number": version}})
+    return SparseRetriever(backend, "docs", mode="tokens", clause_limit=1024, field_type="sparse_vector", **kw)
+
+
+def test_sparse_vector_before_8_15_is_queried_with_term_clauses():
+    # Elasticsearch 8.11-8.14 has the sparse_vector field but not the sparse_vector query
+    clause = sparse_clause({"▁heart": 1.5, "a~2Eb": 0.5}, "sparse", "sparse_vector", boost=2.0, name="n", terms=True)
+    assert clause == {"bool": {"should": [{"term": {"sparse": {"value": "▁heart", "boost": 1.5}}},
+                                          {"term": {"sparse": {"value": "a~2Eb", "boost": 0.5}}}],
+                               "boost": 2.0, "_name": "n"}}
+    old = _es_retriever(version="8.12.2", query_top_k=None)
+    body = old.build_query({f"tok{i}": 1.0 + i for i in range(2000)}, filters={"term": {"model": "m"}})
+    (sparse,) = body["query"]["bool"]["must"]
+    assert len(sparse["bool"]["should"]) == 1024 - 1  # each term clause counts against the clause limit
+    assert "sparse_vector" in _es_retriever(version="8.15.0").build_query({"x": 1.0})["query"]
 
 
 def test_elasticsearch_sparse_vector_body_with_filters_and_cap():
