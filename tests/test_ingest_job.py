@@ -95,6 +95,40 @@ def test_cranfield_ingests_exactly_once(backend, index_name, connection, ray_ses
     assert "1" in {h["_id"] for h in hits["hits"]["hits"]}
 
 
+# On OpenSearch the cranfield and resume tests cover this; here the same contract on Elasticsearch
+@pytest.mark.parametrize("engine", ["elasticsearch"], indirect=True)
+def test_a_small_corpus_ingests_exactly_once_into_elasticsearch(engine_backend, engine_connection, index_name,
+                                                                ray_session, tmp_path):
+    """The ingest contract on the Elasticsearch node: provisioned with its sparse field (sparse_vector),
+    every document exactly once, settings restored, the stored weights scored by the engine's sparse
+    query; a resumed run skips everything."""
+    from echo_splade.connector import sparse_clause, uses_term_clauses
+
+    corpus = _corpus_head(tmp_path, 120)  # ids 1..120, all valid
+    report = _job(corpus, index_name, engine_connection, tmp_path, block_rows=50,
+                  writer_options={"max_chunk_docs": 40}).run()
+    assert (report.status, report.read, report.encoded, report.indexed, report.dead_lettered) == (
+        "completed", 120, 120, 120, 0)
+    ids = [str(i) for i in range(1, 121)]
+    assert engine_backend.count(index_name) == 120 and _all_found(engine_backend, index_name, ids)
+    _assert_settings_restored(engine_backend, index_name)
+    physical = _physical(engine_backend, index_name)
+    sparse_type = engine_backend.get_mapping(index_name)[physical]["mappings"]["properties"]["sparse"]["type"]
+    assert sparse_type == {"opensearch": "rank_features", "elasticsearch": "sparse_vector"}[engine_backend.engine]
+
+    doc = engine_backend.request("GET", f"/{index_name}/_doc/7")["_source"]
+    assert doc["doc_id"] == "7" and doc["model_rev"] == report.model_rev and doc["sparse"]
+    feature, weight = max(doc["sparse"].items(), key=lambda kv: kv[1])
+    query = sparse_clause({feature: 1.0}, "sparse", sparse_type, terms=uses_term_clauses(engine_backend, sparse_type))
+    hits = engine_backend.search(index_name, {"query": query, "size": 120})["hits"]["hits"]
+    score = {h["_id"]: h["_score"] for h in hits}["7"]
+    assert score == pytest.approx(weight, rel=2 ** -8)  # 9 significant bits stored
+
+    again = _job(corpus, index_name, engine_connection, tmp_path, resume=True).run()
+    assert (again.status, again.skipped, again.encoded, again.indexed) == ("completed", 120, 0, 0)
+    assert engine_backend.count(index_name) == 120
+
+
 def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settings_are_restored(
         backend, index_name, connection, ray_session, tmp_path):
     corpus = _corpus_head(tmp_path, 500)  # holds one empty record (id 471): 499 valid ids
