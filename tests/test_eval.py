@@ -176,7 +176,9 @@ def test_an_index_of_another_model_is_refused(cli_run, beir_dir, module_index_na
     evaluator.close()
 
 
-def test_bm25_only_indexes_text_without_encoding(beir_dir, index_name, connection):
+def test_bm25_only_indexes_text_without_encoding(beir_dir, index_name, engine_backend, engine_connection):
+    # on both engines: English analysis on OpenSearch, `standard` on the Elasticsearch node (no analysis-common)
+    connection = engine_connection
     data = EvalDataset(beir_dir)
     evaluator = Evaluator(connection, index_name, systems=["bm25"])
     try:
@@ -185,6 +187,9 @@ def test_bm25_only_indexes_text_without_encoding(beir_dir, index_name, connectio
     finally:
         evaluator.close()
     assert report.systems["bm25"]["ndcg@10"] == 1.0
+    assert report.config["engine"].startswith(engine_backend.engine)
+    analyzer = {"opensearch": "english", "elasticsearch": "standard"}[engine_backend.engine]
+    assert report.config["analyzer"] == {"title": analyzer, "text": analyzer}
     assert report.config["ingest"]["mode"].startswith("text only") and report.config["ingest"]["indexed"] == len(DOCS)
     assert report.config["index_model"] is None and report.config["pruning"]["doc_top_k"] is None
     # no vectors in there: the sparse systems refuse the index instead of scoring zeros
