@@ -77,8 +77,8 @@ def engine_backend(engine, engine_connection):
 
 
 def _test_backend(request):
-    """The backend a test talks to: ``engine_backend`` when it uses it, else ``backend``."""
-    return request.getfixturevalue("engine_backend" if "engine_backend" in request.fixturenames else "backend")
+    """The backend a test talks to: ``engine_backend`` when it runs per engine, else ``backend``."""
+    return request.getfixturevalue("engine_backend" if "engine" in request.fixturenames else "backend")
 
 
 def _unique_index(backend, label: str):
