@@ -93,7 +93,8 @@ def precompute(base: list[dict], path: Path, threads: int) -> dict:
             "features": sum(len(v) for v in vectors) / len(vectors), "encoder_config": encoder.config}
 
 
-def raw_bulk(backend, index: str, corpus: Path, vectors: dict, info: dict, writers: int, chunk_docs: int) -> tuple[int, float]:
+def raw_bulk(backend, url: str, index: str, corpus: Path, vectors: dict, info: dict, writers: int,
+             chunk_docs: int) -> tuple[int, float]:
     from opensearchpy import helpers
 
     class Spec:  # what IndexSpec.from_encoder reads
@@ -111,13 +112,18 @@ def raw_bulk(backend, index: str, corpus: Path, vectors: dict, info: dict, write
                     "sparse": sparse_to_features(vectors[text]), "model": info["model_id"],
                     "model_rev": info["model_rev"]}}
 
+    from opensearchpy import OpenSearch
+
+    # its own client with one pooled connection per bulk thread
+    client = OpenSearch(hosts=[url], timeout=120, pool_maxsize=writers + 1)
     indexed = 0
     with bulk_load_settings(backend, index):
         started = time.perf_counter()
-        for ok, item in helpers.parallel_bulk(backend.raw, actions(), thread_count=writers, chunk_size=chunk_docs,
+        for ok, item in helpers.parallel_bulk(client, actions(), thread_count=writers, chunk_size=chunk_docs,
                                               max_chunk_bytes=10 * 1024 * 1024, raise_on_error=True):
             indexed += ok
         seconds = time.perf_counter() - started
+    client.close()
     return indexed, seconds
 
 
@@ -198,7 +204,7 @@ def main(argv=None) -> int:
               f"(first 64-token window, top 256), {info['features']:.0f} features/doc on average; "
               f"encoding them once took {info['seconds']:.1f}s ({info['docs'] / info['seconds']:.0f} docs/s)")
 
-        indexed, seconds = raw_bulk(backend, names["raw"], corpus, vectors, info, args.writers, args.chunk_docs)
+        indexed, seconds = raw_bulk(backend, args.url, names["raw"], corpus, vectors, info, args.writers, args.chunk_docs)
         raw_rate = indexed / seconds
         print(f"raw bulk (opensearch-py parallel_bulk, {args.writers} threads, {args.chunk_docs} docs/request): "
               f"{indexed} docs in {seconds:.2f}s = {raw_rate:.0f} docs/s")

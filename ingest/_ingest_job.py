@@ -42,18 +42,25 @@ def _model_info(model: str, adapter: Optional[str], device: Optional[str], optio
 
 
 def _find_cause(exc: BaseException, kind: type) -> Optional[BaseException]:
-    """The first exception of ``kind`` in ``exc``'s cause/context chain (Ray wraps actor errors)."""
+    """The exception of ``kind`` in ``exc``'s cause/context chain (Ray wraps actor errors).
+
+    Ray re-raises a worker's error as a subclass of both ``RayTaskError`` and the original
+    class, whose message is the whole remote traceback; the original (exactly ``kind``,
+    reachable through ``.cause``) is preferred.
+    """
     seen: set[int] = set()
     stack: list[Optional[BaseException]] = [exc]
+    found: list[BaseException] = []
     while stack:
         current = stack.pop()
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
         if isinstance(current, kind):
-            return current
+            found.append(current)
         stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
-    return None
+    exact = [e for e in found if type(e) is kind]
+    return (exact or found or [None])[0]
 
 
 class IngestJob:

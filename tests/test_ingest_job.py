@@ -258,3 +258,4 @@ def test_ingest_through_a_throttling_node_loses_nothing(tiny_queue_node, ray_ses
                   writer_options={"max_chunk_docs": 10, "initial_backoff": 0.05, "max_retries": 20}).run()
     assert report.status == "completed" and report.dead_lettered == 0
     assert report.indexed == 300 and backend.count("throttled-ingest") == 300
+
