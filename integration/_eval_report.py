@@ -80,13 +80,14 @@ class EvalReport:
                 axis.annotate(name, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=8)
             axis.set_xlabel("p50 latency per query (ms, client side)")
             axis.set_ylabel(metric)
-            axis.set_ylim(0, min(1.0, max([f[metric] for f in self.systems.values()] + [0.05]) * 1.25))
+            top = max([f[metric] for f in self.systems.values()] + [0.05])
+            axis.set_ylim(0, min(1.12, top * 1.25 + 0.02))  # headroom for the labels, also at 1.0
             if log_x:
                 axis.set_xscale("log")
             else:
                 axis.set_xlim(0, max(latencies + [1.0]) * 1.3)
             axis.grid(True, alpha=0.3)
-            axis.set_title(metric)
+            axis.set_title(metric, pad=8)
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
         fig.suptitle(title or self._title(), fontsize=10)
