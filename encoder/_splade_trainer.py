@@ -66,8 +66,7 @@ class SpladeTrainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         encoder = EchoSpladeEncoder.from_pretrained(cfg.model, device=self.device, dtype="float32",
-                                                    max_length=cfg.max_length, gguf_file=cfg.gguf_file, echo=cfg.echo,
-                                                    truncate=True)
+                                                    max_length=cfg.max_length, gguf_file=cfg.gguf_file, echo=cfg.echo)
         base = encoder.model
         if cfg.gradient_checkpointing:
             if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.x name
