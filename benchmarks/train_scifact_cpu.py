@@ -9,6 +9,12 @@ The evaluation uses a fixed-seed subset so it fits a couple of CPU cores:
 ``--distractors`` other documents sampled from the corpus.
 
     python benchmarks/train_scifact_cpu.py --output models/smollm2-135m-scifact
+
+The defaults are the run reported in the session notes (about 17 minutes of
+training plus 2 x ~10 minutes of evaluation on 2 heavily shared cores). With
+them the loss falls and documents get ~66x sparser, but nDCG@10 did NOT rise
+above zero-shot (both ~0.02, i.e. chance on this subset): 70 steps of 4 pairs
+are far too little ranking signal. More steps / larger batches (a GPU) are needed.
 """
 
 from __future__ import annotations
@@ -95,20 +101,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--output", type=Path, default=Path("models/smollm2-135m-scifact"))
-    parser.add_argument("--max-length", type=int, default=192)
-    parser.add_argument("--eval-max-length", type=int, help="input tokens per text when evaluating "
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--eval-max-length", type=int, default=128, help="input tokens per text when evaluating "
                         "(default: --max-length); texts are truncated to one window")
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--lambda-q", type=float, default=1e-3)
-    parser.add_argument("--lambda-d", type=float, default=1e-3)
-    parser.add_argument("--ramp", type=int, default=50)
-    parser.add_argument("--lora-layers", default="18-29", help="decoder layers to adapt, e.g. 18-29 or 'all'")
+    parser.add_argument("--steps", type=int, default=70)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lambda-q", type=float, default=0.02)
+    parser.add_argument("--lambda-d", type=float, default=0.1)
+    parser.add_argument("--ramp", type=int, default=5)
+    parser.add_argument("--lora-layers", default="26-29", help="decoder layers to adapt, e.g. 18-29 or 'all'")
     parser.add_argument("--train-modules", default="model.norm",
                         help="modules trained in full besides the LoRA (comma-separated; '' for none)")
-    parser.add_argument("--eval-queries", type=int, default=100)
-    parser.add_argument("--distractors", type=int, default=300)
+    parser.add_argument("--eval-queries", type=int, default=75)
+    parser.add_argument("--distractors", type=int, default=150)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 is far faster than 2 when other processes share the cores)")
