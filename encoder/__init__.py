@@ -1,44 +1,56 @@
 """The Echo-SPLADE encoder: decoder LLM + (LoRA) + echo input + SPLADE head.
 
 Depends on torch, transformers and peft only; nothing here knows about clusters.
+Names load on first use, so the torch-free ones (``DEFAULT_MODEL``,
+``document_text``, ``load_training_examples``, ...) can be imported by the
+cluster-side code without importing torch.
 """
 
-from ._echo_splade_encoder import CONFIG_FILE, EchoSpladeEncoder
-from ._echo_template import EchoInput, EchoTemplate
-from ._naive_reference import naive_splade_weights
-from ._model_registry import DEFAULT_MODEL, SHORT_NAMES, SMOLLM2_135M, TINY_MISTRAL, cache_dir, load_tokenizer, resolve_model
-from ._flops_scheduler import FlopsScheduler
-from ._sparse_vector import SparseVector
-from ._splade_loss import SpladeLoss, flops
-from ._splade_pooling import SpladePooling
-from ._splade_trainer import SpladeTrainer, TrainingCollapsedError
-from ._training_config import DEFAULT_LORA_TARGETS, TrainingConfig
-from ._training_data import HELD_OUT_SPLITS, TrainingExample, document_text, load_training_examples
+from __future__ import annotations
 
-__all__ = [
-    "CONFIG_FILE",
-    "DEFAULT_LORA_TARGETS",
-    "DEFAULT_MODEL",
-    "FlopsScheduler",
-    "HELD_OUT_SPLITS",
-    "SpladeLoss",
-    "SpladeTrainer",
-    "TrainingCollapsedError",
-    "TrainingConfig",
-    "TrainingExample",
-    "document_text",
-    "flops",
-    "load_training_examples",
-    "EchoInput",
-    "EchoSpladeEncoder",
-    "EchoTemplate",
-    "SHORT_NAMES",
-    "SMOLLM2_135M",
-    "SparseVector",
-    "SpladePooling",
-    "TINY_MISTRAL",
-    "cache_dir",
-    "load_tokenizer",
-    "naive_splade_weights",
-    "resolve_model",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "CONFIG_FILE": "._echo_splade_encoder",
+    "EchoSpladeEncoder": "._echo_splade_encoder",
+    "EchoInput": "._echo_template",
+    "EchoTemplate": "._echo_template",
+    "naive_splade_weights": "._naive_reference",
+    "BUILTIN_MODELS": "._model_registry",
+    "DEFAULT_MODEL": "._model_registry",
+    "SHORT_NAMES": "._model_registry",
+    "SMOLLM2_135M": "._model_registry",
+    "TINY_MISTRAL": "._model_registry",
+    "cache_dir": "._model_registry",
+    "load_tokenizer": "._model_registry",
+    "resolve_model": "._model_registry",
+    "FlopsScheduler": "._flops_scheduler",
+    "SparseVector": "._sparse_vector",
+    "SpladeLoss": "._splade_loss",
+    "flops": "._splade_loss",
+    "SpladePooling": "._splade_pooling",
+    "SpladeTrainer": "._splade_trainer",
+    "TrainingCollapsedError": "._splade_trainer",
+    "DEFAULT_LORA_TARGETS": "._training_config",
+    "TrainingConfig": "._training_config",
+    "VocabBias": "._vocab_bias",
+    "HELD_OUT_SPLITS": "._training_data",
+    "TrainingExample": "._training_data",
+    "document_text": "._training_data",
+    "load_training_examples": "._training_data",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -6,14 +6,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import torch
 
 from ._echo_template import EchoInput, EchoTemplate
-from ._model_registry import DEFAULT_MODEL, load_model_from_gguf, resolve_model
+from ._model_registry import DEFAULT_MODEL, builtin_model_dir, load_model_from_gguf, resolve_model
 from ._sparse_vector import SparseVector
-from ._splade_pooling import SpladePooling
+from ._splade_pooling import Normalize, SpladePooling
+from ._vocab_bias import VocabBias
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +73,17 @@ class EchoSpladeEncoder:
         chunk_size: pooled positions per LM-head call.
         top_k: default pruning, keep the ``top_k`` largest weights (``None``: all).
         min_weight: default pruning, drop weights below it (``None``: keep all > 0).
+        normalize: ``"none"``: pool raw logits (the paper); ``"log_softmax"``: pool per-position
+            log-probabilities (see :class:`SpladePooling`; pair it with a :class:`VocabBias`).
         gguf_file: GGUF file name the base model was loaded from, if any.
         adapter_state: LoRA adapter tensors that were merged into ``model`` (kept for saving and ``model_rev``).
         adapter_config: the matching PEFT config.
+        vocab_bias: a per-vocabulary LM-head bias added before the activation (:class:`VocabBias`), or None.
     """
 
     config_keys = [
         "document_prefix", "document_separator", "query_prefix", "query_separator", "echo",
-        "max_length", "window_stride", "truncate", "batch_size", "chunk_size", "top_k", "min_weight",
+        "max_length", "window_stride", "truncate", "batch_size", "chunk_size", "top_k", "min_weight", "normalize",
     ]
     # Keys that change the vectors (hashed into model_rev); batch_size/chunk_size only change round-off.
     _rev_keys = [k for k in config_keys if k not in ("batch_size", "chunk_size")]
@@ -102,9 +106,11 @@ class EchoSpladeEncoder:
         chunk_size: int = 256,
         top_k: int | None = None,
         min_weight: float | None = None,
+        normalize: Normalize = "none",
         gguf_file: str | None = None,
         adapter_state: dict[str, torch.Tensor] | None = None,
         adapter_config: Any = None,
+        vocab_bias: VocabBias | None = None,
     ) -> None:
         if max_length < 2:
             raise ValueError(f"max_length must be >= 2, got {max_length}")
@@ -125,7 +131,8 @@ class EchoSpladeEncoder:
         self.chunk_size = int(chunk_size)
         self.top_k = top_k
         self.min_weight = min_weight
-        self.pooling = SpladePooling(chunk_size)
+        self.pooling = SpladePooling(chunk_size, normalize)
+        self.normalize = normalize
         self.templates = {
             "document": EchoTemplate(tokenizer, document_prefix, document_separator, echo),
             "query": EchoTemplate(tokenizer, query_prefix, query_separator, echo),
@@ -134,6 +141,10 @@ class EchoSpladeEncoder:
             template.windows([], self.max_length, window_stride)
         self.adapter_state = adapter_state
         self.adapter_config = adapter_config
+        if vocab_bias is not None and vocab_bias.vocab_size != self.vocab_size:
+            raise ValueError(f"vocab_bias has {vocab_bias.vocab_size} entries but the model's LM head has "
+                             f"{self.vocab_size}")
+        self.vocab_bias = vocab_bias.to(self.device) if vocab_bias is not None else None
         self._model_rev: str | None = None
 
     # ------------------------------------------------------------------ loading / saving
@@ -153,9 +164,10 @@ class EchoSpladeEncoder:
 
         Args:
             name_or_path: a Hugging Face causal LM directory or hub id, a short name
-                (``smollm2-135m``, ``tiny-mistral``), or a directory written by
+                (``echo-splade-smollm2-135m`` the built-in trained encoder, ``smollm2-135m``
+                and ``tiny-mistral`` base models), or a directory written by
                 :meth:`save_pretrained` (its ``echo_splade.json`` gives the base model,
-                templates and defaults; its adapter is loaded).
+                templates and defaults; its adapter and vocabulary bias are loaded).
             adapter: a PEFT LoRA adapter directory, merged into the weights for inference.
             device: default CUDA when present, else CPU.
             dtype: default bf16 on CUDA, fp32 on CPU.
@@ -168,6 +180,8 @@ class EchoSpladeEncoder:
         if unknown:
             raise ValueError(f"unknown encoder option(s) {unknown}; allowed: {cls.config_keys}")
         saved: dict[str, Any] = {}
+        vocab_bias = None
+        name_or_path = builtin_model_dir(name_or_path)
         config_file = Path(name_or_path) / CONFIG_FILE
         if config_file.is_file():
             saved = json.loads(config_file.read_text())
@@ -178,6 +192,7 @@ class EchoSpladeEncoder:
             saved.pop("gguf_file", None)
             if adapter is None and (directory / "adapter_config.json").is_file():
                 adapter = directory
+            vocab_bias = VocabBias.load(directory)
         merged = {**{k: v for k, v in saved.items() if k in cls.config_keys}, **config}
         if max_length is not None:
             merged["max_length"] = max_length
@@ -202,10 +217,10 @@ class EchoSpladeEncoder:
         logger.info("loaded %s%s on %s (%s)", name_or_path, f" + adapter {adapter}" if adapter else "",
                     torch_device, torch_dtype)
         return cls(model, tokenizer, str(name_or_path), gguf_file=gguf_file,
-                   adapter_state=adapter_state, adapter_config=adapter_config, **merged)
+                   adapter_state=adapter_state, adapter_config=adapter_config, vocab_bias=vocab_bias, **merged)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write the LoRA adapter (if any) and ``echo_splade.json``; :meth:`from_pretrained` reads both back."""
+        """Write the LoRA adapter and vocabulary bias (if any) and ``echo_splade.json``; :meth:`from_pretrained` reads them back."""
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         if _is_peft(self.model):
@@ -216,6 +231,10 @@ class EchoSpladeEncoder:
             save_file({k: v.contiguous() for k, v in self.adapter_state.items()},
                       str(target / "adapter_model.safetensors"))
             self.adapter_config.save_pretrained(str(target))
+        if self.vocab_bias is not None:
+            self.vocab_bias.save(target)
+        else:
+            (target / "vocab_bias.safetensors").unlink(missing_ok=True)
         payload = {"format_version": CONFIG_FORMAT_VERSION, "model_id": self.model_id,
                    "gguf_file": self.gguf_file, **self.config}
         (target / CONFIG_FILE).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
@@ -229,7 +248,8 @@ class EchoSpladeEncoder:
 
     @property
     def has_adapter(self) -> bool:
-        return self.adapter_state is not None or _is_peft(self.model)
+        """Whether anything was trained on top of the base model (a LoRA adapter or a vocabulary bias)."""
+        return self.adapter_state is not None or _is_peft(self.model) or self.vocab_bias is not None
 
     @property
     def vocab_size(self) -> int:
@@ -242,7 +262,8 @@ class EchoSpladeEncoder:
     @property
     def model_rev(self) -> str:
         """Stable short hash of the base model id, the adapter weights and the options that change the vectors."""
-        if self._model_rev is None or _is_peft(self.model):
+        if self._model_rev is None or _is_peft(self.model) or (
+                self.vocab_bias is not None and self.vocab_bias.bias.requires_grad):
             digest = hashlib.sha256()
             rev_config = {key: getattr(self, key) for key in self._rev_keys}
             digest.update(json.dumps({"model_id": self.model_id, "gguf_file": self.gguf_file, **rev_config},
@@ -252,7 +273,10 @@ class EchoSpladeEncoder:
                 from peft import get_peft_model_state_dict
 
                 state = get_peft_model_state_dict(self.model)
-            for name in sorted(state or {}):
+            state = dict(state or {})
+            if self.vocab_bias is not None:
+                state["vocab_bias"] = self.vocab_bias.bias
+            for name in sorted(state):
                 tensor = state[name].detach().to("cpu", torch.float32).contiguous()
                 digest.update(name.encode())
                 digest.update(tensor.numpy().tobytes())
@@ -292,28 +316,48 @@ class EchoSpladeEncoder:
         top_k = self.top_k if top_k is None else top_k
         min_weight = self.min_weight if min_weight is None else min_weight
         _check_pruning(top_k, min_weight)
-        windows = self.prepare(texts, kind)
+        results: list[SparseVector | None] = [None] * len(texts)
+        for row, weights in self._pooled(texts, kind, raw=False):
+            results[row] = _to_sparse(weights, top_k, min_weight)
+        return results  # type: ignore[return-value]
+
+    def max_logits(self, texts: Sequence[str], kind: TextKind = "document",
+                   truncate: bool | None = None) -> torch.Tensor:
+        """The max-pooled LM-head logits (log-probabilities when ``normalize="log_softmax"``), before bias and
+        activation: ``[len(texts), vocab]`` float32 on CPU.
+
+        ``weights = log1p(relu(max_logits + vocab_bias))``; used to calibrate and fit a :class:`VocabBias`
+        without running the backbone again. ``truncate`` overrides the encoder's setting.
+        """
+        out = torch.empty(len(texts), self.vocab_size)
+        for row, logits in self._pooled(texts, kind, raw=True, truncate=truncate):
+            out[row] = logits
+        return out
+
+    def _pooled(self, texts: Sequence[str], kind: TextKind, raw: bool,
+                truncate: bool | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(text position, [vocab] vector)`` per text, in length-sorted batch order, windows max-pooled."""
+        windows = self.prepare(texts, kind, truncate=truncate)
         order = sorted(range(len(windows)), key=lambda i: -len(windows[i][1].input_ids))
         remaining = [0] * len(texts)
         for row, _ in windows:
             remaining[row] += 1
         partial: dict[int, torch.Tensor] = {}
-        results: list[SparseVector | None] = [None] * len(texts)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = [windows[i] for i in order[start:start + self.batch_size]]
-                rows = sorted({row for row, _ in batch})
-                local = {row: j for j, row in enumerate(rows)}
-                weights = self.forward_inputs([inp for _, inp in batch], [local[row] for row, _ in batch],
-                                              len(rows)).cpu()
-                for row, j in local.items():
-                    vec = weights[j] if row not in partial else torch.maximum(partial.pop(row), weights[j])
-                    remaining[row] -= sum(1 for r, _ in batch if r == row)
-                    if remaining[row]:
-                        partial[row] = vec
-                    else:
-                        results[row] = _to_sparse(vec, top_k, min_weight)
-        return results  # type: ignore[return-value]
+        for start in range(0, len(order), self.batch_size):
+            batch = [windows[i] for i in order[start:start + self.batch_size]]
+            rows = sorted({row for row, _ in batch})
+            local = {row: j for j, row in enumerate(rows)}
+            with torch.inference_mode():  # not around the yield: the caller's code is its own business
+                pooled = self.forward_inputs([inp for _, inp in batch], [local[row] for row, _ in batch],
+                                             len(rows), raw=raw).cpu()
+            for row, j in local.items():
+                # max over windows: weights are monotone in the logits, so this is exact in both forms
+                vec = pooled[j] if row not in partial else torch.maximum(partial.pop(row), pooled[j])
+                remaining[row] -= sum(1 for r, _ in batch if r == row)
+                if remaining[row]:
+                    partial[row] = vec
+                else:
+                    yield row, vec
 
     def prepare(self, texts: Sequence[str], kind: TextKind = "document",
                 truncate: bool | None = None) -> list[tuple[int, EchoInput]]:
@@ -348,16 +392,18 @@ class EchoSpladeEncoder:
         windows = self.prepare(texts, kind, truncate=truncate)
         return self.forward_inputs([w for _, w in windows], [row for row, _ in windows], len(texts))
 
-    def forward_inputs(self, inputs: Sequence[EchoInput], rows: Sequence[int], num_rows: int) -> torch.Tensor:
+    def forward_inputs(self, inputs: Sequence[EchoInput], rows: Sequence[int], num_rows: int,
+                       raw: bool = False) -> torch.Tensor:
         """Run one right-padded batch and pool it.
 
         Args:
             inputs: echo inputs (windows).
             rows: output row of each input (windows of one text share a row).
             num_rows: number of output rows.
+            raw: return the max-pooled logits before bias and activation.
 
         Returns:
-            ``[num_rows, vocab]`` float32 weights.
+            ``[num_rows, vocab]`` float32 weights (or max logits when ``raw``).
         """
         device = self.device
         longest = max(len(inp.input_ids) for inp in inputs)
@@ -375,8 +421,13 @@ class EchoSpladeEncoder:
             input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
             position_ids=position_ids.to(device), use_cache=False,
         ).last_hidden_state  # [batch, seq, hidden]
-        return self.pooling(hidden, pool_mask.to(device), self.model.get_output_embeddings(), num_rows=num_rows,
-                            row_index=torch.tensor(list(rows), dtype=torch.long))
+        row_index = torch.tensor(list(rows), dtype=torch.long)
+        lm_head = self.model.get_output_embeddings()
+        if raw:
+            return self.pooling.max_logits(hidden, pool_mask.to(device), lm_head, num_rows=num_rows,
+                                           row_index=row_index)
+        bias = self.vocab_bias.bias if self.vocab_bias is not None else None
+        return self.pooling(hidden, pool_mask.to(device), lm_head, num_rows=num_rows, row_index=row_index, bias=bias)
 
     @property
     def backbone(self) -> torch.nn.Module:

@@ -1,4 +1,5 @@
-"""Short model names (``tiny-mistral``, ``smollm2-135m``) and the on-disk cache they are built into."""
+"""Short model names: base models built into an on-disk cache (``tiny-mistral``, ``smollm2-135m``) and the
+trained encoders shipped inside the package (``echo-splade-smollm2-135m``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "ECHO_SPLADE_HOME"
 TINY_MISTRAL = "tiny-mistral"
 SMOLLM2_135M = "smollm2-135m"
-DEFAULT_MODEL = SMOLLM2_135M
+ECHO_SPLADE_SMOLLM2 = "echo-splade-smollm2-135m"
+#: Trained encoders shipped in the package: short name -> folder written by ``EchoSpladeEncoder.save_pretrained``
+#: (its ``echo_splade.json`` names the base model, itself a short name built on first use).
+BUILTIN_MODELS: dict[str, Path] = {ECHO_SPLADE_SMOLLM2: Path(__file__).parent / "pretrained" / ECHO_SPLADE_SMOLLM2}
+#: What ``--model`` means when none is given.
+DEFAULT_MODEL = ECHO_SPLADE_SMOLLM2
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MISTRAL_TOKENIZER_CONFIG = {
@@ -105,6 +111,12 @@ SHORT_NAMES: dict[str, Callable[[Path], None]] = {
 }
 
 
+def builtin_model_dir(name_or_path: str | os.PathLike) -> str | os.PathLike:
+    """The package folder of a built-in trained encoder's short name; anything else unchanged."""
+    return str(BUILTIN_MODELS[name_or_path]) if isinstance(name_or_path, str) and name_or_path in BUILTIN_MODELS \
+        else name_or_path
+
+
 def resolve_model(name_or_path: str) -> str:
     """A local path or hub id for ``name_or_path``, building a short-name model into the cache first if needed.
 
@@ -136,7 +148,7 @@ def load_tokenizer(name_or_path: str, gguf_file: str | None = None) -> Any:
     """The Hugging Face tokenizer for a model name/path, a short name or a ``save_pretrained`` directory (no weights)."""
     from transformers import AutoTokenizer
 
-    config_file = Path(name_or_path) / "echo_splade.json"
+    config_file = Path(builtin_model_dir(name_or_path)) / "echo_splade.json"
     if config_file.is_file():
         saved = json.loads(config_file.read_text())
         name_or_path, gguf_file = saved["model_id"], saved.get("gguf_file")

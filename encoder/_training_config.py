@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, get_args
 
-from ._model_registry import DEFAULT_MODEL
+from ._model_registry import SMOLLM2_135M
+from ._splade_pooling import Normalize
 
 #: The attention and MLP projections of Llama/Mistral-style decoders.
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -17,7 +18,7 @@ class TrainingConfig:
         model: base model name/path or short name.
         gguf_file: load the base model from this GGUF file.
         max_length: model input tokens per text, template and both copies included (texts are truncated).
-        steps: optimizer steps.
+        steps: optimizer steps of the LoRA stage (0: no LoRA, only the head stage).
         batch_size: queries per micro-batch (each with its positive and hard negative, if any).
         grad_accum: micro-batches per optimizer step (contrastive negatives stay within a micro-batch).
         learning_rate, warmup_steps, weight_decay, max_grad_norm: AdamW with linear warm-up and decay.
@@ -33,9 +34,20 @@ class TrainingConfig:
         gradient_checkpointing: recompute activations in the backward pass to save memory.
         collapse_patience: stop after this many consecutive steps with all-zero vectors.
         echo: echo the input (``False``: ablation).
+        normalize: what the SPLADE head pools: ``"none"`` raw logits (the paper), ``"log_softmax"``
+            per-position log-probabilities (see :class:`SpladePooling`).
+        vocab_bias_init: start a trainable per-vocabulary bias (:class:`VocabBias`) at this constant
+            (``None``: no bias). With ``normalize="log_softmax"`` it is the log-probability threshold
+            ``-b`` a token must pass to get weight.
+        head_steps: steps of the head stage, run before the LoRA stage: only the vocabulary bias
+            is trained, on max-pooled logits computed once per distinct training text (exact, since
+            the bias commutes with the max; no backbone passes, so thousands of steps take seconds).
+            Holds ``texts x vocab`` float16 in memory.
+        head_batch_size: queries per head-stage step (in-batch negatives are cheap there).
+        head_learning_rate: Adam learning rate of the bias (both stages).
     """
 
-    model: str = DEFAULT_MODEL
+    model: str = SMOLLM2_135M  # the backbone (the built-in trained encoder is DEFAULT_MODEL)
     gguf_file: str | None = None
     max_length: int = 256
     steps: int = 1000
@@ -61,18 +73,23 @@ class TrainingConfig:
     gradient_checkpointing: bool = True
     collapse_patience: int = 3
     echo: bool = True
+    normalize: Normalize = "none"
+    vocab_bias_init: float | None = None
+    head_steps: int = 0
+    head_batch_size: int = 64
+    head_learning_rate: float = 0.05
 
     def __post_init__(self) -> None:
         self.lora_targets = tuple(self.lora_targets)
         self.train_modules = tuple(self.train_modules)
         if self.lora_layers is not None:
             self.lora_layers = tuple(int(i) for i in self.lora_layers)
-        positive = ("max_length", "steps", "batch_size", "grad_accum", "lora_r", "lora_alpha", "collapse_patience",
+        positive = ("max_length", "batch_size", "head_batch_size", "grad_accum", "lora_r", "lora_alpha", "collapse_patience",
                     "keep_checkpoints")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        non_negative = ("warmup_steps", "weight_decay", "lambda_q", "lambda_d", "flops_ramp_steps",
+        non_negative = ("steps", "head_steps", "warmup_steps", "weight_decay", "lambda_q", "lambda_d", "flops_ramp_steps",
                         "checkpoint_every")
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -81,6 +98,14 @@ class TrainingConfig:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if self.learning_rate <= 0 or self.temperature <= 0 or self.max_grad_norm <= 0:
             raise ValueError("learning_rate, temperature and max_grad_norm must be > 0")
+        if self.normalize not in get_args(Normalize):
+            raise ValueError(f"normalize must be one of {list(get_args(Normalize))}, got {self.normalize!r}")
+        if self.head_steps and self.vocab_bias_init is None:
+            raise ValueError("head_steps > 0 trains the vocabulary bias: set vocab_bias_init too")
+        if self.steps == 0 and self.head_steps == 0:
+            raise ValueError("nothing to train: steps and head_steps are both 0")
+        if self.head_learning_rate <= 0:
+            raise ValueError(f"head_learning_rate must be > 0, got {self.head_learning_rate}")
         if not self.lora_targets:
             raise ValueError("lora_targets must name at least one module")
 

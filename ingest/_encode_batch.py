@@ -4,17 +4,13 @@ import json
 import logging
 from typing import Any, Optional
 
+from echo_splade.encoder import document_text  # torch-free: the encoder package loads lazily
+
 from ._backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["EncodeBatch", "document_text"]
-
-
-def document_text(title: str, text: str) -> str:
-    """The text a document is encoded from: ``title`` and ``text`` on two lines (either may be empty)."""
-    title, text = title.strip(), text.strip()
-    return f"{title}\n{text}" if title and text else (title or text)
 
 
 class EncodeBatch:

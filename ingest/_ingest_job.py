@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
 from echo_splade.client import ClusterError, ConnectionConfig, connect
+from echo_splade.encoder import DEFAULT_MODEL
 
 from ._corpus_datasource import CorpusDatasource
 from ._corpus_reader import CorpusFormat, CorpusReader
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["IngestJob", "DEFAULT_DOC_TOP_K", "DEFAULT_INGEST_MODEL"]
 
-DEFAULT_INGEST_MODEL = "smollm2-135m"
+DEFAULT_INGEST_MODEL = DEFAULT_MODEL  # the built-in model (torch-free import)
 #: Default document pruning: an untrained SPLADE head gives ~every vocabulary entry a weight > 0,
 #: so keep the 256 largest (a trained model usually has fewer non-zeros and is unaffected).
 DEFAULT_DOC_TOP_K = 256

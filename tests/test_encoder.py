@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from echo_splade.encoder import EchoSpladeEncoder, SparseVector, load_tokenizer, naive_splade_weights
+from echo_splade.encoder import EchoSpladeEncoder, SparseVector, VocabBias, load_tokenizer, naive_splade_weights
 
 TEXTS = [
     "what causes heart disease",
@@ -208,3 +208,54 @@ def test_model_rev_is_stable_and_config_sensitive(tiny_model):
     other = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral",
                               **{**tiny_model.config, "document_prefix": "Passage:"})
     assert other.model_rev != tiny_model.model_rev
+
+
+def test_vocab_bias_calibrates_sparsifies_and_round_trips(tiny_model, tmp_path):
+    texts = [TEXTS[0], TEXTS[3], TEXTS[4], "Water boils at 100 degrees Celsius at sea level."]
+    raw = tiny_model.max_logits(texts, "document")  # [4, vocab], before bias and activation
+    assert raw.shape == (4, tiny_model.vocab_size)
+    plain = [dense(v, tiny_model.vocab_size) for v in tiny_model.encode_documents(texts)]
+    assert torch.allclose(torch.stack(plain), torch.log1p(torch.relu(raw)), atol=1e-5)
+
+    bias = VocabBias.calibrate(raw, quantile=0.75)  # b_v = -(3rd of 4 values of token v)
+    assert torch.equal(bias.bias, -raw.kthvalue(3, dim=0).values)
+    biased = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", vocab_bias=bias,
+                               **tiny_model.config)
+    vectors = biased.encode_documents(texts)
+    expected = torch.log1p(torch.relu(raw + bias.bias.detach()))
+    assert torch.allclose(torch.stack([dense(v, biased.vocab_size) for v in vectors]), expected, atol=1e-5)
+    # Each token now fires in at most one of the four texts: sparse, IDF-like.
+    assert ((expected > 0).sum(dim=0) <= 1).all()
+    assert sum(len(v) for v in vectors) < sum(int((p > 0).sum()) for p in plain) / 3
+    assert biased.has_adapter and biased.model_rev != tiny_model.model_rev
+
+    biased.save_pretrained(tmp_path / "biased")
+    assert (tmp_path / "biased" / "vocab_bias.safetensors").is_file()
+    reloaded = EchoSpladeEncoder.from_pretrained(tmp_path / "biased")
+    assert torch.equal(reloaded.vocab_bias.bias, bias.bias)
+    assert reloaded.model_rev == biased.model_rev
+    assert [v.to_dict() for v in reloaded.encode_documents(texts)] == [v.to_dict() for v in vectors]
+
+    with pytest.raises(ValueError, match="vocab_bias has 7 entries"):
+        EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", vocab_bias=VocabBias(7))
+    with pytest.raises(ValueError, match="quantile must be in"):
+        VocabBias.calibrate(raw, quantile=0.0)
+
+
+def test_builtin_trained_encoder_is_the_default_and_sparse():
+    from echo_splade.encoder import BUILTIN_MODELS, DEFAULT_MODEL
+
+    assert DEFAULT_MODEL in BUILTIN_MODELS and (BUILTIN_MODELS[DEFAULT_MODEL] / "echo_splade.json").is_file()
+    encoder = EchoSpladeEncoder.from_pretrained(DEFAULT_MODEL, device="cpu")
+    assert encoder.model_id == "smollm2-135m" and encoder.normalize == "log_softmax"
+    assert encoder.vocab_bias is not None and encoder.vocab_size == 49152
+    [query, doc] = encoder.encode(["what causes heart disease"], "query") + encoder.encode_documents(
+        ["Coronary artery disease is the most common cause of heart attacks and cardiac death."])
+    for vec in (query, doc):
+        assert 3 <= len(vec) <= 300  # sparse without pruning (an untrained head weighs ~all 49,152 tokens)
+    q_terms = encoder.tokens(query)
+    top = [t.lstrip("Ġ").lower() for t in sorted(q_terms, key=q_terms.get, reverse=True)[:10]]
+    assert "heart" in top and "disease" in top, top
+    shared = set(query.indices) & set(doc.indices)
+    assert {encoder.id_to_token(i).lstrip("Ġ").lower() for i in shared} >= {"heart", "disease"}
+    assert load_tokenizer(DEFAULT_MODEL).vocab_size == 49152

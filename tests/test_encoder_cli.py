@@ -90,3 +90,32 @@ def test_train_cli_writes_a_loadable_adapter(runner, tmp_path):
     assert encoded.exit_code == 0, encoded.output
     saved = json.loads((out / "training_config.json").read_text())
     assert saved["lora_r"] == 4 and saved["lora_layers"] == [1] and saved["train_modules"] == ["model.norm"]
+
+
+def test_paper_scale_recipe_runs_on_a_tiny_model(runner, tmp_path):
+    """docs/TRAINING.md's Mistral-7B command, with only the weights, data, output and size swapped for tiny ones."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "TRAINING.md").read_text()
+    block = re.search(r"<!-- recipe:paper-scale[^>]*-->\s*```bash\n(.*?)```", doc, re.S)
+    assert block, "the paper-scale recipe block is missing from docs/TRAINING.md"
+    argv = shlex.split(block.group(1).replace("\\\n", " "))
+    assert argv[:3] == ["echo-splade", "-v", "train"]
+    options = dict(zip(argv[3::2], argv[4::2]))
+    assert len(argv[3:]) == 2 * len(options), "every recipe option takes one value"
+    assert options["--model"] == "/path/to/Mistral-7B-v0.1" and options["--device"] == "cuda"
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(json.dumps(p) for p in [
+        {"query": "capital of france", "positive": "Paris is the capital of France.", "negative": "Hamlet."},
+        {"query": "who wrote hamlet", "positive": "Hamlet was written by Shakespeare.", "negative": "Paris."},
+    ]) + "\n")
+    options.update({"--model": "tiny-mistral", "--data": str(data), "--output": str(tmp_path / "out"),
+                    "--steps": "2", "--batch-size": "2", "--grad-accum": "1", "--max-length": "48",
+                    "--device": "cpu"})
+    result = runner.invoke(cli, ["train", *[x for kv in options.items() for x in kv]])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "out" / "training_config.json").read_text())
+    assert saved["lora_r"] == 16 and saved["lambda_q"] == 5e-4 and saved["normalize"] == "none"
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()

@@ -15,6 +15,7 @@ from echo_splade.encoder import (
     TrainingCollapsedError,
     TrainingConfig,
     TrainingExample,
+    VocabBias,
     load_training_examples,
 )
 
@@ -157,3 +158,43 @@ def test_config_validation():
     with pytest.raises(ValueError, match="unknown training option"):
         TrainingConfig.from_dict({"nope": 1})
     assert TrainingConfig.from_dict(TrainingConfig(lora_layers=[1]).to_dict()) == TrainingConfig(lora_layers=(1,))
+
+
+def test_head_stage_fits_the_vocab_bias_then_lora_continues(tmp_path, tiny_model):
+    # Random tiny model: log-probabilities are ~log(1/32000) = -10.4 everywhere; a bias of 10.45 lets a few through.
+    head_only = toy_config(steps=0, head_steps=25, head_batch_size=4, head_learning_rate=0.05,
+                           vocab_bias_init=10.45, normalize="log_softmax", flops_ramp_steps=0, lambda_q=0.0,
+                           lambda_d=0.0)
+    start = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", max_length=64,
+                              normalize="log_softmax", vocab_bias=VocabBias(tiny_model.vocab_size))
+    with torch.no_grad():
+        start.vocab_bias.bias.fill_(10.45)
+    before = ranking_loss(start)
+    trainer = SpladeTrainer(head_only, TOY, tmp_path / "head", device="cpu")
+    out = trainer.train()
+    assert [r["stage"] for r in trainer.history] == ["head"] * 25
+    assert not (out / "adapter_config.json").exists() and (out / "vocab_bias.safetensors").is_file()
+    reloaded = EchoSpladeEncoder.from_pretrained(out)
+    assert reloaded.normalize == "log_softmax" and reloaded.vocab_bias is not None and reloaded.has_adapter
+    assert not torch.equal(reloaded.vocab_bias.bias, start.vocab_bias.bias)
+    after = ranking_loss(reloaded)
+    assert after < before * 0.7, (before, after)
+    # The cached head stage computes exactly what the encoder computes from the same bias.
+    with torch.no_grad():
+        direct = reloaded.forward([TOY[1].positive], "document", truncate=False)[0]
+        cached = reloaded.vocab_bias(reloaded.max_logits([TOY[1].positive], "document"))[0]
+    assert torch.allclose(direct, cached, atol=1e-5)
+
+    both = toy_config(steps=3, head_steps=4, head_batch_size=4, vocab_bias_init=10.45, normalize="log_softmax",
+                      checkpoint_every=0)
+    trainer = SpladeTrainer(both, TOY, tmp_path / "both", device="cpu")
+    out = trainer.train()
+    assert [(r["stage"], r["step"]) for r in trainer.history] == [("head", i) for i in range(1, 5)] + [
+        ("lora", i) for i in range(1, 4)]
+    assert (out / "adapter_config.json").is_file() and (out / "vocab_bias.safetensors").is_file()
+    with pytest.raises(ValueError, match="set vocab_bias_init"):
+        toy_config(head_steps=3)
+    with pytest.raises(ValueError, match="nothing to train"):
+        toy_config(steps=0)
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        toy_config(normalize="softmax")

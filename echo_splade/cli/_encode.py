@@ -4,6 +4,8 @@ import json
 
 import click
 
+from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
+
 from ._options import run_guarded
 
 
@@ -11,8 +13,9 @@ from ._options import run_guarded
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_path", type=click.Path(exists=True),
               help="Encode a corpus instead: a BEIR folder, JSONL (_id/title/text) or Parquet.")
-@click.option("--model", default="smollm2-135m", show_default=True,
-              help="Base model: short name (smollm2-135m, tiny-mistral), HF dir/hub id, or a trained encoder dir.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Encoder: short name (echo-splade-smollm2-135m the built-in trained encoder; smollm2-135m, "
+                   "tiny-mistral base models), HF dir/hub id, or a trained encoder dir.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="PEFT LoRA adapter directory.")
 @click.option("--gguf-file", help="Load the base model from this GGUF file inside --model.")
 @click.option("--queries", is_flag=True, help="Encode as queries (query echo template) instead of documents.")

@@ -25,7 +25,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
 @click.option("--index", required=True, help="Index (alias) holding the corpus; provisioned and ingested when missing.")
-@click.option("--model", help="Encoder: short name (smollm2-135m, tiny-mistral) or folder. "
+@click.option("--model", help="Encoder: short name (echo-splade-smollm2-135m, smollm2-135m, tiny-mistral) or folder. "
                               "[default: the built-in model; none for --systems bm25]")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model.")
 @click.option("--split", default="test", show_default=True, help="Qrels split (qrels/<split>.tsv).")
@@ -45,6 +45,8 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
                                                                "[default: the ingest default]")
 @click.option("--max-length", type=click.IntRange(min=16), help="Encoder input limit per window, for ingest and "
                                                               "queries alike. [default: the model's]")
+@click.option("--truncate", is_flag=True, help="Encode only the first window of long documents and queries "
+              "(faster on a CPU; recorded in the report). [default: max-pool all windows]")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON report path. [default: eval-<index>-<split>.json]")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -52,7 +54,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @connection_options
 def command(conn, dataset, index, model, adapter, split, systems, max_queries, self_hits, hybrid_method,
-            sparse_weight, query_top_k, doc_top_k, max_length, report_path, plot_path, no_progress) -> None:
+            sparse_weight, query_top_k, doc_top_k, max_length, truncate, report_path, plot_path, no_progress) -> None:
     """Evaluate BM25, learned sparse and hybrid retrieval in the cluster on a BEIR folder.
 
     Prints a table of nDCG@10, Recall@100, MRR@10 (ranx) and p50 latency per
@@ -69,7 +71,7 @@ def command(conn, dataset, index, model, adapter, split, systems, max_queries, s
         evaluator = Evaluator(
             conn, index, systems=systems, model=model, adapter=adapter, self_hits=self_hits,
             hybrid={"method": hybrid_method, "sparse_weight": sparse_weight}, query_top_k=query_top_k,
-            doc_top_k=doc_top_k, max_length=max_length, progress=not no_progress,
+            doc_top_k=doc_top_k, max_length=max_length, truncate=truncate, progress=not no_progress,
         )
         bars: list = []  # the ingest command's progress bar, opened when an ingest reports progress
 

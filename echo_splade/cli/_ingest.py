@@ -4,6 +4,8 @@ import sys
 
 import click
 
+from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
+
 from ._options import connection_options, run_guarded
 
 
@@ -11,7 +13,7 @@ from ._options import connection_options, run_guarded
 @click.option("--corpus", required=True, type=click.Path(exists=True),
               help="BEIR folder (corpus.jsonl), JSONL file, or Parquet file/folder.")
 @click.option("--index", required=True, help="Index (alias) to write to; provisioned when missing.")
-@click.option("--model", default="smollm2-135m", show_default=True,
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Encoder: short name, HF directory, or a directory written by `echo-splade train`.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter directory.")
 @click.option("--format", "corpus_format", type=click.Choice(["auto", "beir", "jsonl", "parquet"]), default="auto",
@@ -44,6 +46,8 @@ from ._options import connection_options, run_guarded
               help="Megabytes per bulk request (at most).")
 @click.option("--max-retries", type=click.IntRange(min=0), default=8, show_default=True,
               help="Retries of a bulk request on 429/502/503/504 or an unreachable cluster.")
+@click.option("--truncate", is_flag=True, help="Encode only the first --max-length window of long documents "
+              "(faster; the rest of the text is not encoded). [default: max-pool all windows]")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when Ray has GPUs]")
 @click.option("--ray-address", help="Existing Ray cluster ('auto' or ray://host:10001). [default: a local one]")
 @click.option("--no-provision", is_flag=True, help="Do not create or check the index; it must exist.")
@@ -51,7 +55,7 @@ from ._options import connection_options, run_guarded
 @connection_options
 def command(conn, corpus, index, model, adapter, corpus_format, id_field, title_field, text_field, resume,
             report_path, dead_letter_path, doc_top_k, min_weight, batch_size, max_length, actors, torch_threads,
-            writers, chunk_docs, chunk_mb, max_retries, device, ray_address, no_provision, limit) -> None:
+            writers, chunk_docs, chunk_mb, max_retries, truncate, device, ray_address, no_provision, limit) -> None:
     """Encode a corpus and bulk-index it as rank_features (Ray; resumable; bad records to a dead-letter file).
 
     Each document is indexed under its corpus id, so running again overwrites instead of duplicating;
@@ -68,6 +72,7 @@ def command(conn, corpus, index, model, adapter, corpus_format, id_field, title_
             min_weight=min_weight, batch_size=batch_size, actors=actors, writers=writers,
             writer_options={"max_chunk_docs": chunk_docs, "max_chunk_bytes": int(chunk_mb * 1024 * 1024),
                             "max_retries": max_retries},
+            encoder_options={"truncate": True} if truncate else None,
             ray_address=ray_address, report_path=report_path, dead_letter_path=dead_letter_path, limit=limit,
         )
 

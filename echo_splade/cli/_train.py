@@ -29,7 +29,8 @@ def _layers(value: str | None) -> tuple[int, ...] | None:
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model (short name, HF dir or hub id).")
 @click.option("--gguf-file", help="Load the base model from this GGUF file inside --model.")
 @click.option("--split", default="train", show_default=True, help="BEIR qrels split to train on (never 'test').")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Optimizer steps.")
+@click.option("--steps", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Optimizer steps of the LoRA stage (0: head stage only, no LoRA).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Queries per micro-batch.")
 @click.option("--grad-accum", type=click.IntRange(min=1), default=1, show_default=True,
               help="Micro-batches per optimizer step.")
@@ -50,6 +51,17 @@ def _layers(value: str | None) -> tuple[int, ...] | None:
 @click.option("--flops-ramp-steps", type=click.IntRange(min=0), default=100, show_default=True,
               help="Quadratic warm-up of the FLOPS weights.")
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="InfoNCE temperature.")
+@click.option("--normalize", type=click.Choice(["none", "log_softmax"]), default="none", show_default=True,
+              help="What the SPLADE head max-pools: raw logits (the paper) or per-position log-probabilities "
+              "(sparse from the start on small untrained decoders; pair with --vocab-bias-init).")
+@click.option("--vocab-bias-init", type=float, help="Add a trainable per-vocabulary bias to the logits, starting at "
+              "this value (with log_softmax: the log-probability threshold, e.g. 3).")
+@click.option("--head-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Steps fitting only the vocabulary bias, before the LoRA stage, on logits computed once per text.")
+@click.option("--head-batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Queries per head-stage step.")
+@click.option("--head-lr", "head_learning_rate", type=float, default=0.05, show_default=True,
+              help="Learning rate of the vocabulary bias.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=100, show_default=True,
               help="Save a resumable checkpoint every N steps (0: only at the end).")
@@ -59,7 +71,8 @@ def _layers(value: str | None) -> tuple[int, ...] | None:
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads.")
 def command(data, output, model, gguf_file, split, steps, batch_size, grad_accum, learning_rate, warmup_steps,
             max_length, lora_r, lora_alpha, lora_dropout, lora_targets, lora_layers, train_modules, lambda_q, lambda_d,
-            flops_ramp_steps, temperature, seed, checkpoint_every, no_gradient_checkpointing, resume, device,
+            flops_ramp_steps, temperature, normalize, vocab_bias_init, head_steps, head_batch_size, head_learning_rate,
+            seed, checkpoint_every, no_gradient_checkpointing, resume, device,
             threads) -> None:
     """Fine-tune an Echo-SPLADE encoder (LoRA, InfoNCE + FLOPS) and write an adapter directory.
 
@@ -83,6 +96,8 @@ def command(data, output, model, gguf_file, split, steps, batch_size, grad_accum
             lora_alpha=lora_alpha, lora_dropout=lora_dropout,
             lora_targets=tuple(t.strip() for t in lora_targets.split(",") if t.strip()), lora_layers=layers,
             train_modules=tuple(t.strip() for t in train_modules.split(",") if t.strip()), lambda_q=lambda_q, lambda_d=lambda_d, flops_ramp_steps=flops_ramp_steps, temperature=temperature,
+            normalize=normalize, vocab_bias_init=vocab_bias_init, head_steps=head_steps,
+            head_batch_size=head_batch_size, head_learning_rate=head_learning_rate,
             seed=seed, checkpoint_every=checkpoint_every, gradient_checkpointing=not no_gradient_checkpointing,
         )
         examples = load_training_examples(data, split=split)
