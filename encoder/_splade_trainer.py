@@ -78,6 +78,8 @@ class SpladeTrainer:
             with torch.no_grad():
                 bias.bias.fill_(cfg.vocab_bias_init)
             encoder.vocab_bias = bias.to(self.device)
+        elif encoder.vocab_bias is not None:  # training on from a trained encoder: its bias trains too
+            encoder.vocab_bias.requires_grad_(True)
         if cfg.steps == 0:  # head stage only: no LoRA
             return encoder, None, None
 

@@ -72,7 +72,7 @@ class VocabBias(torch.nn.Module):
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "VocabBias | None":
-        """The bias saved in ``directory``, or None when it holds none."""
+        """The bias saved in ``directory`` (frozen: ``requires_grad`` off), or None when it holds none."""
         from safetensors.torch import load_file
 
         path = Path(directory) / BIAS_FILE
@@ -84,4 +84,4 @@ class VocabBias(torch.nn.Module):
         head = cls(int(tensors["bias"].shape[0]))
         with torch.no_grad():
             head.bias.copy_(tensors["bias"])
-        return head
+        return head.requires_grad_(False)
