@@ -79,6 +79,9 @@ class EchoSpladeEncoder:
         adapter_state: LoRA adapter tensors that were merged into ``model`` (kept for saving and ``model_rev``).
         adapter_config: the matching PEFT config.
         vocab_bias: a per-vocabulary LM-head bias added before the activation (:class:`VocabBias`), or None.
+        source: the name or path that loads this encoder back (``from_pretrained(source)``): a built-in
+            short name or a trained folder, where ``model_id`` is only its base model; default ``model_id``.
+            Recorded in the index so the query side loads the same encoder.
     """
 
     config_keys = [
@@ -111,6 +114,7 @@ class EchoSpladeEncoder:
         adapter_state: dict[str, torch.Tensor] | None = None,
         adapter_config: Any = None,
         vocab_bias: VocabBias | None = None,
+        source: str | None = None,
     ) -> None:
         if max_length < 2:
             raise ValueError(f"max_length must be >= 2, got {max_length}")
@@ -120,6 +124,7 @@ class EchoSpladeEncoder:
         self.model = model
         self.tokenizer = tokenizer
         self.model_id = str(model_id)
+        self.source = str(source) if source else self.model_id
         self.gguf_file = gguf_file
         self.document_prefix, self.document_separator = document_prefix, document_separator
         self.query_prefix, self.query_separator = query_prefix, query_separator
@@ -181,6 +186,7 @@ class EchoSpladeEncoder:
             raise ValueError(f"unknown encoder option(s) {unknown}; allowed: {cls.config_keys}")
         saved: dict[str, Any] = {}
         vocab_bias = None
+        source = str(name_or_path)
         name_or_path = builtin_model_dir(name_or_path)
         config_file = Path(name_or_path) / CONFIG_FILE
         if config_file.is_file():
@@ -217,7 +223,8 @@ class EchoSpladeEncoder:
         logger.info("loaded %s%s on %s (%s)", name_or_path, f" + adapter {adapter}" if adapter else "",
                     torch_device, torch_dtype)
         return cls(model, tokenizer, str(name_or_path), gguf_file=gguf_file,
-                   adapter_state=adapter_state, adapter_config=adapter_config, vocab_bias=vocab_bias, **merged)
+                   adapter_state=adapter_state, adapter_config=adapter_config, vocab_bias=vocab_bias,
+                   source=source if adapter is None or saved else str(name_or_path), **merged)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write the LoRA adapter and vocabulary bias (if any) and ``echo_splade.json``; :meth:`from_pretrained` reads them back."""
@@ -436,7 +443,7 @@ class EchoSpladeEncoder:
         return model.get_decoder()
 
     def __repr__(self) -> str:
-        return (f"EchoSpladeEncoder(model_id={self.model_id!r}, adapter={self.has_adapter}, "
+        return (f"EchoSpladeEncoder(source={self.source!r}, model_id={self.model_id!r}, adapter={self.has_adapter}, "
                 f"max_length={self.max_length}, echo={self.echo}, device={self.device})")
 
 

@@ -60,7 +60,7 @@ class EncodeBatch:
         self.doc_top_k = doc_top_k
         # Lucene rejects feature weights below Float.MIN_NORMAL: prune them rather than fail the document.
         self.min_weight = max(min_weight or 0.0, FLOAT_MIN_NORMAL)
-        self.model_id = self.encoder.model_id
+        self.model_id = getattr(self.encoder, "source", None) or self.encoder.model_id  # what reloads it
         self.model_rev = self.encoder.model_rev
         self._resume_index = None
         self._backend = None

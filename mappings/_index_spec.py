@@ -86,10 +86,10 @@ class IndexSpec:
 
     @classmethod
     def from_encoder(cls, name: str, encoder: Any, **kwargs: Any) -> "IndexSpec":
-        """The spec for an index holding ``encoder``'s vectors (``model_id``, ``model_rev``, echo templates)."""
+        """The spec for an index holding ``encoder``'s vectors (``source`` or ``model_id``, ``model_rev``, templates)."""
         return cls(
             name=name,
-            model=getattr(encoder, "model_id", None),
+            model=getattr(encoder, "source", None) or getattr(encoder, "model_id", None),
             model_rev=getattr(encoder, "model_rev", None),
             echo_templates=echo_templates_of(getattr(encoder, "config", None) or {}),
             **kwargs,

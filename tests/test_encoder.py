@@ -234,6 +234,7 @@ def test_vocab_bias_calibrates_sparsifies_and_round_trips(tiny_model, tmp_path):
     reloaded = EchoSpladeEncoder.from_pretrained(tmp_path / "biased")
     assert torch.equal(reloaded.vocab_bias.bias, bias.bias)
     assert reloaded.model_rev == biased.model_rev
+    assert reloaded.source == str(tmp_path / "biased") and reloaded.model_id == "tiny-mistral"
     assert [v.to_dict() for v in reloaded.encode_documents(texts)] == [v.to_dict() for v in vectors]
 
     with pytest.raises(ValueError, match="vocab_bias has 7 entries"):
@@ -248,6 +249,7 @@ def test_builtin_trained_encoder_is_the_default_and_sparse():
     assert DEFAULT_MODEL in BUILTIN_MODELS and (BUILTIN_MODELS[DEFAULT_MODEL] / "echo_splade.json").is_file()
     encoder = EchoSpladeEncoder.from_pretrained(DEFAULT_MODEL, device="cpu")
     assert encoder.model_id == "smollm2-135m" and encoder.normalize == "log_softmax"
+    assert encoder.source == DEFAULT_MODEL  # what an index records, so the query side loads this encoder back
     assert encoder.vocab_bias is not None and encoder.vocab_size == 49152
     [query, doc] = encoder.encode(["what causes heart disease"], "query") + encoder.encode_documents(
         ["Coronary artery disease is the most common cause of heart attacks and cardiac death."])
