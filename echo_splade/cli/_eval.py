@@ -35,7 +35,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--self-hits", type=click.Choice(["auto", "drop", "keep"]), default="auto", show_default=True,
               help="Drop a query's own document from its results (ArguAna convention); auto: when the "
                    "queries are corpus documents (same id and text).")
-@click.option("--hybrid", "hybrid_method", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True,
+@click.option("--hybrid", "hybrid_method", type=click.Choice(["rrf", "weighted"]), default="weighted", show_default=True,
               help="Fusion of the hybrid system.")
 @click.option("--sparse-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Weight of the sparse list in the hybrid fusion (BM25 gets 1 - w).")
