@@ -224,7 +224,7 @@ class EchoSpladeEncoder:
                     torch_device, torch_dtype)
         return cls(model, tokenizer, str(name_or_path), gguf_file=gguf_file,
                    adapter_state=adapter_state, adapter_config=adapter_config, vocab_bias=vocab_bias,
-                   source=source if adapter is None or saved else str(name_or_path), **merged)
+                   source=source, **merged)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write the LoRA adapter and vocabulary bias (if any) and ``echo_splade.json``; :meth:`from_pretrained` reads them back."""
