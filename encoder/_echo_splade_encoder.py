@@ -14,7 +14,7 @@ from ._echo_template import EchoInput, EchoTemplate
 from ._model_registry import DEFAULT_MODEL, builtin_model_dir, load_model_from_gguf, resolve_model
 from ._sparse_vector import SparseVector
 from ._splade_pooling import Normalize, SpladePooling
-from ._vocab_bias import VocabBias
+from ._vocab_bias import BIAS_FILE, VocabBias
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class EchoSpladeEncoder:
         if self.vocab_bias is not None:
             self.vocab_bias.save(target)
         else:
-            (target / "vocab_bias.safetensors").unlink(missing_ok=True)
+            (target / BIAS_FILE).unlink(missing_ok=True)
         payload = {"format_version": CONFIG_FORMAT_VERSION, "model_id": self.model_id,
                    "gguf_file": self.gguf_file, **self.config}
         (target / CONFIG_FILE).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

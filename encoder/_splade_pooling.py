@@ -7,6 +7,13 @@ import torch
 Normalize = Literal["none", "log_softmax"]
 
 
+def splade_activation(max_logits: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``log1p(relu(max_logits + bias))``: ``[n, vocab]`` pooled logits -> weights >= 0 (``bias``: ``[vocab]``)."""
+    if bias is not None:
+        max_logits = max_logits + bias.to(max_logits.device, max_logits.dtype)
+    return torch.log1p(torch.relu(max_logits))
+
+
 class SpladePooling:
     """SPLADE max pooling through the LM head, without ever holding ``batch x seq x vocab`` logits.
 
@@ -55,10 +62,8 @@ class SpladePooling:
         Returns:
             ``[num_rows, vocab]`` float32 weights >= 0 (rows with nothing pooled are all zero).
         """
-        running = self.max_logits(hidden, pool_mask, lm_head, num_rows=num_rows, row_index=row_index)
-        if bias is not None:
-            running = running + bias.to(running.device, running.dtype)
-        return torch.log1p(torch.relu(running))
+        return splade_activation(self.max_logits(hidden, pool_mask, lm_head, num_rows=num_rows,
+                                                 row_index=row_index), bias)
 
     def max_logits(self, hidden: torch.Tensor, pool_mask: torch.Tensor, lm_head: torch.nn.Module,
                    num_rows: int | None = None, row_index: torch.Tensor | None = None) -> torch.Tensor:

@@ -199,9 +199,7 @@ class SpladeTrainer:
                   on_log: Callable[[dict[str, float]], None] | None) -> None:
         """Head stage: fit the vocabulary bias alone on max-pooled logits computed once per distinct text."""
         cfg = self.config
-        bias = encoder.vocab_bias
-        if bias is None:
-            raise ValueError("the head stage needs a vocabulary bias (vocab_bias_init)")
+        bias = encoder.vocab_bias  # set by _build: TrainingConfig requires vocab_bias_init for head_steps
         queries = sorted({e.query for e in self.examples})
         documents = sorted({e.positive for e in self.examples} | {e.negative for e in self.examples if e.negative})
         was_training = encoder.model.training

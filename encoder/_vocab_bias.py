@@ -5,6 +5,8 @@ from pathlib import Path
 
 import torch
 
+from ._splade_pooling import splade_activation
+
 BIAS_FILE = "vocab_bias.safetensors"
 
 
@@ -39,7 +41,7 @@ class VocabBias(torch.nn.Module):
 
     def forward(self, max_logits: torch.Tensor) -> torch.Tensor:
         """``[n, vocab]`` max-pooled logits -> ``[n, vocab]`` weights ``log1p(relu(max_logits + bias))``."""
-        return torch.log1p(torch.relu(max_logits + self.bias.to(max_logits.dtype)))
+        return splade_activation(max_logits, self.bias)
 
     @classmethod
     def calibrate(cls, max_logits: torch.Tensor, quantile: float = 0.9) -> "VocabBias":

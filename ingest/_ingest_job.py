@@ -38,7 +38,7 @@ def _model_info(model: str, adapter: Optional[str], device: Optional[str], optio
 
     encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, **options)
     # ``source`` reloads this very encoder (a built-in or trained folder), ``model_id`` is only its base model.
-    info = {"model_id": getattr(encoder, "source", encoder.model_id), "model_rev": encoder.model_rev,
+    info = {"model_id": encoder.source, "model_rev": encoder.model_rev,
             "config": encoder.config}
     del encoder
     return info
