@@ -32,8 +32,9 @@ from ._demo import SAMPLE_CORPUS, SAMPLE_QUERIES, Demo, DemoSearch
 from ._eval_dataset import EvalDataset
 from ._eval_report import METRICS, SYSTEMS, EvalReport
 from ._evaluator import Evaluator, SelfHits, SystemName
+from ._hard_negative_miner import HardNegativeMiner
 
 __all__ += [
-    "Demo", "DemoSearch", "EvalDataset", "EvalReport", "Evaluator", "METRICS", "SAMPLE_CORPUS", "SAMPLE_QUERIES",
+    "Demo", "DemoSearch", "EvalDataset", "EvalReport", "Evaluator", "HardNegativeMiner", "METRICS", "SAMPLE_CORPUS", "SAMPLE_QUERIES",
     "SYSTEMS", "SelfHits", "SystemName",
 ]

@@ -251,6 +251,7 @@ def test_builtin_trained_encoder_is_the_default_and_sparse():
     assert encoder.model_id == "smollm2-135m" and encoder.normalize == "log_softmax"
     assert encoder.source == DEFAULT_MODEL  # what an index records, so the query side loads this encoder back
     assert encoder.vocab_bias is not None and encoder.vocab_size == 49152
+    assert encoder.has_adapter and encoder.adapter_config.r == 8  # a LoRA adapter, merged into the backbone
     [query, doc] = encoder.encode(["what causes heart disease"], "query") + encoder.encode_documents(
         ["Coronary artery disease is the most common cause of heart attacks and cardiac death."])
     for vec in (query, doc):

@@ -195,3 +195,71 @@ def test_bm25_only_indexes_text_without_encoding(beir_dir, index_name, engine_ba
     # no vectors in there: the sparse systems refuse the index instead of scoring zeros
     with pytest.raises(ValueError, match="records no model: it holds no sparse vectors"):
         Evaluator(connection, index_name, systems=["sparse-inference-free"], model="tiny-mistral").ensure_index(data)
+
+
+# -- hard negatives mined with BM25 in the cluster (`echo-splade mine-negatives`) ----------------
+@pytest.fixture
+def train_dir(tmp_path):
+    """The ten documents, two training queries: each has one positive and one document judged 0
+    (it shares the query's words, so BM25 ranks it high, but must never become a negative)."""
+    root = tmp_path / "train-beir"
+    (root / "qrels").mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as fh:
+        for doc_id, (title, text) in DOCS.items():
+            fh.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    queries = {"t1": "do school uniforms stop bullying over expensive clothes, or nuclear power carbon",
+               "t2": "nuclear power carbon savings and calm wind, school pupils"}
+    with open(root / "queries.jsonl", "w") as fh:
+        for qid, text in queries.items():
+            fh.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    with open(root / "qrels" / "train.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n"
+                 "t1\targ-school-uniforms\t1\nt1\tcounter-school-uniforms\t0\n"
+                 "t2\tcounter-nuclear-power\t2\nt2\targ-nuclear-power\t0\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nt1\targ-school-uniforms\t1\n")
+    return root
+
+
+def test_mined_negatives_are_bm25_hits_never_judged(train_dir, index_name, connection, tmp_path):
+    from echo_splade.encoder import load_training_examples
+    from echo_splade.integration import HardNegativeMiner
+
+    out = tmp_path / "train.jsonl"
+    result = CliRunner().invoke(cli, [
+        "mine-negatives", "--dataset", str(train_dir), "--index", index_name, "--output", str(out),
+        "--negatives", "2", "--no-progress", "--url", connection.urls[0]], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 training rows" in result.output
+    rows = {r["query_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["t1"]["positive_id"] == "arg-school-uniforms" and rows["t2"]["positive_id"] == "counter-nuclear-power"
+    assert rows["t1"]["positive"] == DOCS["arg-school-uniforms"][1]  # no title: the text alone
+    for qid, judged in (("t1", {"arg-school-uniforms", "counter-school-uniforms"}),
+                        ("t2", {"counter-nuclear-power", "arg-nuclear-power"})):
+        negatives = rows[qid]["negative_ids"]
+        assert len(negatives) == 2 and len(set(negatives)) == 2 and not set(negatives) & judged, negatives
+        # BM25 hits of the query: every pool document shares a word with it
+        assert set(negatives) <= {"arg-school-uniforms", "counter-school-uniforms", "arg-nuclear-power",
+                                  "counter-nuclear-power"}
+        assert rows[qid]["negative"] == [document_text_of(d) for d in negatives]
+    # what `echo-splade train --data` reads: one example per negative
+    examples = load_training_examples(out)
+    assert len(examples) == 4 and {e.negative for e in examples} == {
+        document_text_of(d) for r in rows.values() for d in r["negative_ids"]}
+    # seeded: the same file again; the index now exists and is reused
+    miner = HardNegativeMiner(connection, index_name, negatives=2)
+    try:
+        again = tmp_path / "again.jsonl"
+        assert miner.write(EvalDataset(train_dir, split="train"), again) == 2
+        assert again.read_text() == out.read_text()
+        with pytest.raises(ValueError, match="held out"):
+            list(miner.mine(EvalDataset(train_dir, split="test")))
+    finally:
+        miner.close()
+    with pytest.raises(ValueError, match="skip"):
+        HardNegativeMiner(connection, index_name, depth=5, skip=5)
+
+
+def document_text_of(doc_id: str) -> str:
+    from echo_splade.encoder import document_text
+
+    return document_text(*DOCS[doc_id])

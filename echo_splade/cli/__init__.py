@@ -30,9 +30,9 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import _cluster, _encode, _eval, _ingest, _provision, _search, _train, _demo
+    from . import _cluster, _demo, _encode, _eval, _ingest, _mine_negatives, _provision, _search, _train
 
-    for module in (_cluster, _provision, _ingest, _search, _eval, _train, _encode, _demo):
+    for module in (_cluster, _provision, _ingest, _search, _eval, _mine_negatives, _train, _encode, _demo):
         cli.add_command(module.command)
 
 

@@ -65,6 +65,8 @@ def _layers(value: str | None) -> tuple[int, ...] | None:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=100, show_default=True,
               help="Save a resumable checkpoint every N steps (0: only at the end).")
+@click.option("--keep-checkpoints", type=click.IntRange(min=1), default=2, show_default=True,
+              help="How many recent checkpoints to keep (each is a loadable encoder folder).")
 @click.option("--no-gradient-checkpointing", is_flag=True, help="Keep activations (faster, more memory).")
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --output.")
 @click.option("--device", help="cpu, cuda, ... [default: CUDA when present]")
@@ -72,7 +74,7 @@ def _layers(value: str | None) -> tuple[int, ...] | None:
 def command(data, output, model, gguf_file, split, steps, batch_size, grad_accum, learning_rate, warmup_steps,
             max_length, lora_r, lora_alpha, lora_dropout, lora_targets, lora_layers, train_modules, lambda_q, lambda_d,
             flops_ramp_steps, temperature, normalize, vocab_bias_init, head_steps, head_batch_size, head_learning_rate,
-            seed, checkpoint_every, no_gradient_checkpointing, resume, device,
+            seed, checkpoint_every, keep_checkpoints, no_gradient_checkpointing, resume, device,
             threads) -> None:
     """Fine-tune an Echo-SPLADE encoder (LoRA, InfoNCE + FLOPS) and write an adapter directory.
 
@@ -98,7 +100,8 @@ def command(data, output, model, gguf_file, split, steps, batch_size, grad_accum
             train_modules=tuple(t.strip() for t in train_modules.split(",") if t.strip()), lambda_q=lambda_q, lambda_d=lambda_d, flops_ramp_steps=flops_ramp_steps, temperature=temperature,
             normalize=normalize, vocab_bias_init=vocab_bias_init, head_steps=head_steps,
             head_batch_size=head_batch_size, head_learning_rate=head_learning_rate,
-            seed=seed, checkpoint_every=checkpoint_every, gradient_checkpointing=not no_gradient_checkpointing,
+            seed=seed, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+            gradient_checkpointing=not no_gradient_checkpointing,
         )
         examples = load_training_examples(data, split=split)
         click.echo(f"training on {len(examples)} examples from {data}", err=True)
