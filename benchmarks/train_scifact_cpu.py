@@ -14,7 +14,7 @@ evaluation uses a fixed-seed subset so it fits a couple of CPU cores:
 ``--distractors`` other documents sampled from the corpus. Each encoder runs the
 backbone once per text (``max_logits``); biases are applied afterwards.
 
-The defaults are the head-only CPU recipe of docs/TRAINING.md (the previous built-in; head
+The defaults are the recipe of the built-in ``echo-splade-smollm2-135m-head`` (head
 stage only: log-softmax head input, per-vocabulary bias from 4, 300 steps):
 
     python benchmarks/train_scifact_cpu.py --output models/smollm2-135m-scifact

@@ -305,7 +305,8 @@ class SpladeTrainer:
         latest = checkpoints[-1]
         state = torch.load(latest / STATE_FILE, map_location="cpu", weights_only=False)
         saved = TrainingConfig.from_dict(state["config"]).to_dict()
-        changed = sorted(k for k, v in self.config.to_dict().items() if saved.get(k) != v and k not in ("steps", "keep_checkpoints"))
+        changed = sorted(k for k, v in self.config.to_dict().items()
+                         if saved.get(k) != v and k not in ("steps", "keep_checkpoints"))
         if changed:
             raise ValueError(f"cannot resume from {latest}: options changed since it was written: {changed}")
         set_peft_model_state_dict(encoder.model, load_file(str(latest / "adapter_model.safetensors")))

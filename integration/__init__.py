@@ -35,6 +35,6 @@ from ._evaluator import Evaluator, SelfHits, SystemName
 from ._hard_negative_miner import HardNegativeMiner
 
 __all__ += [
-    "Demo", "DemoSearch", "EvalDataset", "EvalReport", "Evaluator", "HardNegativeMiner", "METRICS", "SAMPLE_CORPUS", "SAMPLE_QUERIES",
-    "SYSTEMS", "SelfHits", "SystemName",
+    "Demo", "DemoSearch", "EvalDataset", "EvalReport", "Evaluator", "HardNegativeMiner", "METRICS", "SAMPLE_CORPUS",
+    "SAMPLE_QUERIES", "SYSTEMS", "SelfHits", "SystemName",
 ]

@@ -243,15 +243,19 @@ def test_vocab_bias_calibrates_sparsifies_and_round_trips(tiny_model, tmp_path):
         VocabBias.calibrate(raw, quantile=0.0)
 
 
-def test_builtin_trained_encoder_is_the_default_and_sparse():
+@pytest.mark.parametrize("name, lora_r", [("echo-splade-smollm2-135m", 8), ("echo-splade-smollm2-135m-head", None)])
+def test_builtin_trained_encoders_load_and_are_sparse(name, lora_r):
     from echo_splade.encoder import BUILTIN_MODELS, DEFAULT_MODEL
 
-    assert DEFAULT_MODEL in BUILTIN_MODELS and (BUILTIN_MODELS[DEFAULT_MODEL] / "echo_splade.json").is_file()
-    encoder = EchoSpladeEncoder.from_pretrained(DEFAULT_MODEL, device="cpu")
+    assert DEFAULT_MODEL == "echo-splade-smollm2-135m"
+    assert name in BUILTIN_MODELS and (BUILTIN_MODELS[name] / "echo_splade.json").is_file()
+    assert (BUILTIN_MODELS[name] / "README.md").is_file()  # the model card
+    encoder = EchoSpladeEncoder.from_pretrained(name, device="cpu")
     assert encoder.model_id == "smollm2-135m" and encoder.normalize == "log_softmax"
-    assert encoder.source == DEFAULT_MODEL  # what an index records, so the query side loads this encoder back
+    assert encoder.source == name  # what an index records, so the query side loads this encoder back
     assert encoder.vocab_bias is not None and encoder.vocab_size == 49152
-    assert encoder.has_adapter and encoder.adapter_config.r == 8  # a LoRA adapter, merged into the backbone
+    # the default carries a LoRA adapter (merged into the backbone); -head is the bias alone
+    assert encoder.has_adapter and (encoder.adapter_config.r if encoder.adapter_config else None) == lora_r
     [query, doc] = encoder.encode(["what causes heart disease"], "query") + encoder.encode_documents(
         ["Coronary artery disease is the most common cause of heart attacks and cardiac death."])
     for vec in (query, doc):
@@ -261,4 +265,4 @@ def test_builtin_trained_encoder_is_the_default_and_sparse():
     assert "heart" in top and "disease" in top, top
     shared = set(query.indices) & set(doc.indices)
     assert {encoder.id_to_token(i).lstrip("Ġ").lower() for i in shared} >= {"heart", "disease"}
-    assert load_tokenizer(DEFAULT_MODEL).vocab_size == 49152
+    assert load_tokenizer(name).vocab_size == 49152

@@ -83,9 +83,13 @@ def test_resume_continues_exactly(tmp_path):
         SpladeTrainer(toy_config(), TOY, tmp_path / "resumed", device="cpu").train()
     with pytest.raises(ValueError, match="options changed"):
         SpladeTrainer(toy_config(lambda_d=1.0), TOY, tmp_path / "resumed", device="cpu").train(resume=True)
-    resumed = SpladeTrainer(toy_config(), TOY, tmp_path / "resumed", device="cpu")
+    # keeping more checkpoints is no change of the training itself: allowed on resume
+    resumed = SpladeTrainer(toy_config(keep_checkpoints=5), TOY, tmp_path / "resumed", device="cpu")
     resumed.train(resume=True)
     assert [r["step"] for r in resumed.history] == list(range(6, 13))  # from the step-5 checkpoint
+    kept = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir())
+    assert kept == ["step-0000005", "step-0000010", "step-0000012"]
+    assert len(list((tmp_path / "straight" / "checkpoints").iterdir())) == 2  # the default keeps 2
     for a, b in zip(straight.history[5:], resumed.history):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
 
