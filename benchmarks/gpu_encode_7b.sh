@@ -12,6 +12,6 @@ mkdir -p "$out"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, transformers, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)"
 } 2>&1 | tee "$out/gpu.txt"
-python3 benchmarks/encode.py --case corpus --shape mistral-7b --random-init --sample "${SAMPLE:-256}" \
+python3 "$(dirname "$0")/encode.py" --case corpus --shape mistral-7b --random-init --sample "${SAMPLE:-256}" \
   --corpus "$corpus" 2>&1 | tee "$out/encode_7b_corpus.txt"
-python3 benchmarks/encode.py --case memory --shape mistral-7b --random-init 2>&1 | tee "$out/encode_7b_memory.txt"
+python3 "$(dirname "$0")/encode.py" --case memory --shape mistral-7b --random-init 2>&1 | tee "$out/encode_7b_memory.txt"

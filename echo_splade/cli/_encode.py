@@ -14,8 +14,8 @@ from ._options import run_guarded
 @click.option("--input", "input_path", type=click.Path(exists=True),
               help="Encode a corpus instead: a BEIR folder, JSONL (_id/title/text) or Parquet.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="Encoder: short name (echo-splade-smollm2-135m the built-in trained encoder; smollm2-135m, "
-                   "tiny-mistral base models), HF dir/hub id, or a trained encoder dir.")
+              help="Encoder: short name (echo-splade-smollm2-135m and echo-splade-smollm2-135m-head the built-in "
+                   "trained encoders; smollm2-135m, tiny-mistral base models), HF dir/hub id, or a trained encoder dir.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="PEFT LoRA adapter directory.")
 @click.option("--gguf-file", help="Load the base model from this GGUF file inside --model.")
 @click.option("--queries", is_flag=True, help="Encode as queries (query echo template) instead of documents.")

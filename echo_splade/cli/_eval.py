@@ -25,7 +25,8 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
 @click.option("--index", required=True, help="Index (alias) holding the corpus; provisioned and ingested when missing.")
-@click.option("--model", help="Encoder: short name (echo-splade-smollm2-135m, smollm2-135m, tiny-mistral) or folder. "
+@click.option("--model", help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, smollm2-135m, "
+                              "tiny-mistral) or folder. "
                               "[default: the built-in model; none for --systems bm25]")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model.")
 @click.option("--split", default="test", show_default=True, help="Qrels split (qrels/<split>.tsv).")
