@@ -21,7 +21,7 @@ ECHO_SPLADE_SMOLLM2 = "echo-splade-smollm2-135m"
 ECHO_SPLADE_SMOLLM2_HEAD = "echo-splade-smollm2-135m-head"
 #: Trained encoders shipped in the package: short name -> folder written by ``EchoSpladeEncoder.save_pretrained``
 #: (its ``echo_splade.json`` names the base model, itself a short name built on first use). Each has a model card.
-#: ``-head``: the head bias alone, no LoRA (trained on a CPU; better than the LoRA model out of domain).
+#: ``-head``: the head bias alone, no LoRA (trained on a CPU; better than the LoRA model on Cranfield, unseen by both).
 BUILTIN_MODELS: dict[str, Path] = {name: Path(__file__).parent / "pretrained" / name
                                    for name in (ECHO_SPLADE_SMOLLM2, ECHO_SPLADE_SMOLLM2_HEAD)}
 #: What ``--model`` means when none is given.
