@@ -10,7 +10,7 @@ and MRR@10 per model (else score the file elsewhere: ``--score FILE``).
 Use a dev split (never test) to pick among a training run's checkpoints:
 
     python benchmarks/dev_runs.py --data ../shared/data/nfcorpus_processed --split dev \
-        --model echo-splade-smollm2-135m --model models/x/checkpoints/step-0000300 --model models/x --out dev.json
+        --model echo-splade-smollm2-135m-head --model models/x/checkpoints/step-0000300 --model models/x --out dev.json
     python benchmarks/dev_runs.py --data ../shared/data/nfcorpus_processed --split dev --score dev.json
 """
 
@@ -27,30 +27,13 @@ logger = logging.getLogger("dev_runs")
 
 def load_split(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]], dict[str, str]]:
     """``(queries, qrels, corpus texts)`` of one split; test is refused."""
-    from echo_splade.encoder import HELD_OUT_SPLITS, document_text
+    from echo_splade.encoder import HELD_OUT_SPLITS
+    from echo_splade.integration import EvalDataset
 
     if split in HELD_OUT_SPLITS:
         raise SystemExit(f"split {split!r} is held out for reporting; choose checkpoints on a dev split")
-    qrels: dict[str, dict[str, int]] = {}
-    with (data / "qrels" / f"{split}.tsv").open(encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            qid, did, score = line.rstrip("\n").split("\t")[:3]
-            qrels.setdefault(qid, {})[did] = int(score)
-    queries = {}
-    corpus = {}
-    with (data / "queries.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row["_id"] in qrels:
-                queries[row["_id"]] = row["text"]
-    with (data / "corpus.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            text = document_text(row.get("title", ""), row.get("text", ""))
-            if text:
-                corpus[row["_id"]] = text
-    return queries, {q: qrels[q] for q in queries}, corpus
+    dataset = EvalDataset(data, split=split)
+    return dataset.queries, dataset.qrels, dataset.corpus_texts()
 
 
 def run_model(model: str, queries: dict[str, str], corpus: dict[str, str], max_length: int, depth: int,

@@ -181,7 +181,7 @@ class Demo:
                   "(the first use builds it into the model cache)")
         started = time.monotonic()
         encoder = EchoSpladeEncoder.from_pretrained(self.model, adapter=self.adapter)
-        self.echo(f"      ready in {time.monotonic() - started:.0f}s: {getattr(encoder, 'source', encoder.model_id)}, model_rev {encoder.model_rev}, "
+        self.echo(f"      ready in {time.monotonic() - started:.0f}s: {encoder.source}, model_rev {encoder.model_rev}, "
                   f"vocabulary {encoder.vocab_size}")
         return encoder
 

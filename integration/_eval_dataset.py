@@ -80,6 +80,15 @@ class EvalDataset:
     def name(self) -> str:
         return self.path.name
 
+    def corpus_texts(self) -> dict[str, str]:
+        """``{doc_id: text}`` of the whole corpus, read into memory (the encoder's ``document_text`` of title
+        and text); bad records are left out. For tools that need the texts by id, e.g. hard-negative mining."""
+        from echo_splade.encoder import document_text
+        from echo_splade.ingest import CorpusReader
+
+        return {r["doc_id"]: document_text(r["title"], r["text"])
+                for r in CorpusReader(self.path, format="beir") if not r["reason"]}
+
     @staticmethod
     def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
         qrels: dict[str, dict[str, int]] = {}

@@ -64,13 +64,6 @@ class HardNegativeMiner:
     def close(self) -> None:
         self.evaluator.close()
 
-    def _corpus(self, dataset: EvalDataset) -> dict[str, str]:
-        from echo_splade.encoder import document_text
-        from echo_splade.ingest import CorpusReader
-
-        return {r["doc_id"]: document_text(r["title"], r["text"])
-                for r in CorpusReader(dataset.path, format="beir") if not r["reason"]}
-
     def mine(self, dataset: EvalDataset, progress: bool = False) -> Iterator[dict]:
         """Yield the training rows of ``dataset`` (its split must not be a held-out one)."""
         from tqdm.auto import tqdm
@@ -80,7 +73,7 @@ class HardNegativeMiner:
         if dataset.split in HELD_OUT_SPLITS:
             raise ValueError(f"split {dataset.split!r} is held out for evaluation; mine a training split")
         self.evaluator.ensure_index(dataset)
-        corpus = self._corpus(dataset)
+        corpus = dataset.corpus_texts()
         backend, clause = self.evaluator.backend, self.evaluator.hybrid.bm25_clause
         missing = 0
         for qid, text in tqdm(dataset.queries.items(), total=len(dataset), desc="mine", unit="q",

@@ -7,8 +7,7 @@ from ._options import connection_options, run_guarded
 
 @click.command("demo")
 @click.option("--model", help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, smollm2-135m, "
-                              "tiny-mistral) or folder. "
-                                  "[default: the built-in model]")
+                              "tiny-mistral) or folder. [default: the built-in model]")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model.")
 @click.option("--index", help="Index (alias) for the sample corpus. [default: echo-splade-demo-<model_rev>]")
 @click.option("--no-start", is_flag=True, help="Do not start the local node when nothing answers at --url.")
