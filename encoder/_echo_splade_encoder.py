@@ -88,8 +88,8 @@ class EchoSpladeEncoder:
         "document_prefix", "document_separator", "query_prefix", "query_separator", "echo",
         "max_length", "window_stride", "truncate", "batch_size", "chunk_size", "top_k", "min_weight", "normalize",
     ]
-    # Keys that change the vectors (hashed into model_rev); batch_size/chunk_size only change round-off.
-    _rev_keys = [k for k in config_keys if k not in ("batch_size", "chunk_size")]
+    #: Config keys that change the vectors (hashed into ``model_rev``); batch_size/chunk_size only change round-off.
+    rev_keys = [k for k in config_keys if k not in ("batch_size", "chunk_size")]
 
     def __init__(
         self,
@@ -272,7 +272,7 @@ class EchoSpladeEncoder:
         if self._model_rev is None or _is_peft(self.model) or (
                 self.vocab_bias is not None and self.vocab_bias.bias.requires_grad):
             digest = hashlib.sha256()
-            rev_config = {key: getattr(self, key) for key in self._rev_keys}
+            rev_config = {key: getattr(self, key) for key in self.rev_keys}
             digest.update(json.dumps({"model_id": self.model_id, "gguf_file": self.gguf_file, **rev_config},
                                      sort_keys=True).encode())
             state = self.adapter_state

@@ -233,7 +233,7 @@ class SpladeTrainer:
         """
         key = hashlib.sha256(json.dumps({
             "model": encoder.model_id, "gguf_file": encoder.gguf_file, "kind": kind, "truncate": True,
-            **{k: getattr(encoder, k) for k in encoder._rev_keys if k not in ("top_k", "min_weight", "truncate")},
+            **{k: getattr(encoder, k) for k in encoder.rev_keys if k not in ("top_k", "min_weight", "truncate")},
             "texts": texts}, sort_keys=True).encode()).hexdigest()[:20]
         path = cache_dir() / "features" / f"{kind}-{key}.pt"
         if path.is_file():

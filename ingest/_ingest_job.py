@@ -5,6 +5,7 @@ import logging
 import os
 import time
 import types
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
@@ -30,6 +31,10 @@ DEFAULT_DOC_TOP_K = 256
 _AUX_CPUS = 0.25
 # Target Ray Data block size: a few hundred raw records or a few dozen encoded documents.
 _BLOCK_BYTES = 256 * 1024
+#: Ray Data loggers raised to a level during a run (it reports progress itself): the note that the bars are
+#: off (a WARNING) and the INFO line at the end of an execution.
+_RAY_DATA_CHATTER = {"ray.data._internal.progress": logging.ERROR,
+                     "ray.data._internal.execution.streaming_executor": logging.WARNING}
 
 
 def _model_info(model: str, adapter: Optional[str], device: Optional[str], options: dict) -> dict:
@@ -276,6 +281,17 @@ class IngestJob:
         plan = provision(backend, IndexSpec.from_encoder(self.index, info))
         logger.info("index %s: %s", self.index, plan.summary())
 
+    def _record_pruning(self, backend: Any) -> None:
+        """Record this run's document pruning in the index ``_meta`` (read back by ``eval`` reports)."""
+        from echo_splade.mappings import DOC_PRUNING_META_KEY, update_index_meta
+
+        pruning = {"top_k": self.doc_top_k, "min_weight": self.min_weight}
+        for physical, old in update_index_meta(backend, self.index, {DOC_PRUNING_META_KEY: pruning}).items():
+            old = old[DOC_PRUNING_META_KEY]
+            if old is not None and old != pruning:
+                logger.warning("index %s holds documents pruned with %s and this run prunes with %s: "
+                               "the index now mixes both", physical, old, pruning)
+
     # -- the run -----------------------------------------------------------------------
     def _dataset(self, actors: int, resources: dict, device: Optional[str], threads: Optional[int]):
         import ray
@@ -316,11 +332,22 @@ class IngestJob:
         previous = {k: getattr(context, k) for k in wanted}
         for key, value in wanted.items():
             setattr(context, key, value)
+        # The job reports its own progress: Ray Data's notes on the bars being off, the end of an
+        # execution and idle writer actors on a small corpus are noise to the job's user.
+        quiet = {name: logging.getLogger(name) for name in _RAY_DATA_CHATTER}
+        levels = {name: log.level for name, log in quiet.items()}
         try:
-            yield
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The minimum number of concurrent actors",
+                                        category=UserWarning)
+                for name, level in _RAY_DATA_CHATTER.items():
+                    quiet[name].setLevel(level)
+                yield
         finally:
             for key, value in previous.items():
                 setattr(context, key, value)
+            for name, level in levels.items():
+                quiet[name].setLevel(level)
 
     @staticmethod
     def _account(batch: Any, report: IngestReport, dead: DeadLetter) -> None:
@@ -371,6 +398,7 @@ class IngestJob:
             logger.info("ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",
                         self.reader.path, self.index, info.model_id, info.model_rev, actors, resources, self.writers)
             self._prepare_index(backend, info)
+            self._record_pruning(backend)
             with bulk_load_settings(backend, self.index), self._data_context():
                 dead.discard_previous()
                 batches = self._dataset(actors, resources, device, threads).iter_batches(

@@ -396,7 +396,7 @@ class Evaluator:
             "templates": meta.get("echo_templates"),
             "pruning": {
                 "query_top_k": self.query_top_k,
-                "doc_top_k": self._doc_top_k(),
+                "doc": self._doc_pruning(meta),
             },
             "hybrid": dataclasses.asdict(self.hybrid),
             "max_length": self.max_length,
@@ -430,13 +430,14 @@ class Evaluator:
             custom.update({k: v for k, v in body.get("settings", {}).items() if k.startswith("index.similarity.")})
         return custom or "engine default: BM25 (Lucene k1=1.2, b=0.75)"
 
-    def _doc_top_k(self) -> Optional[int]:
-        if self.doc_top_k is not None:
-            return self.doc_top_k
-        from echo_splade.ingest import DEFAULT_DOC_TOP_K
+    @staticmethod
+    def _doc_pruning(meta: dict) -> Any:
+        """The ingest job's document pruning recorded in the index (``None``: no vectors in the index)."""
+        from echo_splade.mappings import DOC_PRUNING_META_KEY
 
-        ingested = self.ingest_info is not None and self.ingest_info["mode"] == "ingest job"
-        return DEFAULT_DOC_TOP_K if ingested else None
+        if DOC_PRUNING_META_KEY in meta:
+            return meta[DOC_PRUNING_META_KEY]
+        return None if meta.get("model") is None else "not recorded (ingested before echo-splade recorded it)"
 
 
 def _version(distribution: str) -> str:

@@ -16,12 +16,14 @@ from ._feature_names import (
 )
 from ._index_spec import ANALYZERS, SPARSE_TYPES, IndexSpec, default_sparse_type
 from ._incompatible_index_error import IncompatibleIndexError
-from ._provision import detect_analyzer, plan_provision, provision, read_index_meta
+from ._index_meta import DOC_PRUNING_META_KEY, read_index_meta, update_index_meta
+from ._provision import detect_analyzer, plan_provision, provision
 from ._provision_plan import PlannedRequest, ProvisionPlan
 
 __all__ = [
     "ANALYZERS",
     "BULK_LOAD_META_KEY",
+    "DOC_PRUNING_META_KEY",
     "FEATURE_SCHEME_VERSION",
     "FLOAT_MAX",
     "FLOAT_MIN_NORMAL",
@@ -43,4 +45,5 @@ __all__ = [
     "saved_bulk_load_settings",
     "sparse_to_features",
     "token_to_feature",
+    "update_index_meta",
 ]

@@ -14,6 +14,9 @@ import logging
 import time
 from typing import Any, Iterator
 
+from ._index_meta import physical_meta as _meta
+from ._index_meta import put_physical_meta as _put_meta
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["BULK_LOAD_META_KEY", "bulk_load_settings", "restore_settings", "saved_bulk_load_settings"]
@@ -25,15 +28,6 @@ _KEYS = ("index.refresh_interval", "index.number_of_replicas")
 def _physical_settings(backend: Any, index: str) -> dict[str, dict]:
     """Flat settings of every physical index behind ``index`` (an index or an alias)."""
     return {name: body["settings"] for name, body in backend.get_settings(index).items()}
-
-
-def _meta(backend: Any, physical: str) -> dict:
-    return dict(backend.get_mapping(physical)[physical]["mappings"].get("_meta", {}) or {})
-
-
-def _put_meta(backend: Any, physical: str, meta: dict) -> None:
-    # `_meta` in a mapping update replaces the whole object, so send all of it.
-    backend.request("PUT", f"/{physical}/_mapping", body={"_meta": meta})
 
 
 def saved_bulk_load_settings(backend: Any, index: str) -> dict[str, dict]:

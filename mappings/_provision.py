@@ -13,7 +13,7 @@ from ._provision_plan import PlannedRequest, ProvisionPlan
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["provision", "plan_provision", "read_index_meta", "detect_analyzer"]
+__all__ = ["provision", "plan_provision", "detect_analyzer"]
 
 
 def detect_analyzer(backend: Any) -> str:
@@ -202,16 +202,3 @@ def provision(
     plan.executed = True
     logger.info("%s", plan.summary())
     return plan
-
-
-def read_index_meta(backend: Any, alias: str) -> dict:
-    """The ``_meta`` of the index behind ``alias`` (model, model_rev, feature scheme, templates, analyzer).
-
-    ``{}`` when the index has no ``_meta``. Raises ``ClusterError`` (404) when it does not exist and
-    ``ValueError`` when ``alias`` points at several indices.
-    """
-    mappings = backend.get_mapping(alias)
-    if len(mappings) != 1:
-        raise ValueError(f"{alias} points at several indices ({', '.join(sorted(mappings))}); expected one")
-    (body,) = mappings.values()
-    return dict(body.get("mappings", {}).get("_meta", {}) or {})

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from echo_splade.cli import cli
+from echo_splade.ingest import DEFAULT_DOC_TOP_K
 from echo_splade.integration import METRICS, SYSTEMS, EvalDataset, EvalReport, Evaluator
 
 # Ten documents on unrelated topics; each "easy" query repeats its document's rare words,
@@ -144,6 +145,7 @@ def test_eval_cli_report_has_every_system_and_the_configuration(cli_run):
     assert config["engine"].startswith(("opensearch", "elasticsearch"))
     assert config["num_queries"] == len(EASY) and config["self_hits"]["dropped"] is False
     assert config["ingest"]["indexed"] == config["num_docs"] == len(DOCS)
+    assert config["pruning"]["doc"] == {"top_k": DEFAULT_DOC_TOP_K, "min_weight": None}
     assert config["templates"]["query_prefix"] == "Query:"
     assert config["failed_queries"] == {name: 0 for name in SYSTEMS}
     assert plot_path.read_bytes()[:4] == b"\x89PNG"
@@ -191,7 +193,7 @@ def test_bm25_only_indexes_text_without_encoding(beir_dir, index_name, engine_ba
     analyzer = {"opensearch": "english", "elasticsearch": "standard"}[engine_backend.engine]
     assert report.config["analyzer"] == {"title": analyzer, "text": analyzer}
     assert report.config["ingest"]["mode"].startswith("text only") and report.config["ingest"]["indexed"] == len(DOCS)
-    assert report.config["index_model"] is None and report.config["pruning"]["doc_top_k"] is None
+    assert report.config["index_model"] is None and report.config["pruning"]["doc"] is None
     # no vectors in there: the sparse systems refuse the index instead of scoring zeros
     with pytest.raises(ValueError, match="records no model: it holds no sparse vectors"):
         Evaluator(connection, index_name, systems=["sparse-inference-free"], model="tiny-mistral").ensure_index(data)

@@ -22,6 +22,7 @@ from echo_splade.mappings import (
     read_index_meta,
     restore_settings,
     saved_bulk_load_settings,
+    update_index_meta,
 )
 from echo_splade.mappings._provision import _check_engine
 
@@ -384,6 +385,18 @@ def test_read_index_meta_of_a_missing_index_is_a_404(backend, index_name):
     with pytest.raises(ClusterError) as info:
         read_index_meta(backend, index_name)
     assert info.value.status == 404
+
+
+def test_update_index_meta_sets_keys_through_the_alias_and_keeps_the_others(backend, index_name):
+    provision(backend, IndexSpec(index_name, model="m", model_rev="r1"))
+    before = read_index_meta(backend, index_name)
+    previous = update_index_meta(backend, index_name, {"doc_pruning": {"top_k": 7, "min_weight": None}})
+    assert previous == {f"{index_name}-v1": {"doc_pruning": None}}
+    assert read_index_meta(backend, index_name) == {**before, "doc_pruning": {"top_k": 7, "min_weight": None}}
+    previous = update_index_meta(backend, index_name, {"doc_pruning": {"top_k": 9, "min_weight": 0.1}})
+    assert previous == {f"{index_name}-v1": {"doc_pruning": {"top_k": 7, "min_weight": None}}}
+    assert read_index_meta(backend, index_name)["doc_pruning"] == {"top_k": 9, "min_weight": 0.1}
+    assert read_index_meta(backend, index_name)["model_rev"] == "r1"
 
 
 def test_cli_model_option_records_the_encoder(backend, index_name, run_cli, tiny_model):

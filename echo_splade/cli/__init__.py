@@ -8,6 +8,7 @@ and never imports torch or ray.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import click
 
@@ -27,6 +28,10 @@ def cli(verbose: int) -> None:
     # our errors already say what failed in one line, so keep theirs for -vv.
     for name in ("opensearch", "elasticsearch", "elastic_transport"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
+    if verbose == 0:
+        # Deprecation notices from inside the model libraries (e.g. peft calling a renamed transformers
+        # property) are for their developers; a command's user can do nothing about them.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)(\.|$)")
 
 
 def _register() -> None:

@@ -1,0 +1,48 @@
+"""Reading and updating the ``_meta`` object of an index (or of every index behind an alias)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DOC_PRUNING_META_KEY", "read_index_meta", "update_index_meta"]
+
+DOC_PRUNING_META_KEY = "doc_pruning"
+"""``_meta`` key where an ingest job records its document pruning, ``{"top_k": k, "min_weight": w}``."""
+
+
+def read_index_meta(backend: Any, alias: str) -> dict:
+    """The ``_meta`` of the index behind ``alias`` (model, model_rev, feature scheme, templates, analyzer).
+
+    ``{}`` when the index has no ``_meta``. Raises ``ClusterError`` (404) when it does not exist and
+    ``ValueError`` when ``alias`` points at several indices.
+    """
+    mappings = backend.get_mapping(alias)
+    if len(mappings) != 1:
+        raise ValueError(f"{alias} points at several indices ({', '.join(sorted(mappings))}); expected one")
+    (body,) = mappings.values()
+    return dict(body.get("mappings", {}).get("_meta", {}) or {})
+
+
+def physical_meta(backend: Any, physical: str) -> dict:
+    """The ``_meta`` of one physical index (``{}`` when it has none)."""
+    return dict(backend.get_mapping(physical)[physical]["mappings"].get("_meta", {}) or {})
+
+
+def put_physical_meta(backend: Any, physical: str, meta: dict) -> None:
+    """Replace the ``_meta`` of one physical index (a mapping update replaces the whole object)."""
+    backend.request("PUT", f"/{physical}/_mapping", body={"_meta": meta})
+
+
+def update_index_meta(backend: Any, index: str, entries: dict) -> dict[str, dict]:
+    """Set the top-level keys of ``entries`` in the ``_meta`` of every index behind ``index``.
+
+    Other keys are kept. Returns the replaced values per physical index,
+    ``{physical: {key: previous value or None}}``.
+    """
+    previous = {}
+    for physical in sorted(backend.get_mapping(index)):
+        meta = physical_meta(backend, physical)
+        previous[physical] = {key: meta.get(key) for key in entries}
+        if any(meta.get(key) != value for key, value in entries.items()):
+            put_physical_meta(backend, physical, {**meta, **entries})
+    return previous
