@@ -14,8 +14,7 @@ import logging
 import time
 from typing import Any, Iterator
 
-from ._index_meta import physical_meta as _meta
-from ._index_meta import put_physical_meta as _put_meta
+from ._index_meta import physical_meta, put_physical_meta
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ def saved_bulk_load_settings(backend: Any, index: str) -> dict[str, dict]:
     for every index behind ``index`` that holds saved (not yet restored) values."""
     saved = {}
     for physical in _physical_settings(backend, index):
-        record = _meta(backend, physical).get(BULK_LOAD_META_KEY)
+        record = physical_meta(backend, physical).get(BULK_LOAD_META_KEY)
         if record:
             saved[physical] = {k: record.get(k) for k in _KEYS}
     return saved
@@ -44,7 +43,7 @@ def saved_bulk_load_settings(backend: Any, index: str) -> dict[str, dict]:
 def _apply(backend: Any, index: str, refresh_interval: str, replicas: int) -> dict[str, dict]:
     previous = {}
     for physical, settings in _physical_settings(backend, index).items():
-        meta = _meta(backend, physical)
+        meta = physical_meta(backend, physical)
         record = meta.get(BULK_LOAD_META_KEY)
         if record:
             logger.warning(
@@ -54,7 +53,7 @@ def _apply(backend: Any, index: str, refresh_interval: str, replicas: int) -> di
         else:
             record = {k: settings.get(k) for k in _KEYS}
             record["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            _put_meta(backend, physical, {**meta, BULK_LOAD_META_KEY: record})
+            put_physical_meta(backend, physical, {**meta, BULK_LOAD_META_KEY: record})
         previous[physical] = {k: record.get(k) for k in _KEYS}
         backend.put_settings(physical, {"refresh_interval": refresh_interval, "number_of_replicas": replicas})
         logger.info("bulk-load settings on %s: refresh_interval=%s, replicas=%s (were %s)",
@@ -71,13 +70,13 @@ def restore_settings(backend: Any, index: str, refresh: bool = True) -> dict[str
     """
     restored = {}
     for physical in _physical_settings(backend, index):
-        meta = _meta(backend, physical)
+        meta = physical_meta(backend, physical)
         record = meta.pop(BULK_LOAD_META_KEY, None)
         if not record:
             continue
         values = {k: record.get(k) for k in _KEYS}
         backend.put_settings(physical, {k.split(".", 1)[1]: v for k, v in values.items()})
-        _put_meta(backend, physical, meta)
+        put_physical_meta(backend, physical, meta)
         restored[physical] = values
         logger.info("restored settings of %s: %s", physical, values)
     if refresh:
