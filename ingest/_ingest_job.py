@@ -334,20 +334,19 @@ class IngestJob:
             setattr(context, key, value)
         # The job reports its own progress: Ray Data's notes on the bars being off, the end of an
         # execution and idle writer actors on a small corpus are noise to the job's user.
-        quiet = {name: logging.getLogger(name) for name in _RAY_DATA_CHATTER}
-        levels = {name: log.level for name, log in quiet.items()}
+        levels = {name: logging.getLogger(name).level for name in _RAY_DATA_CHATTER}
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The minimum number of concurrent actors",
                                         category=UserWarning)
                 for name, level in _RAY_DATA_CHATTER.items():
-                    quiet[name].setLevel(level)
+                    logging.getLogger(name).setLevel(level)
                 yield
         finally:
             for key, value in previous.items():
                 setattr(context, key, value)
             for name, level in levels.items():
-                quiet[name].setLevel(level)
+                logging.getLogger(name).setLevel(level)
 
     @staticmethod
     def _account(batch: Any, report: IngestReport, dead: DeadLetter) -> None:

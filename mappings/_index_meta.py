@@ -20,12 +20,17 @@ def read_index_meta(backend: Any, alias: str) -> dict:
     if len(mappings) != 1:
         raise ValueError(f"{alias} points at several indices ({', '.join(sorted(mappings))}); expected one")
     (body,) = mappings.values()
-    return dict(body.get("mappings", {}).get("_meta", {}) or {})
+    return _meta_of(body)
 
 
 def physical_meta(backend: Any, physical: str) -> dict:
     """The ``_meta`` of one physical index (``{}`` when it has none)."""
-    return dict(backend.get_mapping(physical)[physical]["mappings"].get("_meta", {}) or {})
+    return _meta_of(backend.get_mapping(physical)[physical])
+
+
+def _meta_of(body: dict) -> dict:
+    """A copy of the ``_meta`` in one index's ``GET _mapping`` entry (``{}`` when it has none)."""
+    return dict(body.get("mappings", {}).get("_meta", {}) or {})
 
 
 def put_physical_meta(backend: Any, physical: str, meta: dict) -> None:
@@ -40,8 +45,8 @@ def update_index_meta(backend: Any, index: str, entries: dict) -> dict[str, dict
     ``{physical: {key: previous value or None}}``.
     """
     previous = {}
-    for physical in sorted(backend.get_mapping(index)):
-        meta = physical_meta(backend, physical)
+    for physical, body in sorted(backend.get_mapping(index).items()):
+        meta = _meta_of(body)
         previous[physical] = {key: meta.get(key) for key in entries}
         if any(meta.get(key) != value for key, value in entries.items()):
             put_physical_meta(backend, physical, {**meta, **entries})
