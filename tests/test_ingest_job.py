@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from _shared_data import shared_dataset
+
 from echo_splade.ingest import BulkWriter, IngestJob
 from echo_splade.mappings import BULK_LOAD_META_KEY, DOC_PRUNING_META_KEY, read_index_meta
 
 pytestmark = pytest.mark.cluster
 
-CRANFIELD = Path("/work/shared/data/cranfield")
+CRANFIELD = shared_dataset("cranfield")
 # A fast tiny encoder: first 64-token window only, one torch thread (much faster than several
 # threads on a shared 2-core machine).
 FAST = dict(model="tiny-mistral", max_length=64, encoder_options={"truncate": True}, torch_threads=1,

@@ -8,9 +8,11 @@ import pickle
 
 import pytest
 
+from _shared_data import shared_dataset
+
 from echo_splade.ingest import DEAD_LETTER_REASONS, BulkIndexError, CorpusReader, DeadLetter
 
-CRANFIELD = "/work/shared/data/cranfield"
+CRANFIELD = str(shared_dataset("cranfield"))
 
 
 def _write_lines(path, lines: list[bytes]) -> None:
