@@ -29,6 +29,7 @@ from ._query_rewriter import QueryRewriter, RewriteWarning
 from ._sparse_query import DEFAULT_CLAUSE_LIMIT, read_clause_limit, select_terms, sparse_clause, uses_term_clauses
 from ._sparse_retriever import Mode, SparseRetriever
 from ._term_contribution import TermContribution
+from ._token_label import PieceScheme, piece_scheme, token_label
 
 __all__ = [
     "DEFAULT_CLAUSE_LIMIT",
@@ -37,12 +38,15 @@ __all__ = [
     "Hit",
     "Hybrid",
     "Mode",
+    "PieceScheme",
     "QueryRewriter",
     "RewriteWarning",
     "SparseRetriever",
     "TermContribution",
+    "piece_scheme",
     "read_clause_limit",
     "select_terms",
     "sparse_clause",
+    "token_label",
     "uses_term_clauses",
 ]

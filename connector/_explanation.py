@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from ._term_contribution import TermContribution
+from ._token_label import PieceScheme, token_label
 
 __all__ = ["Explanation"]
 
@@ -27,11 +28,14 @@ class Explanation:
         query_features: Mapping[str, float],
         doc_features: Mapping[str, float],
         top_n: Optional[int] = 10,
+        texts: Sequence[str] = (),
+        scheme: PieceScheme = "bpe",
     ) -> "Explanation":
         """Intersect a query's and a document's ``{feature: weight}`` maps.
 
         Works from the document's stored ``rank_features`` (its ``_source``),
-        so explaining a hit costs no extra request.
+        so explaining a hit costs no extra request. Each term's ``label`` is the token as a
+        person reads it (:func:`token_label`: a word piece with the word of ``texts`` it came from).
         """
         from echo_splade.mappings import feature_to_token
 
@@ -44,7 +48,8 @@ class Explanation:
         ]
         shared.sort(key=lambda t: (-t.product, t.feature))
         total = sum(t.product for t in shared)
-        kept = shared if top_n is None else shared[:top_n]
+        kept = [dataclasses.replace(t, label=token_label(t.token, texts, scheme))
+                for t in (shared if top_n is None else shared[:top_n])]
         return cls(terms=tuple(kept), matched=len(shared), total=total)
 
     def to_dict(self) -> dict:

@@ -8,6 +8,7 @@ from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 from ._document_frequencies import DocumentFrequencies
 from ._explanation import Explanation
+from ._token_label import PieceScheme, piece_scheme
 from ._hit import Hit
 from ._hybrid import Hybrid
 from ._query_rewriter import QueryRewriter
@@ -120,6 +121,7 @@ class SparseRetriever:
         self._encoder_name = encoder if isinstance(encoder, str) else None
         self._tokenizer = tokenizer if not isinstance(tokenizer, str) else None
         self._tokenizer_name = tokenizer if isinstance(tokenizer, str) else None
+        self._piece_scheme: Optional[PieceScheme] = None
         self._clause_limit = clause_limit
         self._field_type: Optional[SparseFieldType] = field_type
         self._meta: Optional[dict] = None
@@ -181,6 +183,13 @@ class SparseRetriever:
                 name = self._tokenizer_name or self._encoder_name or self._model_from_meta("tokenizer")
                 self._tokenizer = load_tokenizer(name)
         return self._tokenizer
+
+    @property
+    def piece_scheme(self) -> PieceScheme:
+        """How the query vocabulary marks word pieces (for readable explanations); from the tokenizer, once."""
+        if self._piece_scheme is None:
+            self._piece_scheme = piece_scheme(self.tokenizer)
+        return self._piece_scheme
 
     @property
     def document_frequencies(self) -> DocumentFrequencies:
@@ -356,7 +365,7 @@ class SparseRetriever:
         source = True if explain else {"excludes": [self.field]}
         if hyb is None:
             resp = self.backend.search(self.index, {**body, "size": k, "_source": source, "track_total_hits": False})
-            hits = [self._hit(h, float(h["_score"] or 0.0), features, explain) for h in resp["hits"]["hits"]]
+            hits = [self._hit(h, float(h["_score"] or 0.0), features, explain, query) for h in resp["hits"]["hits"]]
             return hits
         # candidate lists carry ids and scores only; the k fused hits' sources come in one _mget
         size = max(k, hyb.candidates)
@@ -368,7 +377,7 @@ class SparseRetriever:
         docs = self._mget([doc_id for doc_id, _, _ in fused], explain)
         out = []
         for doc_id, score, components in fused:
-            hit = self._hit(docs.get(doc_id, {"_id": doc_id}), score, features, explain)
+            hit = self._hit(docs.get(doc_id, {"_id": doc_id}), score, features, explain, query)
             hit.components = components
             out.append(hit)
         return out
@@ -398,13 +407,18 @@ class SparseRetriever:
             out.append(item)
         return out
 
-    def _hit(self, raw: Mapping[str, Any], score: float, features: Mapping[str, float], explain: bool) -> Hit:
+    def _hit(self, raw: Mapping[str, Any], score: float, features: Mapping[str, float], explain: bool,
+             query: Query = "") -> Hit:
         source = dict(raw.get("_source") or {})
         doc_sparse = source.pop(self.field, None)
         explanation = None
         if explain:
             if isinstance(doc_sparse, Mapping):
-                explanation = Explanation.from_weights(features, doc_sparse, self.explain_top_n)
+                # word pieces are shown with the word they came from, looked up in the query and the hit's text
+                texts = (query if isinstance(query, str) else "", str(source.get("title") or ""),
+                         str(source.get("text") or ""))
+                explanation = Explanation.from_weights(features, doc_sparse, self.explain_top_n, texts=texts,
+                                                       scheme=self.piece_scheme)
             else:
                 logger.warning("hit %s has no stored %s in _source; it cannot be explained", raw.get("_id"), self.field)
         return Hit(id=str(raw["_id"]), score=score, source=source, explanation=explanation, index=raw.get("_index"))

@@ -19,6 +19,12 @@ class TermContribution:
     feature: str
     query_weight: float
     doc_weight: float
+    #: the token as a person reads it (``"ooking <- cooking"`` for a word piece); default the token itself
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.token)
 
     @property
     def product(self) -> float:
@@ -27,6 +33,7 @@ class TermContribution:
     def to_dict(self) -> dict:
         return {
             "token": self.token,
+            "label": self.label,
             "feature": self.feature,
             "query_weight": self.query_weight,
             "doc_weight": self.doc_weight,

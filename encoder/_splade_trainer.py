@@ -72,7 +72,8 @@ class SpladeTrainer:
         random.seed(cfg.seed)
         encoder = EchoSpladeEncoder.from_pretrained(cfg.model, device=self.device, dtype="float32",
                                                     max_length=cfg.max_length, gguf_file=cfg.gguf_file, echo=cfg.echo,
-                                                    normalize=cfg.normalize)
+                                                    normalize=cfg.normalize, exclude=list(cfg.exclude),
+                                                    exclude_tokens=list(cfg.exclude_tokens))
         if cfg.vocab_bias_init is not None:
             bias = VocabBias(encoder.vocab_size)
             with torch.no_grad():

@@ -5,6 +5,7 @@ from typing import Any, get_args
 
 from ._model_registry import SMOLLM2_135M
 from ._splade_pooling import Normalize
+from ._vocab_filter import DEFAULT_EXCLUDE, VocabFilter
 
 #: The attention and MLP projections of Llama/Mistral-style decoders.
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -45,6 +46,9 @@ class TrainingConfig:
             Holds ``texts x vocab`` float16 in memory.
         head_batch_size: queries per head-stage step (in-batch negatives are cheap there).
         head_learning_rate: Adam learning rate of the bias (both stages).
+        exclude: vocabulary categories the head never emits (:class:`VocabFilter`); default
+            special, whitespace-only and punctuation-only tokens. ``()`` keeps all.
+        exclude_tokens: extra vocabulary strings the head never emits.
     """
 
     model: str = SMOLLM2_135M  # the backbone (the built-in trained encoder is DEFAULT_MODEL)
@@ -78,10 +82,15 @@ class TrainingConfig:
     head_steps: int = 0
     head_batch_size: int = 64
     head_learning_rate: float = 0.05
+    exclude: tuple[str, ...] = field(default_factory=lambda: tuple(DEFAULT_EXCLUDE))
+    exclude_tokens: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.lora_targets = tuple(self.lora_targets)
         self.train_modules = tuple(self.train_modules)
+        self.exclude = tuple(self.exclude)
+        self.exclude_tokens = tuple(self.exclude_tokens)
+        VocabFilter(self.exclude, self.exclude_tokens)  # validates both
         if self.lora_layers is not None:
             self.lora_layers = tuple(int(i) for i in self.lora_layers)
         positive = ("max_length", "batch_size", "head_batch_size", "grad_accum", "lora_r", "lora_alpha", "collapse_patience",
@@ -113,6 +122,8 @@ class TrainingConfig:
         data = asdict(self)
         data["lora_targets"] = list(self.lora_targets)
         data["train_modules"] = list(self.train_modules)
+        data["exclude"] = list(self.exclude)
+        data["exclude_tokens"] = list(self.exclude_tokens)
         data["lora_layers"] = None if self.lora_layers is None else list(self.lora_layers)
         return data
 

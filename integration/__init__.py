@@ -33,8 +33,9 @@ from ._eval_dataset import EvalDataset
 from ._eval_report import METRICS, SYSTEMS, EvalReport
 from ._evaluator import Evaluator, SelfHits, SystemName
 from ._hard_negative_miner import HardNegativeMiner
+from ._pairs_split import PairsSplit
 
 __all__ += [
-    "Demo", "DemoSearch", "EvalDataset", "EvalReport", "Evaluator", "HardNegativeMiner", "METRICS", "SAMPLE_CORPUS",
+    "Demo", "DemoSearch", "EvalDataset", "EvalReport", "Evaluator", "HardNegativeMiner", "METRICS", "PairsSplit", "SAMPLE_CORPUS",
     "SAMPLE_QUERIES", "SYSTEMS", "SelfHits", "SystemName",
 ]

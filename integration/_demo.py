@@ -248,10 +248,13 @@ class Demo:
         return own
 
     def _print(self, result: DemoSearch, encoder: Any, own: set[str]) -> None:
-        def show(token: str) -> str:
-            decoded = encoder.tokenizer.convert_tokens_to_string([token])
-            word = decoded.strip() or repr(decoded)  # whitespace-only tokens: '\n', ' '
-            return word + ("*" if token not in own else "")
+        from echo_splade.connector import piece_scheme, token_label
+
+        scheme = piece_scheme(encoder.tokenizer)
+
+        def show(token: str, texts: tuple[str, ...] = ()) -> str:
+            # a word piece is shown with the word it came from (query first, then the hit's text)
+            return token_label(token, (result.query, *texts), scheme) + ("*" if token not in own else "")
 
         self.echo("")
         self.echo(f"  Query: {result.query}")
@@ -262,7 +265,8 @@ class Demo:
             mark = "  <- expected" if hit.id in result.expected else ""
             self.echo(f"    {rank}. [{hit.score:.2f}] {hit.id}: {title}{mark}")
             if hit.explanation is not None and hit.explanation.terms:
-                matched = ", ".join(f"{show(t.token)} {t.query_weight:.2f}x{t.doc_weight:.2f}"
+                texts = (str(hit.source.get("title") or ""), str(hit.source.get("text") or ""))
+                matched = ", ".join(f"{show(t.token, texts)} {t.query_weight:.2f}x{t.doc_weight:.2f}"
                                     for t in hit.explanation.terms)
                 self.echo(f"         matched {hit.explanation.matched} terms: {matched}")
         if result.expected:

@@ -16,6 +16,7 @@ METRICS = ("ndcg@10", "recall@100", "mrr@10")
 #: The systems ``echo-splade eval`` knows, in report order.
 SYSTEMS = ("bm25", "sparse", "sparse-inference-free", "hybrid")
 
+_MARKERS = ("o", "s", "^", "D", "v", "P")
 _COLOURS = {"bm25": "#7f7f7f", "sparse": "#1f77b4", "sparse-inference-free": "#2ca02c", "hybrid": "#d62728"}
 
 
@@ -46,6 +47,27 @@ class EvalReport:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(systems=data["systems"], config=data["config"])
 
+    @classmethod
+    def combine(cls, reports: Mapping[str, "EvalReport"]) -> "EvalReport":
+        """One report of several encoders' runs on the same dataset: ``{label: report}`` in order.
+
+        BM25 (the same for every encoder) is kept once, from the first report that has it; every other
+        system is renamed ``"<system> [<label>]"``. ``config["runs"]`` holds each run's configuration.
+        """
+        if not reports:
+            raise ValueError("combine needs at least one report")
+        systems: dict[str, dict[str, float]] = {}
+        for label, report in reports.items():
+            for name, figures in report.systems.items():
+                key = name if name == "bm25" else f"{name} [{label}]"
+                if key not in systems:
+                    systems[key] = dict(figures)
+        first = next(iter(reports.values())).config
+        shared = {k: first.get(k) for k in ("dataset", "dataset_name", "split", "num_queries", "engine", "analyzer",
+                                            "bm25", "depth", "self_hits", "hybrid", "truncate", "created")}
+        config = {**shared, "models": list(reports), "runs": {label: r.config for label, r in reports.items()}}
+        return cls(systems=systems, config=config)
+
     def format_table(self) -> str:
         """A plain-text table: one row per system, metrics and p50 latency."""
         header = ["system", *METRICS, "p50_ms"]
@@ -70,13 +92,18 @@ class EvalReport:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 4.0), squeeze=False)
+        rows_of_legend = (len(self.systems) + 3) // 4
+        fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 4.0 + 0.25 * rows_of_legend),
+                                 squeeze=False)
         latencies = [f["p50_ms"] for f in self.systems.values()]
         log_x = bool(latencies) and min(latencies) > 0 and max(latencies) / min(latencies) > 20
+        labels = list(dict.fromkeys(n.partition(" [")[2] for n in self.systems if " [" in n))
         for axis, metric in zip(axes[0], METRICS):
             for name, figures in self.systems.items():
                 x, y = figures["p50_ms"], figures[metric]
-                axis.scatter([x], [y], s=70, color=_COLOURS.get(name, "#9467bd"), label=name, zorder=3)
+                kind, _, label = name.partition(" [")
+                marker = _MARKERS[labels.index(label) % len(_MARKERS)] if label else "o"
+                axis.scatter([x], [y], s=70, color=_COLOURS.get(kind, "#9467bd"), marker=marker, label=name, zorder=3)
                 axis.annotate(name, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=8)
             axis.set_xlabel("p50 latency per query (ms, client side)")
             axis.set_ylabel(metric)
@@ -88,10 +115,10 @@ class EvalReport:
                 axis.set_xlim(0, max(latencies + [1.0]) * 1.3)
             axis.grid(True, alpha=0.3)
             axis.set_title(metric, pad=8)
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+        handles, legend = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, legend, loc="lower center", ncol=min(len(legend), 4), frameon=False, fontsize=8)
         fig.suptitle(title or self._title(), fontsize=10)
-        fig.tight_layout(rect=(0, 0.08, 1, 0.94))
+        fig.tight_layout(rect=(0, 0.04 + 0.05 * rows_of_legend, 1, 0.94))
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return path
@@ -100,7 +127,9 @@ class EvalReport:
         cfg: Mapping[str, Any] = self.config
         parts = [str(cfg.get("dataset_name", "")), f"split={cfg.get('split', '?')}",
                  f"{cfg.get('num_queries', '?')} queries"]
-        if cfg.get("model"):
+        if cfg.get("models"):
+            parts.append(f"models={', '.join(cfg['models'])}")
+        elif cfg.get("model"):
             parts.append(f"model={cfg['model']}")
         if cfg.get("adapter"):
             parts.append(f"adapter={Path(str(cfg['adapter'])).name}")

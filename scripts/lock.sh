@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 UV=(uv)
 command -v uv >/dev/null || UV=("${PYTHON:-python3}" -m uv)
-# One universal resolution (every platform, Python >= 3.10), every file pinned by hash.
-common=(--universal --python-version 3.10 --generate-hashes --quiet)
+# One universal resolution (every platform, Python >= 3.11), every file pinned by hash.
+common=(--universal --python-version 3.11 --generate-hashes --quiet)
 "${UV[@]}" pip compile "${common[@]}" pyproject.toml --extra test --extra dev -o requirements/lock.txt "$@"
 "${UV[@]}" pip compile "${common[@]}" --no-deps requirements/assets.in -o requirements/assets.lock.txt
 echo "lock written; installing it into a fresh .venv and running the tests (.ci/run)"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -25,9 +26,11 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
 @click.option("--index", required=True, help="Index (alias) holding the corpus; provisioned and ingested when missing.")
-@click.option("--model", help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, smollm2-135m, "
-                              "tiny-mistral) or folder. "
-                              "[default: the built-in model; none for --systems bm25]")
+@click.option("--model", "models", multiple=True,
+              help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, echo-splade-bert-tiny, "
+                   "smollm2-135m, splade-tiny, tiny-mistral) or folder. Repeat it to compare encoders in one report: "
+                   "each then gets its own index, --index plus '-' plus the model's name. "
+                   "[default: the built-in model; none for --systems bm25]")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model.")
 @click.option("--split", default="test", show_default=True, help="Qrels split (qrels/<split>.tsv).")
 @click.option("--systems", default=",".join(_SYSTEMS), show_default=True, callback=_systems,
@@ -54,7 +57,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="PNG plot path (quality vs p50 latency). [default: the report path with .png]")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @connection_options
-def command(conn, dataset, index, model, adapter, split, systems, max_queries, self_hits, hybrid_method,
+def command(conn, dataset, index, models, adapter, split, systems, max_queries, self_hits, hybrid_method,
             sparse_weight, query_top_k, doc_top_k, max_length, truncate, report_path, plot_path, no_progress) -> None:
     """Evaluate BM25, learned sparse and hybrid retrieval in the cluster on a BEIR folder.
 
@@ -63,12 +66,38 @@ def command(conn, dataset, index, model, adapter, split, systems, max_queries, s
     """
 
     def action() -> None:
-        from echo_splade.integration import EvalDataset, Evaluator
+        from echo_splade.integration import EvalDataset, EvalReport
 
+        if len(models) > 1 and adapter:
+            raise click.BadParameter("--adapter applies to one --model; save the adapted encoder as a folder "
+                                     "(echo-splade train) to compare it with others", param_hint="--adapter")
         report = Path(report_path or f"eval-{index}-{split}.json")
         plot = Path(plot_path or report.with_suffix(".png"))
         data = EvalDataset(dataset, split=split, max_queries=max_queries)
         click.echo(f"dataset {data.path} split {split}: {len(data)} judged queries")
+        if len(models) <= 1:
+            result = run_one(data, index, models[0] if models else None, systems)
+        else:
+            results = {}
+            for number, model in enumerate(models):
+                own = [s for s in systems if s != "bm25" or number == 0]  # BM25 does not depend on the model
+                model_index = f"{index}-{_slug(model)}"
+                click.echo(f"== {model}: index {model_index}")
+                results[_slug(model)] = run_one(data, model_index, model, own)
+            result = EvalReport.combine(results)
+        click.echo("")
+        click.echo(result.format_table())
+        click.echo("")
+        click.echo(f"report: {result.save(report)}")
+        click.echo(f"plot:   {result.save_plot(plot)}")
+        failed = {s: n for s, n in _failed(result).items() if n}
+        if failed:
+            click.echo(f"warning: failed queries (scored as empty results): {failed}", err=True)
+
+    def run_one(data, index, model, systems):
+        report_dir = Path(report_path or ".").parent
+        from echo_splade.integration import Evaluator
+
         evaluator = Evaluator(
             conn, index, systems=systems, model=model, adapter=adapter, self_hits=self_hits,
             hybrid={"method": hybrid_method, "sparse_weight": sparse_weight}, query_top_k=query_top_k,
@@ -83,7 +112,7 @@ def command(conn, dataset, index, model, adapter, split, systems, max_queries, s
 
         show = not no_progress and sys.stderr.isatty()
         try:
-            built = evaluator.ensure_index(data, report_dir=report.parent, progress=progress if show else None)
+            built = evaluator.ensure_index(data, report_dir=report_dir, progress=progress if show else None)
             for bar in bars:
                 bar.close()
             if built:
@@ -92,17 +121,22 @@ def command(conn, dataset, index, model, adapter, split, systems, max_queries, s
                            f"({info['mode']}, {info['seconds']:.0f}s)")
             else:
                 click.echo(f"index {index} exists; evaluating it as is")
-            result = evaluator.evaluate(data)
+            return evaluator.evaluate(data)
         finally:
             evaluator.close()
-        click.echo("")
-        click.echo(result.format_table())
-        click.echo("")
-        click.echo(f"report: {result.save(report)}")
-        click.echo(f"plot:   {result.save_plot(plot)}")
-        failed = {s: n for s, n in result.config["failed_queries"].items() if n}
-        if failed:
-            click.echo(f"warning: failed queries (scored as empty results): {failed}", err=True)
 
     run_guarded(action)
+
+
+def _slug(model: str) -> str:
+    """A model's name as an index-name part: the folder or short name, lower-case, ``[a-z0-9_-]`` only."""
+    name = Path(model.rstrip("/")).name.lower()
+    return re.sub(r"[^a-z0-9_-]+", "-", name).strip("-") or "model"
+
+
+def _failed(result) -> dict[str, int]:
+    runs = result.config.get("runs")
+    if runs is None:
+        return dict(result.config["failed_queries"])
+    return {f"{system} [{label}]": n for label, config in runs.items() for system, n in config["failed_queries"].items()}
 

@@ -105,7 +105,7 @@ def _format_hit(rank: int, hit) -> str:
         e = hit.explanation
         lines.append(f"     matched {e.matched} terms, sum of products {e.total:.4f}:")
         for t in e.terms:
-            lines.append(f"       {t.token!r:<24} {t.query_weight:.4f} x {t.doc_weight:.4f} = {t.product:.4f}")
+            lines.append(f"       {t.label:<24} {t.query_weight:.4f} x {t.doc_weight:.4f} = {t.product:.4f}")
     return "\n".join(lines)
 
 
