@@ -71,7 +71,9 @@ class Evaluator:
             ``model_rev``, so queries and an index ingested here use the same value.
         truncate: encode only the first window of a long text (documents and queries) instead of
             max-pooling all windows: faster on a CPU, and stated in the report. Part of ``model_rev`` too.
-        progress: show a progress bar per system (tqdm, on stderr).
+        progress: ``True``: a progress bar per system (tqdm, on stderr); a callable: called as
+            ``progress(system, queries_done, queries_total)`` after each query (the CLI logs lines with it
+            when stderr is not a terminal); ``False``: nothing.
     """
 
     def __init__(
@@ -89,7 +91,7 @@ class Evaluator:
         doc_top_k: Optional[int] = None,
         max_length: Optional[int] = None,
         truncate: bool = False,
-        progress: bool = False,
+        progress: Union[bool, Callable[[str, int, int], None]] = False,
     ) -> None:
         from echo_splade.connector import Hybrid
 
@@ -300,7 +302,8 @@ class Evaluator:
         latencies: list[float] = []
         failed = 0
         items = tqdm(dataset.queries.items(), total=len(dataset), desc=system, unit="q",
-                     disable=not self.progress, leave=True)
+                     disable=self.progress is not True, leave=True)
+        report = self.progress if callable(self.progress) else None
         for qid, text in items:
             started = time.perf_counter()
             try:
@@ -314,6 +317,8 @@ class Evaluator:
             latencies.append(time.perf_counter() - started)
             ids = [doc_id for doc_id, _ in ranked if not (drop_self and doc_id == qid)][: self.depth]
             run[qid] = {doc_id: float(self.depth - rank) for rank, doc_id in enumerate(ids)}
+            if report is not None:
+                report(system, len(run), len(dataset))
         if failed:
             logger.warning("%s: %d of %d queries failed", system, failed, len(dataset))
         return run, latencies, failed

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import click
 
-from ._ingest import _Bar
 from ._options import connection_options, run_guarded
+from ._progress import Progress
 
 _SYSTEMS = ("bm25", "sparse", "sparse-inference-free", "hybrid")
 
@@ -55,7 +54,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
               help="JSON report path. [default: eval-<index>-<split>.json]")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="PNG plot path (quality vs p50 latency). [default: the report path with .png]")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--no-progress", is_flag=True, help="No progress (bars on a terminal, else a line every 30 s).")
 @connection_options
 def command(conn, dataset, index, models, adapter, split, systems, max_queries, self_hits, hybrid_method,
             sparse_weight, query_top_k, doc_top_k, max_length, truncate, report_path, plot_path, no_progress) -> None:
@@ -95,26 +94,28 @@ def command(conn, dataset, index, models, adapter, split, systems, max_queries, 
             click.echo(f"warning: failed queries (scored as empty results): {failed}", err=True)
 
     def run_one(data, index, model, systems):
-        report_dir = Path(report_path or ".").parent
         from echo_splade.integration import Evaluator
+
+        report_dir = Path(report_path or ".").parent
+        bars: dict[str, Progress] = {}  # one per ingest / system, opened on its first report
+
+        def ingest_progress(ingest_report) -> None:
+            bars.setdefault("ingest", Progress(f"ingest {index}")).update_from_report(ingest_report)
+
+        def query_progress(system: str, done: int, total: int) -> None:
+            bars.setdefault(system, Progress(system, total, unit="query")).update(done)
 
         evaluator = Evaluator(
             conn, index, systems=systems, model=model, adapter=adapter, self_hits=self_hits,
             hybrid={"method": hybrid_method, "sparse_weight": sparse_weight}, query_top_k=query_top_k,
-            doc_top_k=doc_top_k, max_length=max_length, truncate=truncate, progress=not no_progress,
+            doc_top_k=doc_top_k, max_length=max_length, truncate=truncate,
+            progress=False if no_progress else query_progress,
         )
-        bars: list = []  # the ingest command's progress bar, opened when an ingest reports progress
-
-        def progress(ingest_report) -> None:
-            if not bars:
-                bars.append(_Bar(total=None))
-            bars[0].update_from(ingest_report)
-
-        show = not no_progress and sys.stderr.isatty()
         try:
-            built = evaluator.ensure_index(data, report_dir=report_dir, progress=progress if show else None)
-            for bar in bars:
-                bar.close()
+            built = evaluator.ensure_index(data, report_dir=report_dir,
+                                           progress=None if no_progress else ingest_progress)
+            if "ingest" in bars:
+                bars.pop("ingest").close()
             if built:
                 info = evaluator.ingest_info
                 click.echo(f"indexed {info['indexed']} documents of {data.corpus_path} into {index} "
@@ -123,6 +124,8 @@ def command(conn, dataset, index, models, adapter, split, systems, max_queries, 
                 click.echo(f"index {index} exists; evaluating it as is")
             return evaluator.evaluate(data)
         finally:
+            for bar in bars.values():
+                bar.close()
             evaluator.close()
 
     run_guarded(action)

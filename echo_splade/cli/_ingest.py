@@ -6,6 +6,7 @@ import click
 
 from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
 
+from ._progress import Progress
 from ._options import connection_options, run_guarded
 
 
@@ -79,10 +80,9 @@ def command(conn, corpus, index, model, adapter, corpus_format, id_field, title_
     job = run_guarded(build)
     bar = _progress_bar(job, limit)
     try:
-        report = run_guarded(lambda: job.run(progress=bar.update_from if bar else None))
+        report = run_guarded(lambda: job.run(progress=bar.update_from_report))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         if job.report is not None and job.report.status != "completed":
             click.echo(job.report.summary(), err=True)
             if job.dead_letter_path.exists():
@@ -95,25 +95,6 @@ def command(conn, corpus, index, model, adapter, corpus_format, id_field, title_
         click.echo(f"report: {report_path}")
 
 
-class _Bar:
-    """A tqdm bar fed with the job's live report."""
-
-    def __init__(self, total):
-        from tqdm import tqdm
-
-        self.tqdm = tqdm(total=total, unit="doc", dynamic_ncols=True, smoothing=0.1, file=sys.stderr)
-
-    def update_from(self, report) -> None:
-        self.tqdm.update(report.read - self.tqdm.n)
-        self.tqdm.set_postfix(indexed=report.indexed, skipped=report.skipped, dead=report.dead_lettered,
-                              refresh=False)
-
-    def close(self) -> None:
-        self.tqdm.close()
-
-
-def _progress_bar(job, limit):
-    if not sys.stderr.isatty():
-        return None
+def _progress_bar(job, limit) -> Progress:
     total = job.reader.count_hint()
-    return _Bar(min(total, limit) if limit is not None else total)
+    return Progress("ingest", min(total, limit) if (limit is not None and total) else total)
