@@ -523,7 +523,14 @@ def _check_pruning(top_k: int | None, min_weight: float | None) -> None:
 
 
 def _to_sparse(weights: torch.Tensor, top_k: int | None, min_weight: float | None) -> SparseVector:
-    """Prune a ``[vocab]`` weight vector into a :class:`SparseVector` (weights > 0 only, sorted by id)."""
+    """Prune a ``[vocab]`` weight vector into a :class:`SparseVector` (weights > 0 only, sorted by id).
+
+    Raises:
+        ValueError: the vector holds NaN or infinite weights (a broken model must not be indexed as a sparser vector).
+    """
+    if not bool(torch.isfinite(weights).all()):
+        bad = int((~torch.isfinite(weights)).sum())
+        raise ValueError(f"the model produced {bad} non-finite weight(s) (NaN or inf)")
     keep = weights > 0
     if min_weight is not None:
         keep &= weights >= min_weight

@@ -21,7 +21,8 @@ DEAD_LETTER_REASONS: Mapping[str, str] = {
     "duplicate_id": "the id was already read earlier in this run",
     "invalid_field": "the id, title or text field has an unusable type (list, object, ...)",
     "empty_document": "title and text are both empty or whitespace",
-    "encoding_failed": "the encoder could not encode the document",
+    "encoding_failed": "the encoder could not encode the document (an error, or non-finite weights)",
+    "empty_vector": "the encoder gave the document no term with a positive weight: nothing to index",
     "rejected": "the cluster rejected the document (its reason is in `detail`)",
 }
 

@@ -100,17 +100,19 @@ class EncodeBatch:
                   "model": self.model_id, "model_rev": self.model_rev}
         return json.dumps(source, ensure_ascii=False, separators=(",", ":"))
 
-    def _encode(self, rows: list[dict]) -> list[tuple[str, str]]:
-        """``(doc JSON, "")`` or ``("", error)`` per row; a failing batch is retried one document at a time."""
+    def _encode(self, rows: list[dict]) -> list[tuple[str, str, str]]:
+        """``(doc JSON, "", "")`` or ``("", reason, detail)`` per row; a failing batch is retried one document at
+        a time. A document whose vector is empty is dead-lettered (``empty_vector``), never indexed without terms."""
         texts = [document_text(r["title"], r["text"]) for r in rows]
         try:
             vectors = self.encoder.encode_documents(texts, top_k=self.doc_top_k, min_weight=self.min_weight)
-            return [(self._source(r, v), "") for r, v in zip(rows, vectors)]
         except (ValueError, RuntimeError) as exc:
             if len(rows) == 1:
-                return [("", f"{type(exc).__name__}: {exc}")]
+                return [("", "encoding_failed", f"{type(exc).__name__}: {exc}")]
             logger.warning("encoding a batch of %d failed (%s); encoding one by one", len(rows), exc)
             return [self._encode([r])[0] for r in rows]
+        return [(self._source(r, v), "", "") if len(v) else ("", "empty_vector", "no term with a positive weight")
+                for r, v in zip(rows, vectors)]
 
     def __call__(self, batch):
         import pyarrow as pa
@@ -125,9 +127,9 @@ class EncodeBatch:
             if rows[i]["doc_id"] in skip:
                 status[i] = "skipped"
         if todo:
-            for i, (doc, error) in zip(todo, self._encode([rows[i] for i in todo])):
-                if error:
-                    rows[i]["reason"], rows[i]["detail"] = "encoding_failed", error
+            for i, (doc, reason, detail) in zip(todo, self._encode([rows[i] for i in todo])):
+                if reason:
+                    rows[i]["reason"], rows[i]["detail"] = reason, detail
                 else:
                     status[i], docs[i] = "encoded", doc
         out = batch.drop_columns(["title", "text", "reason", "detail"])

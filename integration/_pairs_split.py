@@ -7,7 +7,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,15 @@ class PairsSplit:
         dev_size: how many pairs to hold out.
         distractors: extra corpus documents drawn from the other pairs' answers (not judged, not trained on).
         seed: the draw.
+        max_train: keep at most this many train pairs (a seeded random subset; ``None``: all), e.g. to fit
+            a CPU head-stage budget.
     """
 
     pairs: Path
     dev_size: int = 1000
     distractors: int = 0
     seed: int = 0
+    max_train: Optional[int] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pairs", Path(self.pairs))
@@ -49,6 +52,8 @@ class PairsSplit:
             raise ValueError(f"dev_size must be >= 1, got {self.dev_size}")
         if self.distractors < 0:
             raise ValueError(f"distractors must be >= 0, got {self.distractors}")
+        if self.max_train is not None and self.max_train < 1:
+            raise ValueError(f"max_train must be >= 1 or None, got {self.max_train}")
 
     def read(self) -> list[dict[str, str]]:
         """The pairs, in file order; a line without a non-empty ``query`` and ``positive`` raises ``ValueError``."""
@@ -105,8 +110,9 @@ class PairsSplit:
                 doc_id(rows[i]["positive"])
                 distractors += 1
         # no train pair may have an answer that is in the corpus (held out or distractor)
-        train = sorted(i for i in rest if key(i) not in doc_ids)
+        train = [i for i in rest if key(i) not in doc_ids]  # in the seeded order
         leaked = len(rows) - self.dev_size - len(train)
+        train = sorted(train[:self.max_train] if self.max_train is not None else train)
         target = Path(output)
         (target / "qrels").mkdir(parents=True, exist_ok=True)
         _write_jsonl(target / "corpus.jsonl", corpus)
@@ -116,9 +122,10 @@ class PairsSplit:
             handle.writelines(f"{q}\t{d}\t1\n" for q, d in qrels)
         _write_jsonl(target / "train_pairs.jsonl", [rows[i] for i in train])
         counts = {"pairs": len(rows), "dev_queries": len(queries), "corpus": len(corpus),
-                  "distractors": distractors, "train_pairs": len(train), "dropped": leaked}
+                  "distractors": distractors, "train_pairs": len(train), "dropped": leaked,
+                  "left_out_by_max_train": len(rows) - self.dev_size - leaked - len(train)}
         (target / "SPLIT.json").write_text(json.dumps({"source": str(self.pairs), "seed": self.seed,
-                                                       "dev_size": self.dev_size, "distractors": self.distractors,
+                                                       "dev_size": self.dev_size, "max_train": self.max_train,
                                                        **counts}, indent=2) + "\n", encoding="utf-8")
         logger.info("split %s: %s", self.pairs, counts)
         return counts

@@ -34,8 +34,11 @@ def test_split_writes_a_beir_dev_folder_and_leak_free_train_pairs(tmp_path):
     assert len(corpus) == len(dev_answers) + 3  # distractors
     train = load_training_examples(tmp_path / "out" / "train_pairs.jsonl")
     assert train and not any(e.positive in texts.values() for e in train)  # nothing of the corpus is trained on
-    assert counts["train_pairs"] == len(train)
+    assert counts["train_pairs"] == len(train) and counts["left_out_by_max_train"] == 0
     assert counts["distractors"] == 3 and counts["train_pairs"] + counts["dev_queries"] + counts["dropped"] == 40
+    capped = PairsSplit(pairs, dev_size=10, distractors=3, seed=1, max_train=2).write(tmp_path / "capped")
+    assert capped["train_pairs"] == 2 and capped["left_out_by_max_train"] == counts["train_pairs"] - 2
+    assert len(load_training_examples(tmp_path / "capped" / "train_pairs.jsonl")) == 2
     again = PairsSplit(pairs, dev_size=10, distractors=3, seed=1).write(tmp_path / "again")
     assert again == counts
     assert (tmp_path / "again" / "qrels" / "dev.tsv").read_text() == (tmp_path / "out" / "qrels" / "dev.tsv").read_text()

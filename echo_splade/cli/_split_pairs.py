@@ -15,8 +15,10 @@ from ._options import run_guarded
 @click.option("--dev-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Pairs held out.")
 @click.option("--distractors", type=click.IntRange(min=0), default=0, show_default=True,
               help="Extra unjudged corpus documents from the other pairs (then not trained on).")
+@click.option("--max-train", type=click.IntRange(min=1), help="Keep at most N train pairs (seeded random subset). "
+                                                             "[default: all]")
 @click.option("--seed", type=int, default=0, show_default=True)
-def command(pairs, output, dev_size, distractors, seed) -> None:
+def command(pairs, output, dev_size, distractors, max_train, seed) -> None:
     """Hold out a dev set from training pairs: a BEIR folder for `eval --split dev`, the rest for `train`.
 
     \b
@@ -29,7 +31,8 @@ def command(pairs, output, dev_size, distractors, seed) -> None:
     def action() -> None:
         from echo_splade.integration import PairsSplit
 
-        counts = PairsSplit(pairs, dev_size=dev_size, distractors=distractors, seed=seed).write(output)
+        counts = PairsSplit(pairs, dev_size=dev_size, distractors=distractors, seed=seed,
+                            max_train=max_train).write(output)
         click.echo(f"{output}: {counts['dev_queries']} dev queries over {counts['corpus']} documents "
                    f"(qrels/dev.tsv); {counts['train_pairs']} train pairs in train_pairs.jsonl "
                    f"({counts['dropped']} pairs left out: their answer is in the dev corpus)")
