@@ -26,6 +26,7 @@ from ._explanation import Explanation
 from ._hit import Hit
 from ._hybrid import Hybrid
 from ._query_rewriter import QueryRewriter, RewriteWarning
+from ._query_vector_cache import QueryVectorCache
 from ._sparse_query import DEFAULT_CLAUSE_LIMIT, read_clause_limit, select_terms, sparse_clause, uses_term_clauses
 from ._sparse_retriever import Mode, SparseRetriever
 from ._term_contribution import TermContribution
@@ -40,6 +41,7 @@ __all__ = [
     "Mode",
     "PieceScheme",
     "QueryRewriter",
+    "QueryVectorCache",
     "RewriteWarning",
     "SparseRetriever",
     "TermContribution",

@@ -8,6 +8,7 @@ from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 from ._document_frequencies import DocumentFrequencies
 from ._explanation import Explanation
+from ._query_vector_cache import QueryVectorCache
 from ._token_label import PieceScheme, piece_scheme
 from ._hit import Hit
 from ._hybrid import Hybrid
@@ -68,6 +69,9 @@ class SparseRetriever:
         clause_limit: the cluster's boolean clause limit; ``None``: read it
             (``indices.query.bool.max_clause_count``, default 1024).
         explain_top_n: how many matching terms an explanation keeps.
+        query_cache: the LRU cache of ``llm``-mode query vectors (default: a new
+            ``QueryVectorCache(1024)``, keyed by ``model_rev`` and the exact text; pass
+            ``QueryVectorCache(0)`` to encode every time, or one cache to share it between retrievers).
         field_type: ``"rank_features"`` or ``"sparse_vector"``; ``None``: read
             from the index mapping on first use.
     """
@@ -88,6 +92,7 @@ class SparseRetriever:
         clause_limit: Optional[int] = None,
         explain_top_n: Optional[int] = 10,
         field_type: Optional[SparseFieldType] = None,
+        query_cache: Optional[QueryVectorCache] = None,
     ) -> None:
         from echo_splade.client import wrap_client
 
@@ -126,6 +131,8 @@ class SparseRetriever:
         self._field_type: Optional[SparseFieldType] = field_type
         self._meta: Optional[dict] = None
         self._dfs: Optional[DocumentFrequencies] = None
+        #: encoded ``llm``-mode queries (LRU, keyed by model_rev and text): a repeated query skips the model
+        self.query_cache = query_cache if query_cache is not None else QueryVectorCache()
 
     def __repr__(self) -> str:
         return f"SparseRetriever(index={self.index!r}, mode={self.mode!r}, field={self.field!r}, query_top_k={self.query_top_k})"
@@ -239,8 +246,14 @@ class SparseRetriever:
     def _llm_weights(self, text: str, max_terms: int) -> dict[str, float]:
         # prune in the encoder: decoding tens of thousands of unused token strings costs more than the search
         top_k = max(1, max_terms) if self.query_top_k is None else min(self.query_top_k, max(1, max_terms))
+        key = (self.encoder.model_rev, text, top_k, self.min_weight)  # the exact text: the cache never changes results
+        cached = self.query_cache.get(key)
+        if cached is not None:
+            return cached
         vec = self.encoder.encode_queries([text], top_k=top_k, min_weight=self.min_weight or None)[0]
-        return self.encoder.tokens(vec)
+        weights = self.encoder.tokens(vec)
+        self.query_cache.put(key, weights)
+        return weights
 
     def _idf_weights(self, text: str) -> dict[str, float]:
         from echo_splade.mappings import token_to_feature

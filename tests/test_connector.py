@@ -158,3 +158,49 @@ def test_bad_query_input_errors():
     with pytest.raises(ValueError, match="empty or whitespace"):
         SparseRetriever.clean_text(" \t\x00\x07 ")
     assert SparseRetriever.clean_text("a\x00b\ud800") == "a b?"
+
+
+def test_query_vector_cache_is_lru_and_copies():
+    from echo_splade.connector import QueryVectorCache
+
+    cache = QueryVectorCache(maxsize=2)
+    cache.put("a", {"x": 1.0})
+    cache.put("b", {"y": 2.0})
+    got = cache.get("a")
+    got["x"] = 99.0  # callers may mutate what they get
+    assert cache.get("a") == {"x": 1.0}
+    cache.put("c", {"z": 3.0})  # evicts the least recently used: b
+    assert cache.get("b") is None and cache.get("c") == {"z": 3.0} and len(cache) == 2
+    assert (cache.hits, cache.misses) == (3, 1)
+    off = QueryVectorCache(0)
+    off.put("a", {"x": 1.0})
+    assert off.get("a") is None
+    with pytest.raises(ValueError, match="maxsize must be"):
+        QueryVectorCache(-1)
+
+
+def test_llm_queries_are_encoded_once_per_text(tiny_model, monkeypatch):
+    from opensearchpy import OpenSearch
+
+    from echo_splade.connector import QueryVectorCache, SparseRetriever
+
+    calls = []
+    original = tiny_model.encode_queries
+
+    def counting(texts, **kwargs):
+        calls.append(list(texts))
+        return original(texts, **kwargs)
+
+    monkeypatch.setattr(tiny_model, "encode_queries", counting)
+    client = OpenSearch("http://127.0.0.1:9")  # never contacted: the clause limit and field type are given
+    retriever = SparseRetriever(client, "idx", encoder=tiny_model, clause_limit=1024, field_type="rank_features")
+    first = retriever.encode_query("glaciers carve valleys")
+    again = retriever.encode_query("glaciers carve valleys")
+    assert first == again and calls == [["glaciers carve valleys"]]
+    retriever.encode_query("glaciers  carve valleys")  # another text (even whitespace): encoded, not served stale
+    assert len(calls) == 2 and retriever.query_cache.hits == 1
+    uncached = SparseRetriever(client, "idx", encoder=tiny_model, clause_limit=1024, field_type="rank_features",
+                               query_cache=QueryVectorCache(0))
+    uncached.encode_query("glaciers carve valleys")
+    uncached.encode_query("glaciers carve valleys")
+    assert len(calls) == 4
