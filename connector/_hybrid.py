@@ -105,7 +105,7 @@ class Hybrid:
         fused: dict[str, float] = {}
         components: dict[str, dict] = {}
         for name, (hits, weight) in lists.items():
-            normalised = self._normalise([s for _, s in hits]) if self.method == "weighted" else None
+            normalised = self._normalise([s for _, s in hits]) if self.method == "weighted" else []
             for rank, (doc_id, score) in enumerate(hits, start=1):
                 if self.method == "rrf":
                     part = weight / (self.rank_constant + rank)

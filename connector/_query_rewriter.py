@@ -97,7 +97,8 @@ class QueryRewriter:
             raise ValueError(f"the query already uses about {others} of the cluster's {clause_limit} clauses; "
                              "no room is left for the sparse clauses")
         for site in sites:
-            site.container[site.key] = make_clause(site.text, budget, site.clause, site.boost, site.name)
+            container: Any = site.container  # a dict keyed by str or a list indexed by int
+            container[site.key] = make_clause(site.text, budget, site.clause, site.boost, site.name)
             logger.debug("rewrite: replaced %s", site.path)
         return out
 
@@ -138,7 +139,7 @@ class QueryRewriter:
         elif isinstance(value, Mapping):
             self._walk(value, params, key, path, scoring, sites)
 
-    def _visit_text(self, qtype: str, params: Any, node: dict, container: Any, key: Any, path: str,
+    def _visit_text(self, qtype: str, params: Any, node: Mapping, container: Any, key: Any, path: str,
                     scoring: bool, sites: list[_Site]) -> None:
         if not isinstance(params, Mapping) or not self._on_field(qtype, params):
             return
@@ -158,7 +159,7 @@ class QueryRewriter:
         if not text.strip():
             self._warn(path, f"{qtype} has empty query text")
             return
-        sites.append(_Site(container, key, node, text, boost, name, path))
+        sites.append(_Site(container, key, dict(node), text, boost, name, path))
 
     # -- helpers -----------------------------------------------------------
     def _field_list(self) -> str:

@@ -85,7 +85,8 @@ def sparse_clause(
     if not features:
         return {"match_none": dict(extra)}
     if field_type == "sparse_vector" and terms:
-        should = [{"term": {field: {"value": key, "boost": float(w)}}} for key, w in features.items()]
+        should: list[dict[str, Any]] = [{"term": {field: {"value": key, "boost": float(w)}}}
+                                        for key, w in features.items()]
         return {"bool": {"should": should, **extra}}
     if field_type == "sparse_vector":
         return {"sparse_vector": {"field": field, "query_vector": {k: float(v) for k, v in features.items()}, **extra}}

@@ -342,7 +342,7 @@ class SparseRetriever:
                              "no room is left for the query")
         features = self._query_features(query, budget)
         clause = self._clause(features)
-        if bm25 is not None:
+        if bm25 is not None and hybrid is not None:
             clause = hybrid.combine_clauses(bm25, clause)
         return features, {"query": self._with_filters(clause, filters)}
 

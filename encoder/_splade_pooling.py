@@ -99,4 +99,6 @@ class SpladePooling:
                 running = running.scatter_reduce(0, index, logits, reduce="amax", include_self=True)
             else:
                 running.scatter_reduce_(0, index, logits, reduce="amax", include_self=True)
+        if running is None:  # unreachable: the loop runs at least once
+            raise RuntimeError("SpladePooling: nothing was pooled")
         return running

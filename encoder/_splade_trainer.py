@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ._echo_splade_encoder import EchoSpladeEncoder
+from ._echo_splade_encoder import EchoSpladeEncoder, TextKind
 from ._model_registry import cache_dir
 from ._splade_loss import SpladeLoss
 from ._training_config import TrainingConfig
@@ -63,7 +63,9 @@ class SpladeTrainer:
             torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
         self.loss = SpladeLoss(config.lambda_q, config.lambda_d, config.flops_ramp_steps, config.temperature)
         self.encoder: EchoSpladeEncoder | None = None
-        self.history: list[dict[str, float]] = []
+        self.history: list[dict[str, Any]] = []
+        self._orders: dict[int, list[int]] = {}  # epoch -> example order
+        self._zero_steps = 0
 
     # ------------------------------------------------------------------ setup
     def _build(self) -> tuple[EchoSpladeEncoder, torch.optim.Optimizer | None, Any]:
@@ -139,9 +141,11 @@ class SpladeTrainer:
         cfg = self.config
         encoder, optimizer, scheduler = self._build()
         self.encoder = encoder
-        self._orders: dict[int, list[int]] = {}
+        self._orders = {}
         start = 0
         if resume:
+            if optimizer is None:
+                raise ValueError("nothing to resume: a head-only run (steps 0) writes no checkpoints")
             start = self._restore(encoder, optimizer, scheduler)
         elif (self.output_dir / CHECKPOINTS).is_dir() and any((self.output_dir / CHECKPOINTS).iterdir()):
             raise ValueError(f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to continue "
@@ -154,6 +158,8 @@ class SpladeTrainer:
             if cfg.head_steps and not resume:  # a resumed run restores the fitted bias from its checkpoint
                 self._fit_head(encoder, log_file, on_log)
             for step in range(start, cfg.steps):
+                if optimizer is None:  # _build makes one whenever steps > 0
+                    raise RuntimeError("the LoRA stage has no optimizer")
                 began = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
                 totals: dict[str, float] = {}
@@ -179,7 +185,7 @@ class SpladeTrainer:
     def _log(self, stage: str, step: int, steps: int, values: dict[str, float], began: float, log_file: Any,
              on_log: Callable[[dict[str, float]], None] | None) -> None:
         """Write one step's record, report it, and stop if the vectors have collapsed to all-zero."""
-        record = {"stage": stage, "step": step, **values, "seconds": time.perf_counter() - began}
+        record: dict[str, Any] = {"stage": stage, "step": step, **values, "seconds": time.perf_counter() - began}
         self.history.append(record)
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
@@ -201,6 +207,8 @@ class SpladeTrainer:
         """Head stage: fit the vocabulary bias alone on max-pooled logits computed once per distinct text."""
         cfg = self.config
         bias = encoder.vocab_bias  # set by _build: TrainingConfig requires vocab_bias_init for head_steps
+        if bias is None:
+            raise ValueError("the head stage trains the vocabulary bias: set vocab_bias_init")
         queries = sorted({e.query for e in self.examples})
         documents = sorted({e.positive for e in self.examples} | {e.negative for e in self.examples if e.negative})
         was_training = encoder.model.training
@@ -226,7 +234,7 @@ class SpladeTrainer:
             self._log("head", step + 1, cfg.head_steps, {**{k: float(v.detach()) for k, v in parts.items()}, **stats,
                                                           "lr": cfg.head_learning_rate}, began, log_file, on_log)
 
-    def _head_features(self, encoder: EchoSpladeEncoder, texts: list[str], kind: str) -> torch.Tensor:
+    def _head_features(self, encoder: EchoSpladeEncoder, texts: list[str], kind: TextKind) -> torch.Tensor:
         """Max-pooled logits of ``texts`` (truncated to ``max_length`` like the LoRA stage), float16.
 
         Cached under ``<cache_dir>/features`` by base model, encoder options and texts, so a
@@ -314,7 +322,7 @@ class SpladeTrainer:
         saved_bias = VocabBias.load(latest)
         if (saved_bias is None) != (encoder.vocab_bias is None):
             raise ValueError(f"cannot resume from {latest}: its vocabulary bias does not match vocab_bias_init")
-        if saved_bias is not None:
+        if saved_bias is not None and encoder.vocab_bias is not None:
             with torch.no_grad():
                 encoder.vocab_bias.bias.copy_(saved_bias.bias)
         optimizer.load_state_dict(state["optimizer"])

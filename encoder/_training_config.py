@@ -90,7 +90,7 @@ class TrainingConfig:
         self.train_modules = tuple(self.train_modules)
         self.exclude = tuple(self.exclude)
         self.exclude_tokens = tuple(self.exclude_tokens)
-        VocabFilter(self.exclude, self.exclude_tokens)  # validates both
+        VocabFilter(self.exclude, self.exclude_tokens)  # type: ignore[arg-type]  # validates the names
         if self.lora_layers is not None:
             self.lora_layers = tuple(int(i) for i in self.lora_layers)
         positive = ("max_length", "batch_size", "head_batch_size", "grad_accum", "lora_r", "lora_alpha", "collapse_patience",

@@ -67,6 +67,7 @@ def _load_jsonl(path: Path) -> list[TrainingExample]:
             for name, value in (("query", query), ("positive", positive)):
                 if not isinstance(value, str) or not value.strip():
                     raise ValueError(f"{path}:{number}: {name!r} must be a non-empty string")
+            query, positive = str(query), str(positive)  # checked above
             negatives: Any = record.get("negative")
             if negatives is None:
                 negatives = [None]

@@ -77,9 +77,9 @@ class IndexSpec:
         for label, value, low in (("shards", self.shards, 1), ("replicas", self.replicas, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
-        for label, value in (("model", self.model), ("model_rev", self.model_rev)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{label} must be a non-empty string or None, got {value!r}")
+        for label, given in (("model", self.model), ("model_rev", self.model_rev)):
+            if given is not None and (not isinstance(given, str) or not given):
+                raise ValueError(f"{label} must be a non-empty string or None, got {given!r}")
         if not isinstance(self.echo_templates, Mapping):
             raise ValueError(f"echo_templates must be a mapping, got {type(self.echo_templates).__name__}")
         object.__setattr__(self, "echo_templates", dict(self.echo_templates))
@@ -197,7 +197,7 @@ class IndexSpec:
         return {k: v for k, v in wanted.items() if v is not None and meta.get(k) is None}
 
 
-def default_sparse_type(engine: str, version: tuple) -> str:
+def default_sparse_type(engine: str, version: tuple) -> SparseType:
     """The sparse field type ``sparse_type="auto"`` creates: ``sparse_vector`` on Elasticsearch >= 8.11
     (its native SPLADE field, in the server itself), ``rank_features`` on OpenSearch and older Elasticsearch."""
     if engine == "elasticsearch" and tuple(version[:2]) >= SPARSE_VECTOR_SINCE:

@@ -97,8 +97,8 @@ def plan_provision(
         ValueError: ``sparse_vector`` on OpenSearch/old Elasticsearch, or an alias/index name clash.
     """
     _check_engine(backend, spec)
-    live, concrete = _live_index(backend, spec)
-    if concrete:
+    live, is_concrete = _live_index(backend, spec)
+    if is_concrete:
         if new_version or swap or drop_old:
             raise ValueError(
                 f"{spec.name} is a concrete index, not an alias: --new-version/--swap/--drop-old manage "
@@ -114,13 +114,13 @@ def plan_provision(
         target = spec.index_name(newest + 1)
         attach = live is None
         new_live = target if (attach or swap) else live
-        plan = ProvisionPlan(alias=spec.name, target=target, live=new_live, analyzer=analyzer,
+        plan = ProvisionPlan(alias=spec.name, target=target, live=str(new_live), analyzer=analyzer,
                              sparse_type=concrete.sparse_type)
         plan.add("create", "PUT", f"/{target}", concrete.create_body(analyzer, alias=attach))
         if swap and not attach:
             _move_alias(plan, spec.name, live, target)
     else:
-        target = versions[newest] if versions and (live is None or swap) else live
+        target = versions[newest] if versions and (live is None or swap) else str(live)
         hint = None
         live_version = spec.parse_version(target)
         if live_version is not None and newest > live_version:
