@@ -63,5 +63,5 @@ class CorpusDatasource(Datasource):
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: Optional[int] = None, data_context=None) -> list:
         metadata = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
-                                 input_files=[str(f) for f in self.reader.files])
+                                 input_files=tuple(str(f) for f in self.reader.files))
         return [ReadTask(self._blocks, metadata, schema=record_schema())]

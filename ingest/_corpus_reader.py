@@ -156,7 +156,7 @@ class CorpusReader:
                 start, offset = offset, offset + len(raw)
                 if not raw.strip():
                     continue
-                where = {"file": source, "line": number, "offset": start}
+                where: dict[str, Any] = {"file": source, "line": number, "offset": start}
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:

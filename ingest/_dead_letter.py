@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, TextIO, Union
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class DeadLetter:
         self.path = Path(path)
         self.counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
-        self._fh = None
+        self._fh: Optional[TextIO] = None
 
     @property
     def count(self) -> int:
@@ -91,9 +91,11 @@ class DeadLetter:
             record["raw"] = raw[: self.RAW_CHARS]
         line = json.dumps(record, ensure_ascii=False)
         with self._lock:
-            self.open()
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            handle = self.open()._fh
+            if handle is None:  # open() sets it
+                raise RuntimeError(f"dead-letter file {self.path} could not be opened")
+            handle.write(line + "\n")
+            handle.flush()
             self.counts[reason] += 1
         logger.debug("dead letter: %s", line)
 

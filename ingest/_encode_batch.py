@@ -62,8 +62,8 @@ class EncodeBatch:
         self.min_weight = max(min_weight or 0.0, FLOAT_MIN_NORMAL)
         self.model_id = getattr(self.encoder, "source", None) or self.encoder.model_id  # what reloads it
         self.model_rev = self.encoder.model_rev
-        self._resume_index = None
-        self._backend = None
+        self._resume_index: Optional[str] = None
+        self._backend: Any = None
         if resume:
             from echo_splade.client import connect
 

@@ -80,7 +80,7 @@ class Evaluator:
         self,
         connection: Any,
         index: str,
-        systems: Sequence[SystemName] = SYSTEMS,
+        systems: Sequence[SystemName] = ("bm25", "sparse", "sparse-inference-free", "hybrid"),
         model: Optional[str] = None,
         adapter: Optional[Union[str, os.PathLike]] = None,
         encoder: Any = None,
