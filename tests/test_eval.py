@@ -257,7 +257,6 @@ def test_sparse_and_hybrid_figures_equal_an_independent_computation(cli_run, bei
     # judgments no ranking of these systems satisfies fully (q3 rates glacier above penguins, q6 judges
     # other passages than the one it names): nDCG and MRR strictly inside (0, 1), so a metric that ignored
     # grades, the ideal ordering or the rank of the first relevant hit would not match
-    print("independent figures on the graded split:", expected)
     assert all(0 < expected[s][m] < 1 for s in ("sparse", "hybrid") for m in ("ndcg@10", "mrr@10")), expected
     for system in ("sparse", "hybrid"):
         got = {m: graded_report.systems[system][m] for m in METRICS}
