@@ -117,11 +117,10 @@ def test_linear_scores_equal_brute_force_dot_product(engine_backend, corpus, tin
         assert expected[a.id] >= expected[b.id] * (1 - 2 * REL)
 
 
+@pytest.mark.parametrize("engine", ["elasticsearch"], indirect=True)  # the term form is for sparse_vector fields
 def test_elasticsearch_8_11_to_8_14_form_executes_on_the_real_node(engine_backend, corpus, tiny_model):
     """Before 8.15 Elasticsearch has the sparse_vector field but no sparse_vector query: the retriever
     sends term clauses with boosts. The real node runs that body: same dot-product scores, same DFs."""
-    if engine_backend.engine != "elasticsearch":
-        pytest.skip("the term form is for Elasticsearch sparse_vector fields")
     from echo_splade.client import Backend
     from echo_splade.connector import DocumentFrequencies, uses_term_clauses
 
