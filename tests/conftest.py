@@ -7,6 +7,10 @@ when a node is down.
   (``ECHO_SPLADE_ES_TEST_URL``); tests of the backend contract (provisioning, scoring, the
   connector, ingest) use it and run once per engine. ``engine_connection`` is its ``ConnectionConfig``.
 * ``index_name``/``module_index_name``: unique names cleaned up on the backend the test uses.
+
+Markers follow from the fixtures a test uses (:func:`pytest_collection_modifyitems`), so they cannot
+drift: a test using any of :data:`NODE_FIXTURES` is marked ``cluster`` (``-m "not cluster"`` runs
+everything else, with no node up), and its Elasticsearch variant is marked ``elasticsearch`` as well.
 """
 
 from __future__ import annotations
@@ -19,6 +23,29 @@ import pytest
 TEST_URL = os.environ.get("ECHO_SPLADE_TEST_URL", "http://127.0.0.1:9200")
 ES_TEST_URL = os.environ.get("ECHO_SPLADE_ES_TEST_URL", "http://127.0.0.1:9201")
 ENGINE_URLS = {"opensearch": TEST_URL, "elasticsearch": ES_TEST_URL}
+
+#: Fixtures that need a real node: the shared test nodes (here), or one a test starts itself
+#: (``own_home`` in test_local_node.py, ``tiny_queue_node`` in test_ingest_job.py).
+NODE_FIXTURES = frozenset({
+    "backend", "connection", "engine_backend", "engine_connection", "index_name", "module_index_name",
+    "engine_module_index_name", "es_backend", "own_home", "tiny_queue_node",
+})
+#: Of those, the ones on the Elasticsearch node whatever the test's parameters.
+ES_FIXTURES = frozenset({"es_backend"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """``cluster`` on every test that uses a node fixture; ``elasticsearch`` too when that node is Elasticsearch."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if not used & NODE_FIXTURES:
+            continue
+        item.add_marker(pytest.mark.cluster)
+        callspec = getattr(item, "callspec", None)
+        on_es = callspec is not None and callspec.params.get("engine") == "elasticsearch" and bool(
+            used & {"engine_backend", "engine_connection"})
+        if on_es or used & ES_FIXTURES:
+            item.add_marker(pytest.mark.elasticsearch)
 
 
 def _config(url: str):

@@ -14,8 +14,6 @@ import pytest
 from echo_splade.client import ClusterError
 from echo_splade.connector import SparseRetriever
 
-pytestmark = pytest.mark.cluster
-
 DOCS = [
     ("d0", "Heart disease", "High blood pressure raises the risk of heart attack and stroke."),
     ("d1", "Vitamin D", "Vitamin D deficiency is common in winter and linked to bone loss."),
@@ -119,11 +117,10 @@ def test_linear_scores_equal_brute_force_dot_product(engine_backend, corpus, tin
         assert expected[a.id] >= expected[b.id] * (1 - 2 * REL)
 
 
+@pytest.mark.parametrize("engine", ["elasticsearch"], indirect=True)  # the term form is for sparse_vector fields
 def test_elasticsearch_8_11_to_8_14_form_executes_on_the_real_node(engine_backend, corpus, tiny_model):
     """Before 8.15 Elasticsearch has the sparse_vector field but no sparse_vector query: the retriever
     sends term clauses with boosts. The real node runs that body: same dot-product scores, same DFs."""
-    if engine_backend.engine != "elasticsearch":
-        pytest.skip("the term form is for Elasticsearch sparse_vector fields")
     from echo_splade.client import Backend
     from echo_splade.connector import DocumentFrequencies, uses_term_clauses
 
@@ -246,17 +243,140 @@ def test_empty_and_long_queries(retriever):
     assert retriever.search(long_query, k=3)
 
 
-def test_rewritten_bodies_execute(retriever, corpus):
+def _expected_features(tiny_model, text: str) -> dict[str, float]:
+    """{feature: weight} of ``text`` encoded as a query by the encoder itself (the retriever's 64 terms)."""
+    from echo_splade.mappings import token_to_feature
+
+    (vec,) = tiny_model.encode_queries([text], top_k=64)
+    return {token_to_feature(t): w for t, w in tiny_model.tokens(vec).items()}
+
+
+def _is_sparse_clause(node) -> bool:
+    """A clause of the sparse field: a sparse_vector query, or a bool of rank_feature/term clauses on it."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return False
+    if "sparse_vector" in node:
+        return node["sparse_vector"].get("field") == "sparse"
+    should = (node.get("bool") or {}).get("should")
+    return bool(should) and all(
+        (c.get("rank_feature") or {}).get("field", "").startswith("sparse.") or "sparse" in (c.get("term") or {})
+        for c in should)
+
+
+def _sparse_paths(node, path=()):
+    """Paths (tuples of keys and list positions) of the sparse clauses in a body, in walk order."""
+    if _is_sparse_clause(node):
+        return [path]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _sparse_paths(v, path + (k,))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _sparse_paths(v, path + (i,))]
+    return []
+
+
+def _at(node, path):
+    for key in path:
+        node = node[key]
+    return node
+
+
+def _put(node, path, value):
+    _at(node, path[:-1])[path[-1]] = value
+
+
+def _text_of(clause) -> str:
+    """The query text of a rewritable text clause of the table (match, match_phrase, multi_match, ...)."""
+    ((qtype, params),) = clause.items()
+    if "query" in params:
+        return str(params["query"])
+    value = params["text"]
+    return str(value["query"] if isinstance(value, dict) else value)
+
+
+def _scores(backend, index, query) -> dict[str, float]:
+    resp = backend.search(index, {"query": query, "size": len(DOCS)})
+    assert resp["_shards"]["failed"] == 0, resp["_shards"]
+    return {h["_id"]: h["_score"] for h in resp["hits"]["hits"]}
+
+
+@pytest.mark.parametrize("hybrid", [None, "weighted"])
+def test_rewritten_bodies_put_the_sparse_clause_in_place_of_the_text_clause(retriever, corpus, tiny_model, hybrid):
+    """Every body of the rewrite table, rewritten by the real retriever: each rewritten text clause is
+    replaced, at its own path, by the sparse clause of its text encoded by the encoder (boost and _name
+    kept); with hybrid the original clause stays beside it (``keeps_original``); putting the original
+    clauses back gives the original body; and the rewritten body runs on the node without failures."""
+    import copy
+    import warnings
+
+    from echo_splade.connector import RewriteWarning
     from test_rewrite import BODIES
 
-    for name, body, texts, _ in BODIES:
+    wrapper_tail = ("bool", "should", 1, "bool", "must", 0)  # where Hybrid.combine_clauses puts the sparse clause
+    for name, body, texts, warns in BODIES:
         if name == "unknown-compound":  # a neural-search plugin query this node does not have
             continue
-        for hybrid in (None, "weighted"):
-            with pytest.warns() if name in ("query-string-syntax", "phrase-prefix", "rescore") else _nullcontext():
-                out = retriever.rewrite(body, hybrid=hybrid)
-            resp = retriever.backend.search(corpus[0], out)
-            assert "hits" in resp, name
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = retriever.rewrite(body, hybrid=hybrid)
+        assert bool(warns) == any(issubclass(w.category, RewriteWarning) for w in caught), name
+        paths = _sparse_paths(out)
+        assert len(paths) == len(texts), (name, paths)
+        restored = copy.deepcopy(out)
+        seen = []
+        for path in paths:
+            sparse = _at(out, path)
+            if hybrid is None:
+                site = path
+            else:
+                assert path[-len(wrapper_tail):] == wrapper_tail, (name, path)
+                site = path[:-len(wrapper_tail)]
+            original = _at(body, site)
+            text = _text_of(original)
+            seen.append(text)
+            ((_, params),) = original.items()
+            inner = params if "query" in params else params["text"]
+            boost = inner.get("boost") if isinstance(inner, dict) else None
+            label = inner.get("_name") if isinstance(inner, dict) else None
+            # the clause carries the encoder's own query vector of that text, with the clause's boost (and _name)
+            assert _query_weights(sparse) == pytest.approx(_expected_features(tiny_model, text), rel=1e-5), (name, text)
+            clause_params = sparse.get("sparse_vector") or sparse["bool"]
+            assert clause_params.get("boost") == boost, (name, path)
+            assert clause_params.get("_name") == (label if hybrid is None else None), (name, path)
+            if hybrid is not None:  # keeps_original: BM25 on the original clause, beside the sparse one
+                assert _at(out, site) == {"bool": {"should": [{"bool": {"must": [original], "boost": 0.5}},
+                                                              {"bool": {"must": [sparse], "boost": 0.5}}]}}, name
+            _put(restored, site, copy.deepcopy(original))
+        assert sorted(seen) == sorted(texts), name
+        assert restored == body, f"{name}: the rewrite changed more than the text clauses"
+        resp = retriever.backend.search(corpus[0], out)
+        assert resp["_shards"]["failed"] == 0 and "hits" in resp, name
+
+
+@pytest.mark.parametrize("hybrid", [None, "weighted"])
+@pytest.mark.parametrize("body_name", ["plain-match", "match-object-and-everything-else"])
+def test_rewritten_query_scores_the_dot_product(retriever, corpus, engine_backend, tiny_model, body_name, hybrid):
+    """The rewritten query scores what it should on the node: the clause's boost times the dot product of
+    the encoder's query vector with the stored document vectors (within the 9-bit precision); with hybrid,
+    0.5 x the original clause's own score (BM25, run alone on the node) + 0.5 x that boosted dot product."""
+    from test_rewrite import BODIES
+
+    name, stored = corpus
+    (body,) = [b for n, b, _, _ in BODIES if n == body_name]
+    out = retriever.rewrite(body, hybrid=hybrid)
+    clause = body["query"]["match"]["text"]
+    text, boost = (clause["query"], clause["boost"]) if isinstance(clause, dict) else (clause, 1.0)
+    dot = _brute_force(_expected_features(tiny_model, text), stored)
+    lexical = _scores(engine_backend, name, body["query"]) if hybrid else {}
+    expected = {d: (0.5 if hybrid else 1.0) * boost * s + 0.5 * lexical.get(d, 0.0) for d, s in dot.items()}
+    assert not hybrid or lexical, "the original clause matches nothing: the hybrid sum is not tested"
+    got = _scores(engine_backend, name, out["query"])
+    assert set(got) == {d for d, s in expected.items() if s > 0}
+    for doc_id, score in got.items():
+        assert score == pytest.approx(expected[doc_id], rel=REL), doc_id
+    if body_name == "match-object-and-everything-else" and hybrid is None:
+        # the clause's _name survives: the node reports it as matched
+        resp = engine_backend.search(name, {"query": out["query"], "size": len(DOCS)})
+        assert all(h.get("matched_queries") == ["main"] for h in resp["hits"]["hits"]), resp["hits"]["hits"][:2]
 
 
 def test_cli_search(corpus, engine_connection):

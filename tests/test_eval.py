@@ -36,6 +36,13 @@ EASY = {
     "q6": ("glaciers carve valleys ice", "glacier"),
 }
 ARGS = {"arg-school-uniforms": "counter-school-uniforms", "arg-nuclear-power": "counter-nuclear-power"}
+# Graded judgments, several per query (a "graded" split): nDCG's gains and ideal ordering matter here.
+GRADED = {
+    "q1": {"volcano": 2, "glacier": 1},
+    "q3": {"glacier": 2, "penguins": 1, "tulips": 0},
+    "q4": {"compiler": 2, "sourdough": 1, "tulips": 1},
+    "q6": {"volcano": 1, "penguins": 1},  # not the passage the query names: its first relevant hit is lower
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,11 @@ def beir_dir(tmp_path_factory):
         fh.write("query-id\tcorpus-id\tscore\n")
         for qid, (_, doc_id) in EASY.items():
             fh.write(f"{qid}\t{doc_id}\t1\n")
+    with open(root / "qrels" / "graded.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for qid, judged in GRADED.items():
+            for doc_id, grade in judged.items():
+                fh.write(f"{qid}\t{doc_id}\t{grade}\n")
     with open(root / "qrels" / "args.tsv", "w") as fh:
         fh.write("query-id\tcorpus-id\tscore\n")
         for qid, doc_id in ARGS.items():
@@ -72,7 +84,7 @@ def test_dataset_reads_judged_queries_only(beir_dir):
 
 
 def test_dataset_errors_name_the_problem(beir_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no qrels for split 'dev'.*available splits: \['args', 'test'\]"):
+    with pytest.raises(FileNotFoundError, match=r"no qrels for split 'dev'.*available splits: \['args', 'graded', 'test'\]"):
         EvalDataset(beir_dir, split="dev")
     with pytest.raises(FileNotFoundError, match="corpus.jsonl is missing"):
         EvalDataset(tmp_path)
@@ -149,6 +161,106 @@ def test_eval_cli_report_has_every_system_and_the_configuration(cli_run):
     assert config["templates"]["query_prefix"] == "Query:"
     assert config["failed_queries"] == {name: 0 for name in SYSTEMS}
     assert plot_path.read_bytes()[:4] == b"\x89PNG"
+
+
+# -- an independent computation of the sparse and hybrid figures -----------------------------------
+def _ndcg_at_10(ranked: list[str], judged: dict[str, int]) -> float:
+    """nDCG@10 with linear gains (trec_eval's and BEIR's: gain = grade, discount log2(rank + 1))."""
+    dcg = sum(judged.get(d, 0) / math.log2(rank + 2) for rank, d in enumerate(ranked[:10]))
+    ideal = sorted(judged.values(), reverse=True)[:10]
+    idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def _mrr_at_10(ranked: list[str], judged: dict[str, int]) -> float:
+    return next((1.0 / (rank + 1) for rank, d in enumerate(ranked[:10]) if judged.get(d, 0) > 0), 0.0)
+
+
+def _recall_at_100(ranked: list[str], judged: dict[str, int]) -> float:
+    relevant = {d for d, g in judged.items() if g > 0}
+    return len(relevant & set(ranked[:100])) / len(relevant)
+
+
+def _figures(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Mean of each metric over the judged queries (a query without results scores 0)."""
+    per_metric = {"ndcg@10": _ndcg_at_10, "recall@100": _recall_at_100, "mrr@10": _mrr_at_10}
+    return {m: sum(f(rankings.get(q, []), judged) for q, judged in qrels.items()) / len(qrels)
+            for m, f in per_metric.items()}
+
+
+def _ranking(scores: dict[str, float], judged: dict[str, int], eps: float) -> list[str]:
+    """Ids by descending score; the metrics must not depend on how the cluster breaks a near-tie, so two
+    neighbours of different grades within ``eps`` (relative) fail the test as undecidable."""
+    ranked = sorted(scores, key=lambda d: (-scores[d], d))
+    for a, b in zip(ranked[:11], ranked[1:11]):
+        if judged.get(a, 0) != judged.get(b, 0):
+            gap = abs(scores[a] - scores[b])
+            assert gap > eps * max(abs(scores[a]), abs(scores[b])), f"near-tie of {a} and {b}: {scores[a]} {scores[b]}"
+    return ranked
+
+
+def _independent_figures(backend, index, dataset, tiny_model, config) -> dict[str, dict[str, float]]:
+    """``sparse`` and ``hybrid`` figures computed here: the exact dot product of the encoder's query vector
+    (``query_top_k`` terms) with the stored document vectors as Lucene keeps them (9 significant bits,
+    float32 products), ranked; BM25's list from the node fused by min-max-normalised weighted sum."""
+    from test_rank_feature_scoring import _f32, _nine_bits
+
+    from echo_splade.mappings import token_to_feature
+
+    assert config["hybrid"]["method"] == "weighted" and config["self_hits"]["dropped"] is False
+    w = config["hybrid"]["sparse_weight"]
+    depth, candidates = config["depth"], max(config["depth"], config["hybrid"]["candidates"])
+    hits = backend.search(index, {"query": {"match_all": {}}, "size": 1000, "_source": ["sparse"]})["hits"]["hits"]
+    stored = {h["_id"]: h["_source"]["sparse"] for h in hits}
+    assert len(stored) == len(DOCS)
+    rankings = {"sparse": {}, "hybrid": {}}
+    for qid, text in dataset.queries.items():
+        judged = dataset.qrels[qid]
+        (vec,) = tiny_model.encode_queries([text], top_k=config["pruning"]["query_top_k"])
+        query = {token_to_feature(t): q for t, q in tiny_model.tokens(vec).items()}
+        dot = {d: sum(_f32(_f32(q) * _nine_bits(doc[f])) for f, q in query.items() if f in doc)
+               for d, doc in stored.items()}
+        dot = {d: s for d, s in dot.items() if s > 0}
+        sparse = _ranking(dot, judged, eps=1e-5)[:candidates]
+        rankings["sparse"][qid] = sparse[:depth]
+        lexical_query = {"multi_match": {"query": text, "fields": list(config["hybrid"]["fields"])}}
+        lexical_hits = backend.search(index, {"query": lexical_query, "size": candidates})["hits"]["hits"]
+        lexical = {h["_id"]: h["_score"] for h in lexical_hits}
+        fused: dict[str, float] = {}
+        for part, weight in ((lexical, 1.0 - w), ({d: dot[d] for d in sparse}, w)):
+            lo, hi = min(part.values(), default=0.0), max(part.values(), default=0.0)
+            for d, s in part.items():
+                fused[d] = fused.get(d, 0.0) + weight * ((s - lo) / (hi - lo) if hi > lo else 1.0)
+        rankings["hybrid"][qid] = _ranking(fused, judged, eps=1e-4)[:depth]
+    return {system: _figures(r, dataset.qrels) for system, r in rankings.items()}
+
+
+def test_sparse_and_hybrid_figures_equal_an_independent_computation(cli_run, beir_dir, module_index_name,
+                                                                    connection, backend, tiny_model):
+    """The report's sparse and hybrid nDCG@10 / Recall@100 / MRR@10 (CLI, binary judgments) and the
+    Evaluator's on graded judgments with several relevant documents per query equal the figures computed
+    here from the dot product and an own implementation of the metrics and of the weighted fusion."""
+    _, report, _ = cli_run
+    assert report["config"]["model_rev"] == tiny_model.model_rev  # the vectors computed here are the evaluated ones
+    expected = _independent_figures(backend, module_index_name, EvalDataset(beir_dir), tiny_model, report["config"])
+    for system in ("sparse", "hybrid"):
+        got = {m: report["systems"][system][m] for m in METRICS}
+        assert got == pytest.approx(expected[system], abs=1e-4), system
+
+    graded = EvalDataset(beir_dir, split="graded")
+    evaluator = Evaluator(connection, module_index_name, systems=["sparse", "hybrid"], encoder=tiny_model)
+    try:
+        graded_report = evaluator.evaluate(graded)
+    finally:
+        evaluator.close()
+    expected = _independent_figures(backend, module_index_name, graded, tiny_model, graded_report.config)
+    # judgments no ranking of these systems satisfies fully (q3 rates glacier above penguins, q6 judges
+    # other passages than the one it names): nDCG and MRR strictly inside (0, 1), so a metric that ignored
+    # grades, the ideal ordering or the rank of the first relevant hit would not match
+    assert all(0 < expected[s][m] < 1 for s in ("sparse", "hybrid") for m in ("ndcg@10", "mrr@10")), expected
+    for system in ("sparse", "hybrid"):
+        got = {m: graded_report.systems[system][m] for m in METRICS}
+        assert got == pytest.approx(expected[system], abs=1e-4), system
 
 
 def test_self_hits_are_dropped_the_arguana_way(cli_run, beir_dir, module_index_name, connection):

@@ -11,8 +11,6 @@ import pytest
 from echo_splade.client import ClusterError, wrap_client
 from echo_splade.ingest import Backoff, BulkIndexError, BulkWriter
 
-pytestmark = pytest.mark.cluster
-
 
 def _docs(n: int, pad: int = 0) -> list[dict]:
     return [{"_id": f"d{i}", "_source": {"n": i, "s": "x" * pad, "nested": {"tags": ["a"]}}} for i in range(n)]

@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -15,8 +16,6 @@ from _shared_data import shared_dataset
 
 from echo_splade.ingest import BulkWriter, IngestJob
 from echo_splade.mappings import BULK_LOAD_META_KEY, DOC_PRUNING_META_KEY, read_index_meta
-
-pytestmark = pytest.mark.cluster
 
 CRANFIELD = shared_dataset("cranfield")
 # A fast tiny encoder: first 64-token window only, one torch thread (much faster than several
@@ -214,6 +213,13 @@ def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(
 
 
 # ----------------------------------------------------- a real node with a tiny write queue
+def _free_port() -> int:
+    """A currently free local port (other checkouts' test runs may share the machine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def tiny_queue_node():
     """An own OpenSearch node whose write pool has one thread and a queue of one: bulk requests get 429s."""
@@ -224,7 +230,7 @@ def tiny_queue_node():
     base = default_home().parent if os.geteuid() == 0 else None
     home = Path(tempfile.mkdtemp(prefix="echo-splade-ingest-test-", dir=base))
     os.chmod(home, 0o755)
-    node = LocalNode(port=9283, home=home, heap="256m", download_dir=LocalNode().download_dir,
+    node = LocalNode(port=_free_port(), home=home, heap="256m", download_dir=LocalNode().download_dir,
                      settings={"thread_pool.write.queue_size": 1, "thread_pool.write.size": 1})
     try:
         node.start(timeout=180)

@@ -320,8 +320,6 @@ def test_cli_provision_noop_refusal_and_dry_run(backend, index_name, run_cli):
 
 
 def test_cli_rejects_sparse_vector_on_opensearch_in_one_line(backend, index_name, run_cli):
-    if backend.engine != "opensearch":
-        pytest.skip("sparse_vector is valid on Elasticsearch >= 8.11")
     result = run_cli("--index", index_name, "--sparse-type", "sparse_vector")
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "needs Elasticsearch >= 8.11" in result.output
