@@ -46,6 +46,22 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+_HINTS = {
+    "AuthenticationError": "check --user with --password (or $ECHO_SPLADE_PASSWORD), or --api-key "
+                           "(or $ECHO_SPLADE_API_KEY)",
+    "AuthorizationError": "the user or API key lacks the privilege for that action; grant it in its role "
+                          "(README: 'Connecting to a secured cluster')",
+    "TLSError": "pass the cluster's CA certificate with --ca-certs (or --no-verify-certs, for tests only); "
+                "use http:// only for a cluster without TLS",
+}
+
+
+def cluster_error_message(exc: Exception) -> str:
+    """The one line the CLI prints for a ``ClusterError``: its message plus a hint naming the flag to fix."""
+    hint = _HINTS.get(type(exc).__name__)
+    return f"{exc}\nhint: {hint}" if hint else str(exc)
+
+
 def run_guarded(action: Callable[[], Any]) -> Any:
     """Run ``action``; turn expected failures into a one-line error and a non-zero exit."""
     from echo_splade.client import ClusterError
@@ -53,7 +69,7 @@ def run_guarded(action: Callable[[], Any]) -> Any:
     try:
         return action()
     except ClusterError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(cluster_error_message(exc)) from None
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
