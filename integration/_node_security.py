@@ -40,16 +40,16 @@ ELASTIC_PASSWORD_ENV = "ELASTIC_PASSWORD"
 DEFAULT_ROLE_PATTERN = "secure-*"
 
 #: Index privileges of each least-privilege role, measured on Elasticsearch 8.19 with every command
-#: (see README, "Connecting to a secured cluster"). Action names are used where a named privilege
-#: would grant more than the command needs.
+#: (see README, "Connecting to a secured cluster"); dropping any one of them makes a step of its command
+#: fail with a 403. Action names are used where a named privilege would grant more than the command needs.
 ROLE_INDEX_PRIVILEGES: dict[str, tuple[str, ...]] = {
     # create NAME-vN with its mapping and settings, point/swap the alias NAME, read _meta, mappings, settings
     "provisioner": ("create_index", "view_index_metadata", "indices:admin/aliases", "indices:admin/mapping/put",
                     "indices:admin/settings/update"),
-    # index/read documents (resume reads model_rev), bulk-load settings (refresh_interval, replicas) and their
-    # restore record in _meta, refresh after the load
-    "ingest": ("read", "write", "view_index_metadata", "indices:admin/mapping/put", "indices:admin/settings/update",
-               "indices:admin/refresh*"),
+    # index/read documents (resume reads model_rev); `write` also allows PUT _mapping, which records the
+    # bulk-load restore values and the document pruning in _meta; bulk-load settings (refresh_interval,
+    # replicas) and their restore; refresh after the load
+    "ingest": ("read", "write", "view_index_metadata", "indices:admin/settings/update", "indices:admin/refresh*"),
     # search, _mget, _count, _mapping (index _meta), field caps; nothing that writes
     "search": ("read", "view_index_metadata"),
 }

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any, Callable
 
 import click
@@ -41,6 +42,7 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
+        _redact_argv(sys.argv)
         return func(*args, conn=conn, **kwargs)
 
     return wrapper
@@ -60,6 +62,33 @@ def cluster_error_message(exc: Exception) -> str:
     """The one line the CLI prints for a ``ClusterError``: its message plus a hint naming the flag to fix."""
     hint = _HINTS.get(type(exc).__name__)
     return f"{exc}\nhint: {hint}" if hint else str(exc)
+
+
+_SECRET_OPTIONS = ("--password", "--api-key")
+
+
+def _redact_argv(argv: list[str]) -> None:
+    """Replace secret option values and URL user-info in ``argv`` in place with ``***``.
+
+    Libraries record the command line (Ray stores ``sys.argv`` as the job's entrypoint in its session
+    files), so a secret passed as an option must not stay there. The environment variables
+    (``$ECHO_SPLADE_PASSWORD``, ``$ECHO_SPLADE_API_KEY``) keep secrets out of argv altogether.
+    """
+    from echo_splade.client import redact_url
+
+    redact_next = False
+    for i, arg in enumerate(argv):
+        if redact_next:
+            argv[i], redact_next = "***", False
+            continue
+        if arg in _SECRET_OPTIONS:
+            redact_next = True
+        elif arg.startswith(tuple(f"{o}=" for o in _SECRET_OPTIONS)):
+            argv[i] = arg.split("=", 1)[0] + "=***"
+        elif "://" in arg and "@" in arg:
+            argv[i] = redact_url(arg.split("=", 1)[1]) if arg.startswith("--url=") else redact_url(arg)
+            if arg.startswith("--url="):
+                argv[i] = "--url=" + argv[i]
 
 
 def run_guarded(action: Callable[[], Any]) -> Any:
