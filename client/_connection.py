@@ -40,7 +40,7 @@ class ConnectionConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.urls, str):
-            raise ValueError("ConnectionConfig.urls must be a sequence of URLs, not one string")
+            raise TypeError("ConnectionConfig.urls must be a sequence of URLs, not one string")
         if not self.urls:
             raise ValueError("ConnectionConfig.urls: at least one URL is required")
         urls, user, password = [], self.user, self.password

@@ -212,7 +212,8 @@ class NodeSecurity:
 
     @staticmethod
     def _run(command: list[str], env: Mapping[str, str], what: str, stdin: Optional[str] = None) -> None:
-        result = subprocess.run(command, env=dict(env), input=stdin, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(command, env=dict(env), input=stdin, capture_output=True, text=True, timeout=300,
+                                check=False)
         if result.returncode != 0:
             # the tools never echo the password they read from stdin
             raise NodeSecurityError(f"{what} failed ({Path(command[0]).name} exited {result.returncode}): "

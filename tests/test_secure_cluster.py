@@ -39,7 +39,7 @@ class Transcript:
         full_env = {k: v for k, v in os.environ.items()
                     if k not in ("ECHO_SPLADE_PASSWORD", "ECHO_SPLADE_API_KEY", "ECHO_SPLADE_USER")}
         full_env.update({"RAY_TMPDIR": str(self.ray_tmp), "PYTHONUNBUFFERED": "1", **(env or {})})
-        result = subprocess.run([sys.executable, "-m", "echo_splade", verbose, *args], env=full_env,
+        result = subprocess.run([sys.executable, "-m", "echo_splade", verbose, *args], env=full_env, check=False,
                                 capture_output=True, text=True, timeout=timeout, cwd=self.root)
         self.outputs.append(result.stdout + result.stderr)
         return result
@@ -134,7 +134,7 @@ def test_node_refuses_anonymous_requests_and_status_names_the_secret_files(secur
     assert "elastic password file:" in result.stdout
     password_file = result.stdout.split("elastic password file: ", 1)[1].split(" ")[0]
     assert oct(os.stat(password_file).st_mode & 0o777) == "0o600"
-    assert open(password_file).read().strip() == secure["node"].elastic_password
+    assert Path(password_file).read_text().strip() == secure["node"].elastic_password
 
 
 # -- one role per command, basic auth and API keys ---------------------------------------------------------------
@@ -309,9 +309,8 @@ def test_credentials_over_plain_http_warn(secure, caplog):
     from echo_splade.client import ClusterError, ConnectionConfig, connect
 
     url = secure["url"].replace("https://", "http://")
-    with caplog.at_level(logging.WARNING, logger="echo_splade.client"):
-        with pytest.raises(ClusterError):
-            connect(ConnectionConfig(urls=(url,), user="someone", password="Plain-" + uuid.uuid4().hex, timeout=5))
+    with caplog.at_level(logging.WARNING, logger="echo_splade.client"), pytest.raises(ClusterError):
+        connect(ConnectionConfig(urls=(url,), user="someone", password="Plain-" + uuid.uuid4().hex, timeout=5))
     assert any("clear text" in r.getMessage() for r in caplog.records)
 
 
