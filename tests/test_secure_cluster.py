@@ -350,3 +350,26 @@ def test_no_secret_in_any_byte_written(secure):
             continue
         hits += [str(path) for s in secrets if s in data]
     assert not hits, f"secrets found in: {sorted(set(hits))[:20]}"
+
+
+# -- offline: the secured node's configuration -------------------------------------------------------------------
+def test_secure_node_configuration(tmp_path):
+    from echo_splade.integration import LocalNode
+    from echo_splade.integration._node_security import role_descriptor
+
+    with pytest.raises(ValueError, match="--secure needs --engine elasticsearch"):
+        LocalNode(engine="opensearch", secure=True, home=tmp_path)
+    node = LocalNode(engine="elasticsearch", secure=True, home=tmp_path)
+    assert node.port == 9202 and node.url == "https://127.0.0.1:9202" and "secure=True" in repr(node)
+    text = node._config_text()
+    for line in ('xpack.security.enabled: true', 'xpack.security.http.ssl.enabled: true',
+                 'xpack.security.http.ssl.certificate_authorities: ["certs/ca.crt"]'):
+        assert line in text
+    assert "xpack.security.enabled: false" not in text and "anonymous" not in text
+    assert node.security.password_file.parent == node.node_dir / "secrets"
+    assert role_descriptor("search") == {"cluster": [], "indices": [{"names": ["secure-*"],
+                                                                      "privileges": ["read", "view_index_metadata"]}]}
+    with pytest.raises(ValueError, match="role must be one of"):
+        role_descriptor("admin")
+    plain = LocalNode(engine="elasticsearch", home=tmp_path)
+    assert plain.url == "http://127.0.0.1:9201" and "xpack.security.enabled: false" in plain._config_text()
