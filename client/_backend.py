@@ -85,7 +85,9 @@ class TLSError(ClusterError):
         return False
 
 
-_ACTION = re.compile(r"action \[([^\]]+)\]")
+# Elasticsearch: "action [indices:data/write/bulk[s]] is unauthorized ..."; OpenSearch: "no permissions for
+# [cluster:monitor/main] and User [...]"
+_ACTION = re.compile(r"(?:action|no permissions for) \[((?:[^\[\]\s]|\[[^\]]*\])+)\]")
 _TLS_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "WRONG_VERSION_NUMBER",
                 "wrong version number", "SSLError", "SSL: ", "TLS/SSL")
 
