@@ -43,9 +43,9 @@ DEFAULT_ROLE_PATTERN = "secure-*"
 #: (see README, "Connecting to a secured cluster"); dropping any one of them makes a step of its command
 #: fail with a 403. Action names are used where a named privilege would grant more than the command needs.
 ROLE_INDEX_PRIVILEGES: dict[str, tuple[str, ...]] = {
-    # create NAME-vN with its mapping and settings, point/swap the alias NAME, read _meta, mappings, settings
-    "provisioner": ("create_index", "view_index_metadata", "indices:admin/aliases", "indices:admin/mapping/put",
-                    "indices:admin/settings/update"),
+    # create NAME-vN with its mapping and settings (both in the create body), point/swap the alias NAME, read
+    # aliases, mappings, settings and _meta, add missing _meta keys to an existing version (PUT _mapping)
+    "provisioner": ("create_index", "view_index_metadata", "indices:admin/aliases", "indices:admin/mapping/put"),
     # index/read documents (resume reads model_rev); `write` also allows PUT _mapping, which records the
     # bulk-load restore values and the document pruning in _meta; bulk-load settings (refresh_interval,
     # replicas) and their restore; refresh after the load
