@@ -273,7 +273,8 @@ def test_wrong_credentials_fail_in_one_line(secure, how):
         args, env = ["--user", secure["users"]["search"][0]], {"ECHO_SPLADE_PASSWORD": "Wrong-" + uuid.uuid4().hex}
     else:
         args, env = [], {"ECHO_SPLADE_API_KEY": "V3Jvbmc6a2V5LW5vdC12YWxpZA=="}
-    result = t.run(["search", "pulse", "--index", secure["index"], "--mode", "inference-free",
+    # (provision --dry-run: a command that reads the cluster without importing torch)
+    result = t.run(["provision", "--index", secure["index"], "--analyzer", "standard", "--dry-run",
                     *_conn(secure, *args)], env)
     err = _one_error(result)
     assert "authentication failed (HTTP 401)" in err
@@ -288,18 +289,18 @@ def test_wrong_credentials_fail_in_one_line(secure, how):
 # -- TLS ---------------------------------------------------------------------------------------------------------
 def test_tls_errors_and_no_verify_certs(secure, tmp_path):
     t = secure["transcript"]
-    args, env = _basic(secure, "search")
-    search = ["search", "pulse", "--index", secure["index"], "--mode", "inference-free"]
+    args, env = _basic(secure, "provisioner")
+    command = ["provision", "--index", secure["index"], "--analyzer", "standard", "--dry-run"]
     # no CA: the system trust store does not know the local CA
-    err = _one_error(t.run([*search, "--url", secure["url"], *args], env))
+    err = _one_error(t.run([*command, "--url", secure["url"], *args], env))
     assert "certificate verify failed" in err and "--ca-certs" in err
     # a wrong CA (a real CA bundle, just not the node's)
     import certifi
 
-    err = _one_error(t.run([*search, "--url", secure["url"], "--ca-certs", certifi.where(), *args], env))
+    err = _one_error(t.run([*command, "--url", secure["url"], "--ca-certs", certifi.where(), *args], env))
     assert "certificate verify failed" in err
     # --no-verify-certs works and warns once (not per request, no urllib3 InsecureRequestWarning)
-    result = t.run([*search, "--url", secure["url"], "--no-verify-certs", "--k", "3", *args], env, verbose="-vv")
+    result = t.run([*command, "--url", secure["url"], "--no-verify-certs", *args], env, verbose="-vv")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("TLS certificate verification is OFF") == 1
     assert "InsecureRequestWarning" not in result.stderr and "verify_certs=False" not in result.stderr
