@@ -26,7 +26,6 @@ import ssl
 import subprocess
 import tempfile
 import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Optional
