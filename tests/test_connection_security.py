@@ -8,19 +8,9 @@ import pickle
 import ssl
 
 import pytest
-from echo_splade.client import (
-    AuthenticationError,
-    AuthorizationError,
-    ClusterError,
-    ConnectionConfig,
-    TLSError,
-)
-from echo_splade.client._backend import (
-    _tls_failure,
-    _translate,
-    _warn_insecure,
-    _warned,
-)
+
+from echo_splade.client import AuthenticationError, AuthorizationError, ClusterError, ConnectionConfig, TLSError
+from echo_splade.client._backend import _tls_failure, _translate, _warn_insecure, _warned
 
 
 def test_url_user_info_moves_into_user_and_password():
