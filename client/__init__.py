@@ -5,7 +5,8 @@ Everything that talks to a cluster (``mappings``, ``ingest``, ``connector``,
 OpenSearch and Elasticsearch. No torch in here.
 """
 
-from ._backend import Backend, ClusterError, connect, wrap_client
-from ._connection import ConnectionConfig
+from ._backend import AuthenticationError, AuthorizationError, Backend, ClusterError, TLSError, connect, wrap_client
+from ._connection import ConnectionConfig, redact_url
 
-__all__ = ["Backend", "ClusterError", "ConnectionConfig", "connect", "wrap_client"]
+__all__ = ["AuthenticationError", "AuthorizationError", "Backend", "ClusterError", "ConnectionConfig", "TLSError",
+           "connect", "redact_url", "wrap_client"]

@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import ssl
+import threading
+import warnings
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ._connection import ENGINES, ConnectionConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Backend", "ClusterError", "connect", "wrap_client"]
+__all__ = ["AuthenticationError", "AuthorizationError", "Backend", "ClusterError", "TLSError", "connect",
+           "wrap_client"]
 
 # Statuses worth retrying: throttling and gateway-ish failures.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -47,6 +52,44 @@ class ClusterError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class AuthenticationError(ClusterError):
+    """HTTP 401: the cluster did not accept the credentials (wrong user/password or API key, or none given)."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class AuthorizationError(ClusterError):
+    """HTTP 403: the credentials are valid but lack a privilege; :attr:`action` names the refused action
+    (e.g. ``indices:data/write/bulk[s]``) when the cluster said which."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+    @property
+    def action(self) -> Optional[str]:
+        match = _ACTION.search(self.reason or "")
+        return match.group(1) if match else None
+
+
+class TLSError(ClusterError):
+    """The TLS handshake failed: the server certificate did not verify against the CA (``--ca-certs``), or the
+    server does not speak TLS. Not retryable: retrying cannot make a certificate valid."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+# Elasticsearch: "action [indices:data/write/bulk[s]] is unauthorized ..."; OpenSearch: "no permissions for
+# [cluster:monitor/main] and User [...]"
+_ACTION = re.compile(r"(?:action|no permissions for) \[((?:[^\[\]\s]|\[[^\]]*\])+)\]")
+_TLS_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "WRONG_VERSION_NUMBER",
+                "wrong version number", "SSLError", "SSL: ", "TLS/SSL")
 
 
 def _error_parts(body: Any) -> tuple[Optional[str], Optional[str]]:
@@ -209,12 +252,54 @@ def _translate(exc: Exception, method: str, path: str) -> ClusterError:
     if body is None:
         body = getattr(exc, "body", None)
     error_type, reason = _error_parts(body)
+    cls = ClusterError
     if status is None:
-        msg = f"{method} {path}: cluster unreachable ({type(exc).__name__}: {_first_line(exc)})"
+        tls = _tls_failure(exc)
+        if tls is not None:
+            cls, reason = TLSError, tls
+            msg = f"{method} {path}: TLS failed: {tls}"
+        else:
+            msg = f"{method} {path}: cluster unreachable ({type(exc).__name__}: {_first_line(exc)})"
     else:
         detail = f"{error_type}: {reason}" if error_type else (reason or _first_line(exc))
-        msg = f"{method} {path}: HTTP {status}: {detail}"
-    return ClusterError(msg, status=status, error_type=error_type, reason=reason, body=_plain(body))
+        if status == 401:
+            cls = AuthenticationError
+            msg = f"{method} {path}: authentication failed (HTTP 401): {reason or detail}"
+        elif status == 403:
+            cls = AuthorizationError
+            msg = f"{method} {path}: permission denied (HTTP 403): {reason or detail}"
+        else:
+            msg = f"{method} {path}: HTTP {status}: {detail}"
+    return cls(msg, status=status, error_type=error_type, reason=reason, body=_plain(body))
+
+
+def _tls_failure(exc: BaseException) -> Optional[str]:
+    """A one-line description when ``exc`` (or an exception it wraps) is a TLS handshake failure, else None."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    texts = []
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {current.verify_message}"
+        texts.append(f"{type(current).__name__}: {current}")
+        for attr in ("__cause__", "__context__", "errors", "reason", "info"):
+            nested = getattr(current, attr, None)
+            for item in (nested if isinstance(nested, (list, tuple)) else [nested]):
+                if isinstance(item, BaseException):
+                    todo.append(item)
+    text = " | ".join(texts)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        match = re.search(r"certificate verify failed: ([^(\])'\"]+)", text)
+        return "certificate verify failed" + (f": {match.group(1).strip()}" if match else "")
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "the server does not speak TLS (https:// URL on a plain-http port?)"
+    if any(marker in text for marker in _TLS_MARKERS):
+        return _first_line(exc)
+    return None
 
 
 def _first_line(exc: Exception) -> str:
@@ -244,9 +329,43 @@ def _auth_kwargs(config: ConnectionConfig, engine: str) -> dict:
         kwargs["verify_certs"] = config.verify_certs
         if config.ca_certs:
             kwargs["ca_certs"] = config.ca_certs
-        if not config.verify_certs and engine == "opensearch":
+        if not config.verify_certs:
+            # one warning of ours per process (see _warn_insecure), not one per connection or request
             kwargs["ssl_show_warn"] = False
     return kwargs
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(kind: str, key: str, message: str, *args: Any) -> None:
+    with _warned_lock:
+        if (kind, key) in _warned:
+            return
+        _warned.add((kind, key))
+    logger.warning(message, *args)
+
+
+def _warn_insecure(config: ConnectionConfig) -> None:
+    """Log once per process what is insecure about ``config``; silence urllib3's per-request warning."""
+    https = [u for u in config.urls if u.lower().startswith("https")]
+    plain = [u for u in config.urls if not u.lower().startswith("https")]
+    if https and not config.verify_certs:
+        try:
+            from urllib3.exceptions import InsecureRequestWarning
+
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+        except ImportError:  # pragma: no cover - both clients depend on urllib3
+            pass
+        _warn_once("no-verify", ",".join(https),
+                   "TLS certificate verification is OFF for %s (--no-verify-certs): the connection is encrypted "
+                   "but the server is not authenticated; pass --ca-certs instead outside of tests",
+                   ", ".join(config.describe_urls(https)))
+    if plain and (config.user is not None or config.api_key):
+        _warn_once("clear-text", ",".join(plain),
+                   "credentials are sent in clear text to %s (plain http://): use https://",
+                   ", ".join(config.describe_urls(plain)))
 
 
 def _opensearch_client(config: ConnectionConfig):
@@ -283,7 +402,8 @@ def connect(config: Optional[ConnectionConfig] = None) -> Backend:
     opensearch-py client, which performs no product check, so it can read
     either engine's root endpoint.
     """
-    config = config or ConnectionConfig()
+    config = (config or ConnectionConfig()).with_env_secrets()
+    _warn_insecure(config)
     probe = Backend(_opensearch_client(config), "opensearch")
     engine = config.engine
     info = None
@@ -292,8 +412,9 @@ def connect(config: Optional[ConnectionConfig] = None) -> Backend:
             info = probe.request("GET", "/")
         except ClusterError as exc:
             probe.close()
-            raise ClusterError(
-                f"cannot reach the cluster at {config.describe()}: {exc}",
+            what = "cannot reach the cluster" if type(exc) is ClusterError else "cluster"
+            raise type(exc)(
+                f"{what} at {config.describe()}: {exc}",
                 status=exc.status,
                 error_type=exc.error_type,
                 reason=exc.reason,

@@ -124,6 +124,16 @@ class DocumentFrequencies:
         return out
 
     def _store(self, table: Mapping[str, int]) -> None:
+        from echo_splade.client import AuthorizationError
+
+        try:
+            self._write_side_index(table)
+        except AuthorizationError as exc:
+            # read-only credentials (a search role) cannot keep the table: it is computed live instead
+            logger.warning("document frequencies of %s not stored in %s (%s); they are computed live",
+                           self.index, self.side_index, exc.reason or exc)
+
+    def _write_side_index(self, table: Mapping[str, int]) -> None:
         if not self.backend.exists(self.side_index):
             self.backend.request("PUT", f"/{self.side_index}", body={
                 "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},

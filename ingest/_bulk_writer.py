@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Optional
 
-from echo_splade.client import Backend, ClusterError
+from echo_splade.client import AuthenticationError, AuthorizationError, Backend, ClusterError
 
 from ._backoff import Backoff
 from ._bulk_index_error import BulkIndexError
@@ -159,6 +159,10 @@ class BulkWriter:
             for entry, item in zip(pending, items):
                 info = next(iter(item.values()))
                 status = int(info.get("status", 500))
+                if status in (401, 403):
+                    # a credentials problem, not a bad document: stop the job (nothing dead-lettered;
+                    # --resume indexes what is missing once the role is fixed)
+                    raise _item_error(status, info.get("error"))
                 if status in self.retry_on_status and attempt < self.max_retries:
                     retry.append(entry)
                     continue
@@ -193,3 +197,14 @@ class BulkWriter:
             else:
                 failed.append(item)
         return indexed, failed
+
+
+def _item_error(status: int, error: Any) -> ClusterError:
+    """The typed error for a bulk item the cluster refused with 401/403."""
+    error = error if isinstance(error, dict) else {"reason": str(error)}
+    reason, kind = error.get("reason"), error.get("type")
+    if status == 401:
+        return AuthenticationError(f"POST /_bulk: authentication failed (HTTP 401): {reason}", status=401,
+                                   error_type=kind, reason=reason)
+    return AuthorizationError(f"POST /_bulk: permission denied (HTTP 403): {reason}", status=403,
+                              error_type=kind, reason=reason)

@@ -49,6 +49,12 @@ def _model_info(model: str, adapter: Optional[str], device: Optional[str], optio
     return info
 
 
+def _ray_initialized() -> bool:
+    import ray
+
+    return ray.is_initialized()
+
+
 def _find_cause(exc: BaseException, kind: type) -> Optional[BaseException]:
     """The exception of ``kind`` in ``exc``'s cause/context chain (Ray wraps actor errors).
 
@@ -211,6 +217,26 @@ class IngestJob:
                 f"resume={self.resume}, connection={self.connection.describe()!r})")
 
     # -- Ray -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _secret_environment(self) -> Iterator[None]:
+        """Put the connection's password / API key into this process's environment while the job runs.
+
+        Ray workers of a Ray instance this job starts inherit the driver's environment, so the actors get the
+        secrets without them ever being task or actor arguments (which Ray stores and may log). On a Ray
+        cluster started elsewhere, pass them in the job's runtime_env ``env_vars`` (README). Put back after.
+        """
+        secrets = self.connection.secret_environment()
+        previous = {name: os.environ.get(name) for name in secrets}
+        os.environ.update(secrets)
+        try:
+            yield
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
     def _start_ray(self) -> bool:
         """Connect to / start Ray; ``True`` when this job started it (and shuts it down)."""
         import ray
@@ -301,14 +327,17 @@ class IngestJob:
         here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
         source = CorpusDatasource(self.reader, block_rows=self.block_rows, limit=self.limit)
         ds = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=_AUX_CPUS, label_selector=here)
+        # Actor arguments are stored and may be logged by Ray: they carry the connection without its secrets,
+        # which the actors read from their environment (see _secret_environment).
+        connection = self.connection.without_secrets()
         encode_kwargs = dict(model=self.model, adapter=self.adapter, device=device, batch_size=self.batch_size,
                              max_length=self.max_length, doc_top_k=self.doc_top_k, min_weight=self.min_weight,
                              torch_threads=threads, encoder_options=self.encoder_options,
-                             resume={"connection": self.connection, "index": self.index} if self.resume else None)
+                             resume={"connection": connection, "index": self.index} if self.resume else None)
         ds = ds.map_batches(self.encode_stage, fn_constructor_kwargs=encode_kwargs, batch_size=self.batch_size,
                             batch_format="pyarrow", compute=ActorPoolStrategy(size=actors), **resources)
         write_rows = int(self.writer_options.get("max_chunk_docs", 500))
-        return ds.map_batches(WriteBatch, fn_constructor_kwargs=dict(connection=self.connection, index=self.index,
+        return ds.map_batches(WriteBatch, fn_constructor_kwargs=dict(connection=connection, index=self.index,
                                                                      writer_options=self.writer_options),
                               batch_size=write_rows, batch_format="pyarrow",
                               compute=ActorPoolStrategy(size=self.writers),
@@ -385,11 +414,17 @@ class IngestJob:
         started_ray = False
         dead = DeadLetter(self.dead_letter_path)
         backend = None
+        secret_env = contextlib.ExitStack()
+        ray_running_before = _ray_initialized()
         try:
             backend = connect(self.connection)
             if not self.provision and not backend.exists(self.index):
                 raise ValueError(f"index {self.index} does not exist and provisioning is off (--no-provision): "
                                  f"create it first (`echo-splade provision --index {self.index}`)")
+            secret_env.enter_context(self._secret_environment())
+            if ray_running_before and self.connection.secret_environment():
+                logger.info("Ray was already running: its workers read the cluster secret from their own "
+                            "environment (%s)", ", ".join(sorted(self.connection.secret_environment())))
             started_ray = self._start_ray()
             actors, resources, device, threads = self._encoder_resources()
             info = self._model_info(resources, device)
@@ -423,8 +458,8 @@ class IngestJob:
                 message = (f"{cause} -- the job stopped after indexing {report.indexed} document(s); "
                            f"run it again with --resume to finish")
                 report.error = message
-                raise ClusterError(message, status=cause.status, error_type=cause.error_type,
-                                   reason=cause.reason) from exc
+                raise type(cause)(message, status=cause.status, error_type=cause.error_type,
+                                  reason=cause.reason) from exc
             report.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
@@ -440,5 +475,6 @@ class IngestJob:
                 import ray
 
                 ray.shutdown()
+            secret_env.close()
             logger.info("ingest %s", report.summary())
         return report

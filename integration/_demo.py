@@ -151,10 +151,10 @@ class Demo:
 
     def ensure_cluster(self) -> Any:
         """Connect; when nothing answers at a local URL, start the local node there first."""
-        from echo_splade.client import ClusterError, connect
+        from echo_splade.client import ClusterError, connect, redact_url
 
         url = self.connection.urls[0]
-        self.echo(f"[1/4] Cluster at {url}")
+        self.echo(f"[1/4] Cluster at {redact_url(url)}")
         try:
             backend = connect(self.connection)
         except ClusterError as exc:

@@ -163,6 +163,13 @@ def _elasticsearch(version: str) -> EngineDistribution:
                 description="GET / (cluster name and version): the integ-test-zip lacks the rest-root module",
                 java_sources=("RootEndpointPlugin.java",),
             ),
+            ModuleSpec(
+                name="echo-splade-security-analysis",
+                classname="org.echosplade.securityanalysis.SecurityAnalysisPlugin",
+                description="uax_url_email, pattern_capture, lowercase, unique: the analysis the security index "
+                            "declares (the integ-test-zip lacks analysis-common); needed with `cluster start --secure`",
+                java_sources=("SecurityAnalysisPlugin.java",),
+            ),
         ),
         java=(17, 25) if major == 8 else (21, 25),
         env_prefix="ES_",

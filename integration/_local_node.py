@@ -31,6 +31,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 from ._engine_distribution import ENGINES, JAVA_SOURCES, EngineDistribution
 from ._java_home import JavaHome
+from ._node_security import NodeSecurity, NodeSecurityError, http_error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class LocalNode:
         settings: extra node settings written to the config file, e.g. ``{"thread_pool.write.queue_size": 1}``.
         download_dir: the Maven download cache; default ``$ECHO_SPLADE_DOWNLOADS``, else ``home/maven``
             (share one between homes to download once).
+        secure: Elasticsearch only: security on (HTTPS with a locally generated CA, the bootstrap superuser
+            ``elastic``, least-privilege roles and users, no anonymous access; see ``_node_security``).
+            Default port 9202.
     """
 
     def __init__(
@@ -87,11 +91,17 @@ class LocalNode:
         heap: str = "512m",
         settings: Optional[Mapping[str, Any]] = None,
         download_dir: Optional[os.PathLike | str] = None,
+        secure: bool = False,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if secure and engine != "elasticsearch":
+            raise ValueError("--secure needs --engine elasticsearch: the OpenSearch security plugin is not "
+                             "published on Maven Central for 2.19.x, so a secured OpenSearch node cannot be assembled")
+        self.secure = bool(secure)
         self.distribution = EngineDistribution.for_engine(engine, version)
-        self.port = self.distribution.default_port if port is None else int(port)
+        default_port = self.distribution.default_port + (1 if self.secure else 0)
+        self.port = default_port if port is None else int(port)
         if not 1024 <= self.port <= 65535:
             raise ValueError(f"port must be in 1024..65535, got {port!r}")
         heap = str(heap).strip().lower()
@@ -118,7 +128,12 @@ class LocalNode:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def security(self) -> Optional[NodeSecurity]:
+        """The node's TLS material and credentials (``None`` unless ``secure``)."""
+        return NodeSecurity(self.node_dir, self.install_dir) if self.secure else None
 
     @property
     def install_dir(self) -> Path:
@@ -145,7 +160,8 @@ class LocalNode:
         return self.node_dir / "logs" / "console.log"
 
     def __repr__(self) -> str:
-        return f"LocalNode(engine={self.engine!r}, version={self.version!r}, url={self.url!r}, home={str(self.home)!r})"
+        return (f"LocalNode(engine={self.engine!r}, version={self.version!r}, url={self.url!r}, "
+                f"home={str(self.home)!r}{', secure=True' if self.secure else ''})")
 
     # --------------------------------------------------------------- install
     def install(self) -> Path:
@@ -233,8 +249,20 @@ class LocalNode:
     def is_running(self) -> bool:
         return self.pid is not None
 
+    def _open(self, request: urllib.request.Request | str, timeout: float) -> Any:
+        """``urlopen`` with the node's CA and the ``elastic`` user when it is secured."""
+        if isinstance(request, str):
+            request = urllib.request.Request(request)
+        context = None
+        security = self.security
+        if security is not None:
+            context = security.ssl_context() if security.ca_cert.is_file() else None
+            if security.stored_password() is not None:
+                request.add_header("Authorization", security.auth_header())
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
+
     def _get(self, path: str, timeout: float = 5.0) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+        with self._open(self.url + path, timeout=timeout) as response:
             return json.loads(response.read().decode("utf-8"))
 
     def _answers(self) -> bool:
@@ -310,13 +338,20 @@ class LocalNode:
         raise NodeStartError(f"{self.engine} at {self.url} not {status} after {timeout:.0f}s ({last})", self.log_tail())
 
     def _send_setup_requests(self) -> None:
-        for method, path, body in self.distribution.setup_requests:
+        calls = list(self.distribution.setup_requests)
+        if self.security is not None:
+            calls += self.security.setup_requests()
+        for method, path, body in calls:
             request = urllib.request.Request(
                 self.url + path, data=json.dumps(body).encode(), method=method,
                 headers={"Content-Type": "application/json"},
             )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                response.read()
+            try:
+                with self._open(request, timeout=30) as response:
+                    response.read()
+            except urllib.error.HTTPError as exc:
+                # bodies hold passwords: name the call, never the body
+                raise NodeStartError(f"setup call {method} {path} failed: {http_error_reason(exc)}") from None
 
     def _prepare_node_dir(self) -> None:
         for sub in ("config", "data", "logs", "tmp"):
@@ -326,11 +361,17 @@ class LocalNode:
         (config / "jvm.options").write_text(self._jvm_options())
         (config / "jvm.options.d").mkdir(exist_ok=True)
         (config / self.distribution.config_file).write_text(self._config_text())
+        if self.security is not None:
+            try:
+                self.security.prepare(JavaHome.find(*self.distribution.java).path)
+            except NodeSecurityError as exc:
+                raise NodeStartError(str(exc)) from None
         if self.as_service_user:
             _ensure_service_user()
             for parent in (self.home, self.home / "nodes"):
                 os.chmod(parent, 0o755)
-            _chown_tree(self.node_dir, SERVICE_USER)
+            # the secrets (CA key, passwords) stay the invoking user's: the node never reads them
+            _chown_tree(self.node_dir, SERVICE_USER, skip=("secrets",))
 
     def _jvm_options(self) -> str:
         """The distribution's ``jvm.options`` with our heap and with its relative paths made absolute
@@ -359,6 +400,7 @@ class LocalNode:
             "cluster.routing.allocation.disk.threshold_enabled": False,
             "action.destructive_requires_name": False,
             **dict(self.distribution.extra_settings),
+            **(self.security.settings() if self.security is not None else {}),
             **self.settings,
         }
         lines = ["# written by echo-splade on every start; edit the node's settings with --setting instead"]
@@ -419,11 +461,17 @@ class LocalNode:
 
     # ---------------------------------------------------------------- status
     def status(self) -> dict:
-        """``{"running", "pid", "url", "engine", "version", "health", "modules", "plugins", "home"}``."""
+        """``{"running", "pid", "url", "engine", "version", "health", "modules", "plugins", "home", "secure"}``;
+        a secured node adds ``ca_certs``, ``password_file`` (the ``elastic`` password) and ``users_file``."""
         info: dict[str, Any] = {
             "url": self.url, "engine": self.engine, "home": str(self.home), "node_dir": str(self.node_dir),
-            "pid": self.pid, "running": False,
+            "pid": self.pid, "running": False, "secure": self.secure,
         }
+        security = self.security
+        if security is not None:
+            # paths only: the passwords stay in their mode-0600 files
+            info.update({"ca_certs": str(security.ca_cert), "password_file": str(security.password_file),
+                         "users_file": str(security.users_file), "user": "elastic"})
         try:
             root = self._get("/")
         except (OSError, ValueError) as exc:
@@ -537,8 +585,11 @@ def _ensure_service_user() -> None:
     )
 
 
-def _chown_tree(root: Path, user: str) -> None:
+def _chown_tree(root: Path, user: str, skip: tuple[str, ...] = ()) -> None:
+    """Give ``root`` and everything below it to ``user``, except the top-level entries named in ``skip``."""
     for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == str(root):
+            dirnames[:] = [d for d in dirnames if d not in skip]
         shutil.chown(dirpath, user, user)
         for name in filenames:
             shutil.chown(os.path.join(dirpath, name), user, user)

@@ -25,6 +25,12 @@ def detect_analyzer(backend: Any) -> str:
         if exc.status == 400:
             logger.info("the node has no `english` analyzer (%s); using `standard`", exc.reason)
             return "standard"
+        if exc.status == 403:
+            # the cluster-level _analyze probe needs the cluster privilege `manage`: a least-privilege
+            # provisioner names the analyzer instead
+            raise type(exc)(f"{exc} -- cannot detect whether the cluster has the `english` analyzer; "
+                            f"pass --analyzer english or --analyzer standard", status=exc.status,
+                            error_type=exc.error_type, reason=exc.reason) from None
         raise
 
 

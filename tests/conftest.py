@@ -28,7 +28,7 @@ ENGINE_URLS = {"opensearch": TEST_URL, "elasticsearch": ES_TEST_URL}
 #: (``own_home`` in test_local_node.py, ``tiny_queue_node`` in test_ingest_job.py).
 NODE_FIXTURES = frozenset({
     "backend", "connection", "engine_backend", "engine_connection", "index_name", "module_index_name",
-    "engine_module_index_name", "es_backend", "own_home", "tiny_queue_node",
+    "engine_module_index_name", "es_backend", "own_home", "tiny_queue_node", "secure_es",
 })
 #: Of those, the ones on the Elasticsearch node whatever the test's parameters.
 ES_FIXTURES = frozenset({"es_backend"})
@@ -147,3 +147,55 @@ def tiny_model():
     from echo_splade.encoder import EchoSpladeEncoder
 
     return EchoSpladeEncoder.from_pretrained("tiny-mistral", device="cpu", dtype="float32")
+
+
+# -- the secured Elasticsearch node (`echo-splade cluster start --engine elasticsearch --secure`) -------------
+SECURE_ES_URL = os.environ.get("ECHO_SPLADE_SECURE_ES_URL", "https://127.0.0.1:9202")
+
+
+class SecureNode:
+    """The secured node's URL, CA file and ``elastic`` password, and a Backend connected as ``elastic``."""
+
+    def __init__(self, url: str, ca_certs: str, elastic_password: str, backend) -> None:
+        self.url = url
+        self.ca_certs = ca_certs
+        self.elastic_password = elastic_password
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return f"SecureNode(url={self.url!r}, ca_certs={self.ca_certs!r})"
+
+
+@pytest.fixture(scope="session")
+def secure_es():
+    """The REAL secured Elasticsearch node at ``ECHO_SPLADE_SECURE_ES_URL`` (default https://127.0.0.1:9202).
+
+    Its CA and ``elastic`` password are read from the node folder under ``$ECHO_SPLADE_HOME`` (or from
+    ``ECHO_SPLADE_SECURE_ES_CA`` / ``ECHO_SPLADE_SECURE_ES_PASSWORD_FILE``). Fails, never skips, when it is down.
+    """
+    from urllib.parse import urlsplit
+
+    from echo_splade.client import ClusterError, ConnectionConfig, connect
+    from echo_splade.integration import LocalNode
+
+    port = urlsplit(SECURE_ES_URL).port or 9202
+    start = f"echo-splade cluster start --engine elasticsearch --secure --port {port}"
+    security = LocalNode(engine="elasticsearch", port=port, secure=True).security
+    ca = os.environ.get("ECHO_SPLADE_SECURE_ES_CA") or str(security.ca_cert)
+    password_file = os.environ.get("ECHO_SPLADE_SECURE_ES_PASSWORD_FILE") or str(security.password_file)
+    try:
+        password = open(password_file).read().strip()
+    except OSError as exc:
+        pytest.fail(f"the secured Elasticsearch node's password file is missing ({exc}); start it: `{start}`")
+    if not os.path.isfile(ca):
+        pytest.fail(f"the secured Elasticsearch node's CA {ca} is missing; start it: `{start}`")
+    config = ConnectionConfig(urls=(SECURE_ES_URL,), user="elastic", password=password, ca_certs=ca, timeout=60)
+    try:
+        backend = connect(config)
+        backend.health(wait_for_status="yellow", timeout="30s")
+    except ClusterError as exc:
+        pytest.fail(f"the secured Elasticsearch node at {SECURE_ES_URL} is not up (start it: `{start}`): {exc}")
+    if backend.engine != "elasticsearch":
+        pytest.fail(f"the node at {SECURE_ES_URL} runs {backend.engine}, expected a secured Elasticsearch")
+    yield SecureNode(SECURE_ES_URL, ca, password, backend)
+    backend.close()

@@ -26,13 +26,17 @@ def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--heap", default="512m", show_default=True, help="JVM heap (min = max), e.g. 512m or 2g.")
     @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
                   help="Extra node setting, repeatable, e.g. --setting thread_pool.write.queue_size=1.")
+    @click.option("--secure", is_flag=True,
+                  help="Elasticsearch only: security on (HTTPS with a local CA, user 'elastic' whose password is "
+                       "$ELASTIC_PASSWORD or generated into a mode-0600 file, least-privilege roles). "
+                       "[default port 9202]")
     @functools.wraps(func)
-    def wrapper(*args: Any, engine, version, port, home, downloads, heap, settings, **kwargs):
+    def wrapper(*args: Any, engine, version, port, home, downloads, heap, settings, secure, **kwargs):
         from echo_splade.integration import LocalNode
 
         try:
             node = LocalNode(engine=engine, version=version, port=port, home=home, heap=heap,
-                             settings=_parse_settings(settings), download_dir=downloads)
+                             settings=_parse_settings(settings), download_dir=downloads, secure=secure)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         return func(*args, node=node, **kwargs)
@@ -68,6 +72,11 @@ def command() -> None:
       small root-endpoint module compiled at install (needs javac). sparse_vector
       works; rank_features does not (its module is not on Maven Central).
 
+    Elasticsearch with --secure (port 9202): security on, HTTPS with a CA and node
+      certificate generated in the node folder, the superuser 'elastic' (for setup only)
+      and the roles echo_splade_provisioner / _ingest / _search on 'secure-*' with one
+      user each; `cluster status --secure` prints where the CA and the passwords are.
+
     Typical use: `echo-splade cluster start`, `... status`, `... stop`.
     """
 
@@ -99,6 +108,9 @@ def start(node, timeout, wait_for) -> None:
         click.echo(f"started {node.engine} {node.version} (pid {node.pid}) at {node.url}")
     else:
         click.echo(f"already running: {node.engine} {node.version} (pid {node.pid}) at {node.url}")
+    if node.security is not None:
+        click.echo(f"security on: --ca-certs {node.security.ca_cert}; user elastic, password in "
+                   f"{node.security.password_file}; role users' passwords in {node.security.users_file}")
     click.echo(node.url)
 
 
@@ -130,6 +142,10 @@ def status(node, as_json) -> None:
         click.echo(f"modules: {', '.join(info.get('modules', [])) or '-'}")
         click.echo(f"plugins: {', '.join(info.get('plugins', [])) or '-'}")
         click.echo(f"data:    {info['node_dir']}")
+        if info.get("secure"):
+            click.echo(f"ca:      {info['ca_certs']}")
+            click.echo(f"elastic password file: {info['password_file']} (mode 0600)")
+            click.echo(f"users file: {info['users_file']} (mode 0600)")
     else:
         click.echo(f"not running: nothing answers at {info['url']} ({info.get('error')})")
     if not info["running"]:

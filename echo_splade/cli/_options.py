@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any, Callable
 
 import click
@@ -41,9 +42,53 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
+        _redact_argv(sys.argv)
         return func(*args, conn=conn, **kwargs)
 
     return wrapper
+
+
+_HINTS = {
+    "AuthenticationError": "check --user with --password (or $ECHO_SPLADE_PASSWORD), or --api-key "
+                           "(or $ECHO_SPLADE_API_KEY)",
+    "AuthorizationError": "the user or API key lacks the privilege for that action; grant it in its role "
+                          "(README: 'Connecting to a secured cluster')",
+    "TLSError": "pass the cluster's CA certificate with --ca-certs (or --no-verify-certs, for tests only); "
+                "use http:// only for a cluster without TLS",
+}
+
+
+def cluster_error_message(exc: Exception) -> str:
+    """The one line the CLI prints for a ``ClusterError``: its message plus a hint naming the flag to fix."""
+    hint = _HINTS.get(type(exc).__name__)
+    return f"{exc}\nhint: {hint}" if hint else str(exc)
+
+
+_SECRET_OPTIONS = ("--password", "--api-key")
+
+
+def _redact_argv(argv: list[str]) -> None:
+    """Replace secret option values and URL user-info in ``argv`` in place with ``***``.
+
+    Libraries record the command line (Ray stores ``sys.argv`` as the job's entrypoint in its session
+    files), so a secret passed as an option must not stay there. The environment variables
+    (``$ECHO_SPLADE_PASSWORD``, ``$ECHO_SPLADE_API_KEY``) keep secrets out of argv altogether.
+    """
+    from echo_splade.client import redact_url
+
+    redact_next = False
+    for i, arg in enumerate(argv):
+        if redact_next:
+            argv[i], redact_next = "***", False
+            continue
+        if arg in _SECRET_OPTIONS:
+            redact_next = True
+        elif arg.startswith(tuple(f"{o}=" for o in _SECRET_OPTIONS)):
+            argv[i] = arg.split("=", 1)[0] + "=***"
+        elif "://" in arg and "@" in arg:
+            argv[i] = redact_url(arg.split("=", 1)[1]) if arg.startswith("--url=") else redact_url(arg)
+            if arg.startswith("--url="):
+                argv[i] = "--url=" + argv[i]
 
 
 def run_guarded(action: Callable[[], Any]) -> Any:
@@ -53,7 +98,7 @@ def run_guarded(action: Callable[[], Any]) -> Any:
     try:
         return action()
     except ClusterError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(cluster_error_message(exc)) from None
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
