@@ -21,6 +21,7 @@ _LAZY = {
     "naive_splade_weights": "._naive_reference",
     "BUILTIN_MODELS": "._model_registry",
     "DEFAULT_MODEL": "._model_registry",
+    "MODEL_GUIDE": "._model_registry",
     "SHORT_NAMES": "._model_registry",
     "SMOLLM2_135M": "._model_registry",
     "TINY_MISTRAL": "._model_registry",

@@ -29,6 +29,16 @@ BUILTIN_MODELS: dict[str, Path] = {name: Path(__file__).parent / "pretrained" / 
                                    for name in (ECHO_SPLADE_SMOLLM2, ECHO_SPLADE_SMOLLM2_HEAD, ECHO_SPLADE_BERT_TINY)}
 #: What ``--model`` means when none is given.
 DEFAULT_MODEL = ECHO_SPLADE_SMOLLM2
+#: Which built-in is best for what, one line each (the demo prints it; figures: the model cards and README).
+MODEL_GUIDE: dict[str, str] = {
+    ECHO_SPLADE_SMOLLM2: "the paper's echo model (SmolLM2-135M + LoRA); research use only (non-commercial training "
+                         "data); strongest in its training domains (science, nutrition/medical, Wikipedia QA); the "
+                         "one to train further on a GPU",
+    ECHO_SPLADE_SMOLLM2_HEAD: "SmolLM2-135M with only a head bias fitted on a CPU; research use only; a baseline",
+    ECHO_SPLADE_BERT_TINY: "the BERT masked-LM SPLADE peer (4.4 M parameters, Apache-2.0 weights); the fastest on a "
+                           "CPU and the steadiest on collections no built-in was trained on; the choice for "
+                           "commercial use",
+}
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MISTRAL_TOKENIZER_CONFIG = {

@@ -141,6 +141,7 @@ class Demo:
         self.echo("")
         self.echo(f"Expected passage in the top {self.k}: sparse {found_sparse}/{len(results)}, "
                   f"BM25 {found_bm25}/{len(results)}.")
+        self._print_guide(encoder)
         self.echo(f"Done in {time.monotonic() - started:.0f}s. Try: echo-splade search \"your question\" "
                   f"--index {index} --explain")
         if self.started_node is not None:
@@ -237,6 +238,15 @@ class Demo:
         return results
 
     # -- printing ---------------------------------------------------------------------------
+    def _print_guide(self, encoder: Any) -> None:
+        """Which built-in model is best for what (``MODEL_GUIDE``), the one that ran first."""
+        from echo_splade.encoder import MODEL_GUIDE
+
+        ran = getattr(encoder, "source", None)
+        self.echo("Built-in models (--model):")
+        for name in sorted(MODEL_GUIDE, key=lambda n: n != ran):
+            self.echo(f"  {'*' if name == ran else ' '} {name}: {MODEL_GUIDE[name]}")
+
     @staticmethod
     def _own_tokens(encoder: Any, text: str) -> set[str]:
         """The query's own tokens (with and without a leading space, lower-cased variants too)."""

@@ -58,6 +58,15 @@ def test_demo_cli_end_to_end_with_the_built_in_model(index_name, connection, bac
     # the trained encoder finds most expected passages (5 of the 6 when this was written); an untrained
     # or broken model finds about none among 52 passages
     assert in_top_3[0] >= (n + 1) // 2, out
+    # which built-in is best for what: every one listed, the one that ran marked first
+    from echo_splade.encoder import MODEL_GUIDE
+
+    guide = out.split("Built-in models (--model):\n", 1)[1].splitlines()[:len(MODEL_GUIDE)]
+    assert guide[0].startswith(f"  * {DEFAULT_MODEL}: ")
+    assert all(any(f" {name}: " in g for g in guide) for name in MODEL_GUIDE)
+    # no special, whitespace-only or punctuation-only token in any query vector or explanation
+    noise = re.findall(r"(<\|im_end\|>|<\|endoftext\|>|'\\n'|\s[.,;:!?]\*? \d)", out)
+    assert not noise, noise
 
     # every hit shown (k=3 per query) is explained by its matched terms
     assert len(re.findall(r"^         matched \d+ terms: ", out, flags=re.M)) == 3 * n
