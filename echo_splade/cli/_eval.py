@@ -103,7 +103,7 @@ def command(conn, dataset, index, models, adapter, split, systems, max_queries, 
             bars.setdefault("ingest", Progress(f"ingest {index}")).update_from_report(ingest_report)
 
         def query_progress(system: str, done: int, total: int) -> None:
-            bars.setdefault(system, Progress(system, total, unit="query")).update(done)
+            bars.setdefault(system, Progress(system, total, unit="query", units="queries")).update(done)
 
         evaluator = Evaluator(
             conn, index, systems=systems, model=model, adapter=adapter, self_hits=self_hits,

@@ -17,12 +17,14 @@ class Progress:
     Args:
         label: what is counted (``"ingest"``, ``"bm25"``, ...).
         total: the expected count, if known.
-        unit: the unit of the count.
+        unit: the unit of the count (singular; ``units``: its plural, default ``unit + "s"``).
         every: seconds between lines when not on a terminal.
     """
 
-    def __init__(self, label: str, total: Optional[int] = None, unit: str = "doc", every: float = LINE_EVERY) -> None:
+    def __init__(self, label: str, total: Optional[int] = None, unit: str = "doc", every: float = LINE_EVERY,
+                 units: Optional[str] = None) -> None:
         self.label, self.total, self.unit, self.every = label, total, unit, every
+        self.units = units or f"{unit}s"
         self.started = self.last_line = time.monotonic()
         self.done = 0
         self.fields: dict[str, Any] = {}
@@ -54,7 +56,7 @@ class Progress:
         of = f"/{self.total}" if self.total else ""
         rate = self.done / elapsed if elapsed > 0 else 0.0
         extra = "".join(f", {k} {v}" for k, v in self.fields.items())
-        return f"{self.label}: {self.done}{of} {self.unit}s{extra} ({elapsed:.0f}s, {rate:.2f} {self.unit}s/s)"
+        return f"{self.label}: {self.done}{of} {self.units}{extra} ({elapsed:.0f}s, {rate:.2f} {self.units}/s)"
 
     def close(self) -> None:
         if self._bar is not None:
