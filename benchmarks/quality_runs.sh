@@ -23,7 +23,8 @@ OUT=runs/quality
 mkdir -p "$OUT"
 PEER=echo-splade-bert-tiny
 ECHO=echo-splade-smollm2-135m
-FUSION=(--hybrid weighted --sparse-weight "${SPARSE_WEIGHT:-0.5}")
+# the fusion: the connector's default (weighted, sparse weight 0.4: chosen on the dev data of the `fusion` stage)
+FUSION=(--hybrid weighted ${SPARSE_WEIGHT:+--sparse-weight "$SPARSE_WEIGHT"})
 
 ev() {  # ev NAME DATASET SPLIT MODEL [extra eval options...]
     local name="$1" dataset="$2" split="$3" model="$4"

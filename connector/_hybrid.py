@@ -6,6 +6,8 @@ from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 __all__ = ["Hybrid", "HybridMethod"]
 
+#: The default share of the sparse list in the fusion (chosen on dev data, see :class:`Hybrid`).
+DEFAULT_SPARSE_WEIGHT = 0.4
 HybridMethod = Literal["rrf", "weighted"]
 HYBRID_METHODS = ("rrf", "weighted")
 
@@ -29,18 +31,16 @@ class Hybrid:
     boosted by ``sparse_weight`` and ``1 - sparse_weight``: an unnormalised
     weighted sum of the raw scores.
 
-    Defaults: ``weighted``, ``sparse_weight=0.5``, ``rank_constant=60`` (for ``rrf``; the value of
-    Cormack et al. 2009), ``candidates=100``, ``fields=("title", "text")``. Measured with the
-    built-in encoders (``echo-splade eval --truncate``, nDCG@10, BM25 / hybrid weighted / hybrid rrf),
-    ``echo-splade-smollm2-135m`` (LoRA): SciFact test 0.6705 / 0.6975 / 0.6797, Cranfield
-    0.3616 / 0.3125 / 0.2896, CISI 0.3555 / 0.3328 / 0.3235; ``-head``: SciFact 0.6860 / 0.6560,
-    Cranfield 0.3406 / 0.3320, CISI 0.3269 / 0.3035. Weighted fusion keeps BM25's score gaps,
-    which rank fusion throws away, and was the better of the two in all six (it beats BM25 only
-    on SciFact, which both encoders were trained on).
+    Defaults: ``weighted``, ``sparse_weight=0.4`` (:data:`DEFAULT_SPARSE_WEIGHT`), ``rank_constant=60`` (for
+    ``rrf``; the value of Cormack et al. 2009), ``candidates=100``, ``fields=("title", "text")``. The method and
+    the weight were chosen on DEV data only (docs/TRAINING.md, "Choices on dev data only": SciFact train
+    queries and NFCorpus dev, ``benchmarks/dev_choices.py``): weighted beat rrf on both, and sparse weight
+    0.4 had the best mean (0.3-0.5 within 0.003). Weighted fusion keeps BM25's score gaps, which rank
+    fusion throws away.
     """
 
     method: HybridMethod = "weighted"
-    sparse_weight: float = 0.5
+    sparse_weight: float = DEFAULT_SPARSE_WEIGHT
     rank_constant: int = 60
     candidates: int = 100
     fields: tuple[str, ...] = ("title", "text")

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from echo_splade.client import ClusterError
-from echo_splade.connector import SparseRetriever
+from echo_splade.connector import DEFAULT_SPARSE_WEIGHT, SparseRetriever
 
 DOCS = [
     ("d0", "Heart disease", "High blood pressure raises the risk of heart attack and stroke."),
@@ -343,8 +343,9 @@ def test_rewritten_bodies_put_the_sparse_clause_in_place_of_the_text_clause(retr
             assert clause_params.get("boost") == boost, (name, path)
             assert clause_params.get("_name") == (label if hybrid is None else None), (name, path)
             if hybrid is not None:  # keeps_original: BM25 on the original clause, beside the sparse one
-                assert _at(out, site) == {"bool": {"should": [{"bool": {"must": [original], "boost": 0.5}},
-                                                              {"bool": {"must": [sparse], "boost": 0.5}}]}}, name
+                w = DEFAULT_SPARSE_WEIGHT
+                assert _at(out, site) == {"bool": {"should": [{"bool": {"must": [original], "boost": 1.0 - w}},
+                                                              {"bool": {"must": [sparse], "boost": w}}]}}, name
             _put(restored, site, copy.deepcopy(original))
         assert sorted(seen) == sorted(texts), name
         assert restored == body, f"{name}: the rewrite changed more than the text clauses"
@@ -357,7 +358,8 @@ def test_rewritten_bodies_put_the_sparse_clause_in_place_of_the_text_clause(retr
 def test_rewritten_query_scores_the_dot_product(retriever, corpus, engine_backend, tiny_model, body_name, hybrid):
     """The rewritten query scores what it should on the node: the clause's boost times the dot product of
     the encoder's query vector with the stored document vectors (within the 9-bit precision); with hybrid,
-    0.5 x the original clause's own score (BM25, run alone on the node) + 0.5 x that boosted dot product."""
+    (1 - w) x the original clause's own score (BM25, run alone on the node) + w x that boosted dot product
+    (w: the default sparse weight)."""
     from test_rewrite import BODIES
 
     name, stored = corpus
@@ -367,7 +369,8 @@ def test_rewritten_query_scores_the_dot_product(retriever, corpus, engine_backen
     text, boost = (clause["query"], clause["boost"]) if isinstance(clause, dict) else (clause, 1.0)
     dot = _brute_force(_expected_features(tiny_model, text), stored)
     lexical = _scores(engine_backend, name, body["query"]) if hybrid else {}
-    expected = {d: (0.5 if hybrid else 1.0) * boost * s + 0.5 * lexical.get(d, 0.0) for d, s in dot.items()}
+    w = DEFAULT_SPARSE_WEIGHT if hybrid else 1.0
+    expected = {d: w * boost * s + (1.0 - w) * lexical.get(d, 0.0) for d, s in dot.items()}
     assert not hybrid or lexical, "the original clause matches nothing: the hybrid sum is not tested"
     got = _scores(engine_backend, name, out["query"])
     assert set(got) == {d for d, s in expected.items() if s > 0}

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from echo_splade.connector import DEFAULT_SPARSE_WEIGHT
+
 from ._options import connection_options, run_guarded
 from ._progress import Progress
 
@@ -40,7 +42,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
                    "queries are corpus documents (same id and text).")
 @click.option("--hybrid", "hybrid_method", type=click.Choice(["rrf", "weighted"]), default="weighted", show_default=True,
               help="Fusion of the hybrid system.")
-@click.option("--sparse-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--sparse-weight", type=click.FloatRange(0, 1), default=DEFAULT_SPARSE_WEIGHT, show_default=True,
               help="Weight of the sparse list in the hybrid fusion (BM25 gets 1 - w).")
 @click.option("--query-top-k", type=click.IntRange(min=1), default=64, show_default=True,
               help="Query terms kept by the sparse systems.")

@@ -4,6 +4,8 @@ import json
 
 import click
 
+from echo_splade.connector import DEFAULT_SPARSE_WEIGHT
+
 from ._options import connection_options, run_guarded
 
 
@@ -30,7 +32,7 @@ def _top_k(value: str):
 @click.option("--k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to return.")
 @click.option("--hybrid", type=click.Choice(["none", "rrf", "weighted"]), default="none", show_default=True,
               help="Fuse with BM25 on title/text: reciprocal-rank fusion or normalised weighted sum.")
-@click.option("--sparse-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--sparse-weight", type=click.FloatRange(0, 1), default=DEFAULT_SPARSE_WEIGHT, show_default=True,
               help="Weight of the sparse list in hybrid fusion (BM25 gets 1 - this).")
 @click.option("--query-top-k", type=str, default="64", show_default=True, callback=lambda _c, _p, v: _top_k(v),
               help="Keep this many query terms ('all': as many as the clause limit allows).")
