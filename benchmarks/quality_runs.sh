@@ -8,7 +8,7 @@
 # Stages (run in this order; each prints its tables and writes runs/quality/<name>.json/.png):
 #   dev-peer     the MLM peer on the DEV data: SciFact train queries, NFCorpus dev, MedQuAD held-out dev
 #   dev-echo     the echo built-in on the same dev data
-#   fusion       hybrid fusion method and weight, query top-k: chosen on the dev data (both models)
+#   fusion       hybrid fusion method and weight, query top-k: chosen on the dev indexes (benchmarks/dev_choices.py)
 #   test-peer    the peer on the test splits (SciFact, Cranfield, CISI, ArguAna): reporting only
 #   test-echo    the echo built-in on the test splits (Cranfield, CISI, SciFact, ArguAna): reporting only
 #   truncated    SciFact test with the first window only (--truncate), for the cost/quality comparison
@@ -51,18 +51,13 @@ dev-peer|dev-echo)
     ev "$STAGE-medquad-dev" runs/dev/medquad dev "$model" "${FUSION[@]}"
     ;;
 fusion)
+    # query top-k and fusion on the dev indexes of the dev-* stages: each query encoded once, fused exactly as
+    # the connector does (benchmarks/dev_choices.py)
     for model in $PEER $ECHO; do
-        for d in "scifact train" "nfcorpus_processed dev" "medquad dev"; do
-            set -- $d
-            dataset="$DATA/$1"; [ "$1" = medquad ] && dataset=runs/dev/medquad
-            for w in 0.3 0.4 0.5 0.6 0.7; do
-                ev "fusion-$1-$2-$model-w$w" "$dataset" "$2" "$model" --systems hybrid --hybrid weighted --sparse-weight "$w"
-            done
-            ev "fusion-$1-$2-$model-rrf" "$dataset" "$2" "$model" --systems hybrid --hybrid rrf
-            for k in 16 32 128; do
-                ev "fusion-$1-$2-$model-qk$k" "$dataset" "$2" "$model" --systems sparse --query-top-k "$k"
-            done
-        done
+        "$PY" benchmarks/dev_choices.py --url "$URL" --output "$OUT/choices-$model.json" \
+            --run "$DATA/scifact:train:q-scifact-$model" \
+            --run "$DATA/nfcorpus_processed:dev:q-nfcorpus_processed-$model" \
+            --run "runs/dev/medquad:dev:q-medquad-$model"
     done
     ;;
 test-peer|test-echo)
