@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Sequence, Union
 
+from echo_splade.ingest import index_text_only
+
 from ._eval_dataset import EvalDataset
 from ._eval_report import METRICS, SYSTEMS, EvalReport
 
@@ -208,43 +210,15 @@ class Evaluator:
     def index_text_only(self, dataset: EvalDataset) -> int:
         """BM25-only evaluation: provision the index and write ``title``/``text`` without encoding anything.
 
-        Uses the ingest library's :class:`CorpusReader` and :class:`BulkWriter` and the
-        provisioning and bulk-load settings of :mod:`echo_splade.mappings`. The index
-        records no model, so the sparse systems refuse it. Bad corpus records are
-        skipped (counted and logged). Returns the number of documents indexed.
+        Delegates to :func:`echo_splade.ingest.index_text_only` (the ingest library's
+        :class:`CorpusReader` and :class:`BulkWriter`, the provisioning and bulk-load
+        settings of :mod:`echo_splade.mappings`). The index records no model, so the
+        sparse systems refuse it. Bad corpus records are skipped (counted and logged).
+        Returns the number of documents indexed.
         """
-        from echo_splade.ingest import BulkWriter, CorpusReader
-        from echo_splade.mappings import IndexSpec, bulk_load_settings, provision
-
-        backend = self.backend
-        logger.info("index %s is missing: provisioning it and indexing the text of %s (BM25 only, no encoding)",
-                    self.index, dataset.corpus_path)
-        started = time.monotonic()
-        provision(backend, IndexSpec(self.index))
-        skipped: dict[str, int] = {}
-
-        def actions():
-            for record in CorpusReader(dataset.path, format="beir"):
-                if record["reason"]:
-                    skipped[record["reason"]] = skipped.get(record["reason"], 0) + 1
-                    continue
-                source = {"doc_id": record["doc_id"], "title": record["title"], "text": record["text"]}
-                yield {"_id": record["doc_id"], "_source": source}
-
-        indexed, failed = 0, []
-        with bulk_load_settings(backend, self.index):
-            for ok, item in BulkWriter(backend, self.index).streaming_bulk(actions()):
-                if ok:
-                    indexed += 1
-                else:
-                    failed.append(item)
-        if failed:
-            raise ValueError(f"{len(failed)} document(s) were rejected by the cluster, e.g. {failed[0]}")
-        if skipped:
-            logger.warning("skipped bad corpus records: %s", skipped)
-        self.ingest_info = {"mode": "text only (BM25, no encoding)", "indexed": indexed,
-                            "skipped_bad_records": skipped, "seconds": round(time.monotonic() - started, 3)}
-        return indexed
+        info = index_text_only(self.backend, self.index, dataset.path, format="beir")
+        self.ingest_info = {"mode": "text only (BM25, no encoding)", **info}
+        return info["indexed"]
 
     def _check_index_model(self) -> None:
         """The sparse systems need an index with vectors; ``sparse``/``hybrid`` need this encoder's vectors."""
