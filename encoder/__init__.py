@@ -15,6 +15,7 @@ from typing import Any
 _LAZY = {
     "CONFIG_FILE": "._echo_splade_encoder",
     "EchoSpladeEncoder": "._echo_splade_encoder",
+    "to_sparse_vector": "._echo_splade_encoder",
     "MlmSpladeEncoder": "._mlm_splade_encoder",
     "MlmTemplate": "._mlm_template",
     "EchoInput": "._echo_template",

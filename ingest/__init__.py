@@ -6,6 +6,8 @@ imported where the pipeline runs, so the readers and the bulk writer work
 without starting it.
 """
 
+import importlib
+
 from ._backoff import Backoff
 from ._bulk_index_error import BulkIndexError
 from ._bulk_writer import BulkWriter
@@ -48,8 +50,6 @@ _LAZY = {
 def __getattr__(name: str):
     """Ray-dependent names load on first use (``import ray`` takes seconds)."""
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
