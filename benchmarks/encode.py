@@ -101,8 +101,7 @@ def naive_encode(encoder, texts: list[str]) -> list:
     """Same windows, input order, full ``model(ids).logits`` per padded batch (see ``naive_splade_weights``)."""
     import torch
 
-    from echo_splade.encoder import naive_splade_weights
-    from echo_splade.encoder._echo_splade_encoder import _to_sparse
+    from echo_splade.encoder import naive_splade_weights, to_sparse_vector
 
     windows = encoder.prepare(texts, "document")
     merged: dict[int, torch.Tensor] = {}
@@ -120,7 +119,7 @@ def naive_encode(encoder, texts: list[str]) -> list:
         weights = naive_splade_weights(encoder.model, ids.to(device), mask.to(device), pool.to(device)).cpu()
         for i, (row, _) in enumerate(batch):
             merged[row] = weights[i] if row not in merged else torch.maximum(merged[row], weights[i])
-    return [_to_sparse(merged[row], None, None) for row in range(len(texts))]
+    return [to_sparse_vector(merged[row], None, None) for row in range(len(texts))]
 
 
 def worker(args) -> None:

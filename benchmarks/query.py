@@ -13,8 +13,6 @@ rows measure the cluster side only (the same pre-encoded query, pruned to each t
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import statistics
 import sys
 import time
@@ -24,19 +22,11 @@ import numpy as np
 
 
 def load_queries(corpus: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with open(corpus / "qrels" / f"{split}.tsv", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t")
-        for row in reader:
-            if not row or row[0] == "query-id":
-                continue
-            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
-    queries = {}
-    with open(corpus / "queries.jsonl") as fh:
-        for line in fh:
-            q = json.loads(line)
-            if str(q["_id"]) in qrels:
-                queries[str(q["_id"])] = q["text"]
+    """The judged queries of one split and their judgments (the encoder's BEIR reader)."""
+    from echo_splade.encoder import read_beir_qrels, read_beir_queries
+
+    qrels = read_beir_qrels(corpus / "qrels" / f"{split}.tsv")
+    queries = read_beir_queries(corpus / "queries.jsonl", ids=qrels)
     return queries, {q: r for q, r in qrels.items() if q in queries}
 
 
@@ -118,8 +108,10 @@ def main(argv=None) -> int:
     def run_to_ranx(results):
         return Run({qid: {h.id: float(h.score) for h in hits} or {"__none__": 0.0} for qid, hits in results.items()})
 
+    lexical = Hybrid()  # the connector's BM25 clause (multi_match over title and text)
+
     def bm25(item):
-        resp = backend.search(args.index, {"query": {"multi_match": {"query": item[1], "fields": ["title", "text"]}},
+        resp = backend.search(args.index, {"query": lexical.bm25_clause(item[1]),
                                            "size": 10, "_source": {"excludes": [llm.field]},
                                            "track_total_hits": False})
         return [Hit(id=h["_id"], score=h["_score"]) for h in resp["hits"]["hits"]]

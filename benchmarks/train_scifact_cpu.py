@@ -36,7 +36,10 @@ from echo_splade.encoder import (
     SpladeTrainer,
     TrainingConfig,
     document_text,
+    iter_beir_corpus,
+    iter_beir_qrels,
     load_training_examples,
+    read_beir_queries,
 )
 
 logger = logging.getLogger("train_scifact_cpu")
@@ -48,21 +51,20 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """The relevant (score > 0) judgments of a qrels TSV (the encoder's BEIR reader)."""
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            qid, did, score = line.rstrip("\n").split("\t")
-            if int(score) > 0:
-                qrels.setdefault(qid, {})[did] = int(score)
+    for qid, did, score in iter_beir_qrels(path):
+        if score > 0:
+            qrels.setdefault(qid, {})[did] = int(score)
     return qrels
 
 
 def eval_subset(data: Path, n_queries: int, n_distractors: int, seed: int):
     """Held-out test queries, their judged documents and sampled distractors (fixed seed)."""
     qrels = read_qrels(data / "qrels" / "test.tsv")
-    queries = {q["_id"]: q["text"] for q in read_jsonl(data / "queries.jsonl")}
-    corpus = {d["_id"]: document_text(d.get("title", ""), d.get("text", "")) for d in read_jsonl(data / "corpus.jsonl")}
+    queries = read_beir_queries(data / "queries.jsonl")
+    corpus = {d["_id"]: document_text(d.get("title", ""), d.get("text", ""))
+              for d in iter_beir_corpus(data / "corpus.jsonl")}
     rng = random.Random(seed)
     qids = sorted(q for q in qrels if q in queries)
     qids = sorted(rng.sample(qids, min(n_queries, len(qids))))

@@ -3,6 +3,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Optional, Sequence
 
+from echo_splade.mappings import feature_to_token
+
 from ._term_contribution import TermContribution
 from ._token_label import PieceScheme, token_label
 
@@ -37,8 +39,6 @@ class Explanation:
         so explaining a hit costs no extra request. Each term's ``label`` is the token as a
         person reads it (:func:`token_label`: a word piece with the word of ``texts`` it came from).
         """
-        from echo_splade.mappings import feature_to_token
-
         if top_n is not None and top_n < 0:
             raise ValueError(f"top_n must be >= 0 or None, got {top_n}")
         shared = [

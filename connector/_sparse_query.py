@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Iterable, Literal, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional
+
+from echo_splade.client import ClusterError
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +111,6 @@ def read_clause_limit(backend: Any) -> int:
     persistent, then node defaults). Elasticsearch >= 8 derives the limit from
     heap and thread pool sizes and ignores that setting; its floor, 1024, is used.
     """
-    from echo_splade.client import ClusterError
-
     if backend.engine == "elasticsearch" and backend.version[:1] >= (8,):
         return DEFAULT_CLAUSE_LIMIT
     try:

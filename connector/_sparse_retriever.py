@@ -6,6 +6,9 @@ import logging
 import re
 from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
+from echo_splade.client import ClusterError, wrap_client
+from echo_splade.mappings import feature_to_token, read_index_meta, token_to_feature
+
 from ._document_frequencies import DocumentFrequencies
 from ._explanation import Explanation
 from ._query_vector_cache import QueryVectorCache
@@ -94,8 +97,6 @@ class SparseRetriever:
         field_type: Optional[SparseFieldType] = None,
         query_cache: Optional[QueryVectorCache] = None,
     ) -> None:
-        from echo_splade.client import wrap_client
-
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(index, str) or not index.strip():
@@ -161,8 +162,6 @@ class SparseRetriever:
     def index_meta(self) -> dict:
         """The index ``_meta`` written at provisioning (model, model_rev, feature scheme, templates)."""
         if self._meta is None:
-            from echo_splade.mappings import read_index_meta
-
             self._meta = dict(read_index_meta(self.backend, self.index) or {})
         return self._meta
 
@@ -170,7 +169,7 @@ class SparseRetriever:
     def encoder(self) -> Any:
         """The query encoder (``llm`` mode), loaded on first use."""
         if self._encoder is None:
-            from echo_splade.encoder import EchoSpladeEncoder
+            from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
             name = self._encoder_name or self._model_from_meta("encoder")
             logger.info("loading encoder %s for queries on %s", name, self.index)
@@ -185,7 +184,7 @@ class SparseRetriever:
             if self._tokenizer_name is None and self._encoder is not None and getattr(self._encoder, "tokenizer", None) is not None:
                 self._tokenizer = self._encoder.tokenizer
             else:
-                from echo_splade.encoder import load_tokenizer
+                from echo_splade.encoder import load_tokenizer  # lazy: imports transformers
 
                 name = self._tokenizer_name or self._encoder_name or self._model_from_meta("tokenizer")
                 self._tokenizer = load_tokenizer(name)
@@ -210,8 +209,6 @@ class SparseRetriever:
 
         Returns how many vocabulary features occur in at least one document.
         """
-        from echo_splade.mappings import token_to_feature
-
         vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         features = {token_to_feature(t) for t in vocab if t}
         return self.document_frequencies.refresh(sorted(features))
@@ -219,13 +216,9 @@ class SparseRetriever:
     # -- query encoding ------------------------------------------------------
     def encode_query(self, query: Query) -> dict[str, float]:
         """``{token_string: weight}`` the query is searched with (after pruning), largest first."""
-        from echo_splade.mappings import feature_to_token
-
         return {feature_to_token(f): w for f, w in self._query_features(query, self.clause_limit).items()}
 
     def _query_features(self, query: Query, max_terms: int) -> dict[str, float]:
-        from echo_splade.mappings import token_to_feature
-
         if self.mode == "tokens":
             weights = self._check_tokens(query)
         else:
@@ -256,8 +249,6 @@ class SparseRetriever:
         return weights
 
     def _idf_weights(self, text: str) -> dict[str, float]:
-        from echo_splade.mappings import token_to_feature
-
         ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         tokens = self.tokenizer.convert_ids_to_tokens(ids)
         features = list(dict.fromkeys(token_to_feature(t) for t in tokens if t))
@@ -404,8 +395,6 @@ class SparseRetriever:
         return {d["_id"]: d for d in resp.get("docs", []) if d.get("found")}
 
     def _msearch(self, bodies: Sequence[Mapping[str, Any]]) -> list[dict]:
-        from echo_splade.client import ClusterError
-
         lines = []
         for body in bodies:
             lines.append(json.dumps({"index": self.index}))

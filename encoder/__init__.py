@@ -2,7 +2,8 @@
 
 Depends on torch, transformers and peft only; nothing here knows about clusters.
 Names load on first use, so the torch-free ones (``DEFAULT_MODEL``,
-``document_text``, ``load_training_examples``, ...) can be imported by the
+``document_text``, ``load_training_examples``, the BEIR
+readers ``read_beir_queries``/``read_beir_qrels``, ...) can be imported by the
 cluster-side code without importing torch.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 _LAZY = {
     "CONFIG_FILE": "._echo_splade_encoder",
     "EchoSpladeEncoder": "._echo_splade_encoder",
+    "to_sparse_vector": "._echo_splade_encoder",
     "MlmSpladeEncoder": "._mlm_splade_encoder",
     "MlmTemplate": "._mlm_template",
     "EchoInput": "._echo_template",
@@ -40,6 +42,11 @@ _LAZY = {
     "VocabBias": "._vocab_bias",
     "DEFAULT_EXCLUDE": "._vocab_filter",
     "VocabFilter": "._vocab_filter",
+    "QREL_HEADER_IDS": "._beir_folder",
+    "iter_beir_corpus": "._beir_folder",
+    "iter_beir_qrels": "._beir_folder",
+    "read_beir_qrels": "._beir_folder",
+    "read_beir_queries": "._beir_folder",
     "HELD_OUT_SPLITS": "._training_data",
     "TrainingExample": "._training_data",
     "document_text": "._training_data",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
 import torch
+from safetensors.torch import save_file
 
 from ._echo_template import EchoInput, EchoTemplate
 from ._model_registry import DEFAULT_MODEL, builtin_model_dir, load_model_from_gguf, resolve_model
@@ -229,7 +230,7 @@ class EchoSpladeEncoder:
         if _is_masked_lm(path):  # a BERT-style SPLADE model: the peer of the echo model, same interface
             from transformers import AutoModelForMaskedLM
 
-            from ._mlm_splade_encoder import MlmSpladeEncoder
+            from ._mlm_splade_encoder import MlmSpladeEncoder  # lazy: that module imports this one (a cycle)
 
             model = AutoModelForMaskedLM.from_pretrained(path, dtype=torch_dtype).to(torch_device).eval()
             tokenizer = AutoTokenizer.from_pretrained(path)
@@ -259,8 +260,6 @@ class EchoSpladeEncoder:
         if _is_peft(self.model):
             self.model.save_pretrained(str(target))
         elif self.adapter_state is not None:
-            from safetensors.torch import save_file
-
             save_file({k: v.contiguous() for k, v in self.adapter_state.items()},
                       str(target / "adapter_model.safetensors"))
             self.adapter_config.save_pretrained(str(target))
@@ -361,7 +360,7 @@ class EchoSpladeEncoder:
         _check_pruning(top_k, min_weight)
         results: list[SparseVector | None] = [None] * len(texts)
         for row, weights in self._pooled(texts, kind, raw=False):
-            results[row] = _to_sparse(weights, top_k, min_weight)
+            results[row] = to_sparse_vector(weights, top_k, min_weight)
         return results  # type: ignore[return-value]
 
     def max_logits(self, texts: Sequence[str], kind: TextKind = "document",
@@ -522,7 +521,7 @@ def _check_pruning(top_k: int | None, min_weight: float | None) -> None:
         raise ValueError(f"min_weight must be >= 0 or None, got {min_weight!r}")
 
 
-def _to_sparse(weights: torch.Tensor, top_k: int | None, min_weight: float | None) -> SparseVector:
+def to_sparse_vector(weights: torch.Tensor, top_k: int | None, min_weight: float | None) -> SparseVector:
     """Prune a ``[vocab]`` weight vector into a :class:`SparseVector` (weights > 0 only, sorted by id).
 
     Raises:

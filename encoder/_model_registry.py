@@ -12,6 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from filelock import FileLock
+
+# torch and transformers are imported inside the builders and loaders: this module is torch-free at import
+# (``DEFAULT_MODEL`` and the short names are read by the cluster-side code).
+
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "ECHO_SPLADE_HOME"
@@ -154,8 +159,6 @@ def resolve_model(name_or_path: str) -> str:
     """
     if name_or_path not in SHORT_NAMES:
         return str(name_or_path)
-    from filelock import FileLock
-
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     target = root / name_or_path

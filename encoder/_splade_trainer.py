@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+from safetensors.torch import load_file
 
 from ._echo_splade_encoder import EchoSpladeEncoder, TextKind
 from ._model_registry import cache_dir
@@ -306,7 +307,6 @@ class SpladeTrainer:
 
     def _restore(self, encoder: EchoSpladeEncoder, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
         from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
 
         checkpoints = self._checkpoints()
         if not checkpoints:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ._beir_folder import iter_beir_corpus, iter_beir_qrels, read_beir_queries
 
 logger = logging.getLogger(__name__)
 
@@ -91,21 +92,12 @@ def _load_beir(folder: Path, split: str) -> list[TrainingExample]:
     for needed in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_file):
         if not needed.is_file():
             raise ValueError(f"{folder} is not a BEIR folder with a {split!r} split: {needed} is missing")
-    pairs: list[tuple[str, str]] = []
-    with qrels_file.open(encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        for number, row in enumerate(reader, start=1):
-            if number == 1 and row and row[0] in ("query-id", "query_id", "qid"):
-                continue
-            if len(row) < 3:
-                raise ValueError(f"{qrels_file}:{number}: expected query-id, corpus-id, score")
-            if float(row[2]) > 0:
-                pairs.append((row[0], row[1]))
+    pairs = [(query_id, doc_id) for query_id, doc_id, score in iter_beir_qrels(qrels_file) if score > 0]
     wanted_queries = {q for q, _ in pairs}
     wanted_docs = {d for _, d in pairs}
-    queries = {r["_id"]: r["text"] for r in _read_jsonl(folder / "queries.jsonl") if r["_id"] in wanted_queries}
+    queries = read_beir_queries(folder / "queries.jsonl", ids=wanted_queries)
     docs = {r["_id"]: document_text(r.get("title", ""), r.get("text", ""))
-            for r in _read_jsonl(folder / "corpus.jsonl") if r["_id"] in wanted_docs}
+            for r in iter_beir_corpus(folder / "corpus.jsonl") if r["_id"] in wanted_docs}
     examples = [TrainingExample(queries[q], docs[d]) for q, d in pairs
                 if q in queries and d in docs and queries[q].strip() and docs[d]]
     if len(examples) < len(pairs):
@@ -116,9 +108,3 @@ def _load_beir(folder: Path, split: str) -> list[TrainingExample]:
     logger.info("read %d training pairs (%s split) from %s", len(examples), split, folder)
     return examples
 
-
-def _read_jsonl(path: Path):
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)

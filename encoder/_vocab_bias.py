@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from ._splade_pooling import splade_activation
 
@@ -66,8 +67,6 @@ class VocabBias(torch.nn.Module):
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``vocab_bias.safetensors`` into ``directory``; return its path."""
-        from safetensors.torch import save_file
-
         path = Path(directory) / BIAS_FILE
         save_file({"bias": self.bias.detach().to("cpu", torch.float32).contiguous()}, str(path))
         return path
@@ -75,8 +74,6 @@ class VocabBias(torch.nn.Module):
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "VocabBias | None":
         """The bias saved in ``directory`` (frozen: ``requires_grad`` off), or None when it holds none."""
-        from safetensors.torch import load_file
-
         path = Path(directory) / BIAS_FILE
         if not path.is_file():
             return None

@@ -1,9 +1,12 @@
-"""The ingest job: read a corpus -> encode with Echo-SPLADE on Ray actors -> bulk-index, resumable, with dead letters.
+"""The ingest job: read a corpus -> encode with Echo-SPLADE on Ray actors -> bulk-index, resumable, with dead letters;
+:func:`index_text_only` writes a corpus's text alone (a BM25-only index, no encoding).
 
 Imports ``client``, ``mappings`` and the public ``encoder`` API only; Ray is
 imported where the pipeline runs, so the readers and the bulk writer work
 without starting it.
 """
+
+import importlib
 
 from ._backoff import Backoff
 from ._bulk_index_error import BulkIndexError
@@ -11,6 +14,7 @@ from ._bulk_writer import BulkWriter
 from ._corpus_reader import RECORD_FIELDS, CorpusFormat, CorpusReader
 from ._dead_letter import DEAD_LETTER_REASONS, DeadLetter
 from ._ingest_report import IngestReport
+from ._text_only_index import index_text_only
 
 __all__ = [
     "Backoff",
@@ -29,6 +33,7 @@ __all__ = [
     "RECORD_FIELDS",
     "WriteBatch",
     "document_text",
+    "index_text_only",
 ]
 
 _LAZY = {
@@ -45,8 +50,6 @@ _LAZY = {
 def __getattr__(name: str):
     """Ray-dependent names load on first use (``import ray`` takes seconds)."""
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value

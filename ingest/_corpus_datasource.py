@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from typing import Iterator, Optional
 
+import pyarrow as pa
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
@@ -15,8 +16,6 @@ __all__ = ["CorpusDatasource", "record_schema"]
 
 def record_schema():
     """Arrow schema of the reader's records (:data:`RECORD_FIELDS`)."""
-    import pyarrow as pa
-
     ints = {"line", "offset", "row"}
     return pa.schema([(name, pa.int64() if name in ints else pa.string()) for name in RECORD_FIELDS])
 
@@ -47,8 +46,6 @@ class CorpusDatasource(Datasource):
         return None
 
     def _blocks(self) -> Iterator:
-        import pyarrow as pa
-
         schema = record_schema()
         read = 0
         for batch in self.reader.iter_batches(self.block_rows):

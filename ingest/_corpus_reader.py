@@ -103,7 +103,7 @@ class CorpusReader:
     def count_hint(self) -> Optional[int]:
         """The number of records (JSONL: non-blank lines, by a fast binary pass; Parquet: from metadata)."""
         if self.format == "parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # lazy: heavy, and only Parquet corpora need it
 
             return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
         total = 0
@@ -176,7 +176,7 @@ class CorpusReader:
                                         obj.get(self.text_field), where, line)
 
     def _parquet_records(self) -> Iterator[dict]:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # lazy: heavy, and only Parquet corpora need it
 
         row = 0
         for path in self.files:

@@ -4,7 +4,9 @@ import json
 import logging
 from typing import Any, Optional
 
+from echo_splade.client import connect
 from echo_splade.encoder import document_text  # torch-free: the encoder package loads lazily
+from echo_splade.mappings import FLOAT_MIN_NORMAL, sparse_to_features
 
 from ._backoff import Backoff
 
@@ -49,10 +51,8 @@ class EncodeBatch:
         torch_threads: Optional[int] = None,
         encoder_options: Optional[dict] = None,
     ) -> None:
-        from echo_splade.mappings import FLOAT_MIN_NORMAL
-
         if torch_threads:
-            import torch
+            import torch  # lazy: torch only where an encoder runs (this module also serves document_text)
 
             torch.set_num_threads(int(torch_threads))
         self.encoder = self.load_encoder(model, adapter=adapter, device=device, batch_size=batch_size,
@@ -65,8 +65,6 @@ class EncodeBatch:
         self._resume_index: Optional[str] = None
         self._backend: Any = None
         if resume:
-            from echo_splade.client import connect
-
             self._backend = connect(resume["connection"])
             self._resume_index = resume["index"]
         self._backoff = Backoff()
@@ -78,7 +76,7 @@ class EncodeBatch:
         A subclass may return any object with ``encode_documents(texts, top_k=, min_weight=)``,
         ``tokens(vector)``, ``model_id`` and ``model_rev`` (e.g. one serving precomputed vectors).
         """
-        from echo_splade.encoder import EchoSpladeEncoder
+        from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
         return EchoSpladeEncoder.from_pretrained(model, **kwargs)
 
@@ -93,8 +91,6 @@ class EncodeBatch:
                 if d.get("found") and (d.get("_source") or {}).get("model_rev") == self.model_rev}
 
     def _source(self, row: dict, vector: Any) -> str:
-        from echo_splade.mappings import sparse_to_features
-
         source = {"doc_id": row["doc_id"], "title": row["title"], "text": row["text"],
                   "sparse": sparse_to_features(self.encoder.tokens(vector)),
                   "model": self.model_id, "model_rev": self.model_rev}
@@ -115,7 +111,7 @@ class EncodeBatch:
                 for r, v in zip(rows, vectors)]
 
     def __call__(self, batch):
-        import pyarrow as pa
+        import pyarrow as pa  # lazy: heavy; only the Ray pipeline calls batches
 
         rows = batch.to_pylist()
         good = [i for i, r in enumerate(rows) if not r["reason"]]

@@ -3,6 +3,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+import pyarrow as pa
+
+from echo_splade.client import connect
+
 from ._bulk_writer import BulkWriter
 
 logger = logging.getLogger(__name__)
@@ -28,14 +32,10 @@ class WriteBatch:
     """
 
     def __init__(self, connection: Any, index: str, writer_options: Optional[dict] = None) -> None:
-        from echo_splade.client import connect
-
         self.backend = connect(connection)
         self.writer = BulkWriter(self.backend, index, **(writer_options or {}))
 
     def __call__(self, batch):
-        import pyarrow as pa
-
         ids = batch.column("doc_id").to_pylist()
         status = batch.column("status").to_pylist()
         docs = batch.column("doc").to_pylist()

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Optional, Union
+
+from echo_splade.encoder import document_text, read_beir_qrels, read_beir_queries
+from echo_splade.ingest import CorpusReader
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,8 @@ class EvalDataset:
 
     The folder holds ``corpus.jsonl``, ``queries.jsonl`` (``_id``, ``text``) and
     ``qrels/<split>.tsv`` (header ``query-id  corpus-id  score``). Only queries
-    judged in the split are kept, in the order of their first judgment; a
+    judged in the split are kept, in the order of their first judgment (read by
+    :func:`echo_splade.encoder.read_beir_qrels`/:func:`~echo_splade.encoder.read_beir_queries`); a
     judgment with score <= 0 counts as not relevant (the metrics library treats
     it so). The corpus is not read here: ingest streams it.
 
@@ -56,8 +58,8 @@ class EvalDataset:
             available = sorted(p.stem for p in (self.path / "qrels").glob("*.tsv")) if (self.path / "qrels").is_dir() else []
             raise FileNotFoundError(f"no qrels for split {split!r} in {self.path} (qrels/{split}.tsv); "
                                     f"available splits: {available or 'none'}")
-        qrels = self._read_qrels(qrels_path)
-        all_queries = self._read_queries(self.path / "queries.jsonl")
+        qrels = read_beir_qrels(qrels_path)
+        all_queries = read_beir_queries(self.path / "queries.jsonl")
         self.missing_queries = [q for q in qrels if q not in all_queries]
         if self.missing_queries:
             logger.warning("%d judged query id(s) are not in queries.jsonl and are skipped (e.g. %s)",
@@ -83,52 +85,8 @@ class EvalDataset:
     def corpus_texts(self) -> dict[str, str]:
         """``{doc_id: text}`` of the whole corpus, read into memory (the encoder's ``document_text`` of title
         and text); bad records are left out. For tools that need the texts by id, e.g. hard-negative mining."""
-        from echo_splade.encoder import document_text
-        from echo_splade.ingest import CorpusReader
-
         return {r["doc_id"]: document_text(r["title"], r["text"])
                 for r in CorpusReader(self.path, format="beir") if not r["reason"]}
-
-    @staticmethod
-    def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
-        qrels: dict[str, dict[str, int]] = {}
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh, delimiter="\t")
-            for number, row in enumerate(reader, start=1):
-                if not row or not "".join(row).strip():
-                    continue
-                if number == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid"):
-                    continue
-                if len(row) < 3:
-                    raise ValueError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}")
-                try:
-                    score = int(float(row[2]))
-                except ValueError:
-                    raise ValueError(f"{path}:{number}: score {row[2]!r} is not a number") from None
-                qrels.setdefault(row[0].strip(), {})[row[1].strip()] = score
-        if not qrels:
-            raise ValueError(f"{path} holds no judgments")
-        return qrels
-
-    @staticmethod
-    def _read_queries(path: Path) -> dict[str, str]:
-        if not path.is_file():
-            raise FileNotFoundError(f"queries file not found: {path}")
-        queries: dict[str, str] = {}
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                    qid, text = str(obj["_id"]), obj["text"]
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{path}:{number}: not a query record with '_id' and 'text' ({exc})") from None
-                if not isinstance(text, str) or not text.strip():
-                    logger.warning("%s:%d: query %r has empty text; skipped", path, number, qid)
-                    continue
-                queries[qid] = text
-        return queries
 
     def detect_self_hits(self) -> bool:
         """Whether the queries are themselves corpus documents (the ArguAna convention).
@@ -137,8 +95,6 @@ class EvalDataset:
         as that document (title and text, whitespace and case ignored). Matching
         ids alone are not enough: Cranfield numbers both from 1.
         """
-        from echo_splade.ingest import CorpusReader
-
         wanted = {qid: _normalise(text) for qid, text in self.queries.items()}
         shared = same = 0
         for record in CorpusReader(self.path, format="beir"):

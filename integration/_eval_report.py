@@ -85,7 +85,7 @@ class EvalReport:
 
     def save_plot(self, path: Union[str, os.PathLike], title: str | None = None) -> Path:
         """A PNG of quality (one panel per metric) against p50 latency, one point per system."""
-        import matplotlib
+        import matplotlib  # lazy: heavy, and only plots need it
 
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt

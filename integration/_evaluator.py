@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import math
 import os
 import statistics
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Sequence, Union
+
+from tqdm.auto import tqdm
+
+from echo_splade.client import ClusterError, connect
+from echo_splade.connector import Hybrid, SparseRetriever
+from echo_splade.encoder import DEFAULT_MODEL
+from echo_splade.ingest import index_text_only
+from echo_splade.mappings import DOC_PRUNING_META_KEY, IndexSpec, read_index_meta
 
 from ._eval_dataset import EvalDataset
 from ._eval_report import METRICS, SYSTEMS, EvalReport
@@ -93,8 +103,6 @@ class Evaluator:
         truncate: bool = False,
         progress: Union[bool, Callable[[str, int, int], None]] = False,
     ) -> None:
-        from echo_splade.connector import Hybrid
-
         systems = tuple(systems)
         unknown = [s for s in systems if s not in SYSTEMS]
         if unknown or not systems:
@@ -139,16 +147,12 @@ class Evaluator:
 
     @staticmethod
     def _default_model() -> str:
-        from echo_splade.encoder import DEFAULT_MODEL
-
         return DEFAULT_MODEL
 
     # -- collaborators ------------------------------------------------------------------
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            from echo_splade.client import connect
-
             self._backend = connect(self.connection)
         return self._backend
 
@@ -156,7 +160,7 @@ class Evaluator:
     def encoder(self) -> Any:
         """The query encoder of the ``sparse`` and ``hybrid`` systems, loaded once."""
         if self._encoder is None:
-            from echo_splade.encoder import EchoSpladeEncoder
+            from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
             logger.info("loading encoder %s%s", self.model, f" + adapter {self.adapter}" if self.adapter else "")
             self._encoder = EchoSpladeEncoder.from_pretrained(self.model, adapter=self.adapter,
@@ -188,7 +192,7 @@ class Evaluator:
                                  "name or path; pass model= so the ingest job can load it on its workers")
             self.index_text_only(dataset)
             return True
-        from echo_splade.ingest import IngestJob
+        from echo_splade.ingest import IngestJob  # lazy: imports ray
 
         model_arg = {"model": self.model, "adapter": self.adapter, "max_length": self.max_length}
         options: dict[str, Any] = {}
@@ -208,50 +212,20 @@ class Evaluator:
     def index_text_only(self, dataset: EvalDataset) -> int:
         """BM25-only evaluation: provision the index and write ``title``/``text`` without encoding anything.
 
-        Uses the ingest library's :class:`CorpusReader` and :class:`BulkWriter` and the
-        provisioning and bulk-load settings of :mod:`echo_splade.mappings`. The index
-        records no model, so the sparse systems refuse it. Bad corpus records are
-        skipped (counted and logged). Returns the number of documents indexed.
+        Delegates to :func:`echo_splade.ingest.index_text_only` (the ingest library's
+        :class:`CorpusReader` and :class:`BulkWriter`, the provisioning and bulk-load
+        settings of :mod:`echo_splade.mappings`). The index records no model, so the
+        sparse systems refuse it. Bad corpus records are skipped (counted and logged).
+        Returns the number of documents indexed.
         """
-        from echo_splade.ingest import BulkWriter, CorpusReader
-        from echo_splade.mappings import IndexSpec, bulk_load_settings, provision
-
-        backend = self.backend
-        logger.info("index %s is missing: provisioning it and indexing the text of %s (BM25 only, no encoding)",
-                    self.index, dataset.corpus_path)
-        started = time.monotonic()
-        provision(backend, IndexSpec(self.index))
-        skipped: dict[str, int] = {}
-
-        def actions():
-            for record in CorpusReader(dataset.path, format="beir"):
-                if record["reason"]:
-                    skipped[record["reason"]] = skipped.get(record["reason"], 0) + 1
-                    continue
-                source = {"doc_id": record["doc_id"], "title": record["title"], "text": record["text"]}
-                yield {"_id": record["doc_id"], "_source": source}
-
-        indexed, failed = 0, []
-        with bulk_load_settings(backend, self.index):
-            for ok, item in BulkWriter(backend, self.index).streaming_bulk(actions()):
-                if ok:
-                    indexed += 1
-                else:
-                    failed.append(item)
-        if failed:
-            raise ValueError(f"{len(failed)} document(s) were rejected by the cluster, e.g. {failed[0]}")
-        if skipped:
-            logger.warning("skipped bad corpus records: %s", skipped)
-        self.ingest_info = {"mode": "text only (BM25, no encoding)", "indexed": indexed,
-                            "skipped_bad_records": skipped, "seconds": round(time.monotonic() - started, 3)}
-        return indexed
+        info = index_text_only(self.backend, self.index, dataset.path, format="beir")
+        self.ingest_info = {"mode": "text only (BM25, no encoding)", **info}
+        return info["indexed"]
 
     def _check_index_model(self) -> None:
         """The sparse systems need an index with vectors; ``sparse``/``hybrid`` need this encoder's vectors."""
         if not any(s in _MODEL_SYSTEMS for s in self.systems):
             return
-        from echo_splade.mappings import read_index_meta
-
         meta = read_index_meta(self.backend, self.index)
         stored = meta.get("model_rev")
         if not stored:
@@ -269,7 +243,7 @@ class Evaluator:
     # -- running ------------------------------------------------------------------------
     def evaluate(self, dataset: EvalDataset) -> EvalReport:
         """Run every system over ``dataset``'s queries; return the figures and the configuration."""
-        import ranx
+        import ranx  # lazy: heavy (numba)
 
         if not self.backend.exists(self.index):
             raise ValueError(f"index {self.index!r} does not exist; ingest the corpus first (ensure_index)")
@@ -293,10 +267,6 @@ class Evaluator:
 
     def _run_system(self, system: str, search: Callable[[str, int], list[tuple[str, float]]],
                     dataset: EvalDataset, drop_self: bool) -> tuple[dict, list[float], int]:
-        from tqdm.auto import tqdm
-
-        from echo_splade.client import ClusterError
-
         fetch = self.depth + 1 if drop_self else self.depth
         run: dict[str, dict[str, float]] = {}
         latencies: list[float] = []
@@ -325,9 +295,6 @@ class Evaluator:
 
     def _searcher(self, system: str) -> tuple[Callable[[str, int], list[tuple[str, float]]], float]:
         """``(search(text, k) -> [(doc_id, score)], seconds of untimed setup)`` for one system."""
-        from echo_splade.connector import SparseRetriever
-        from echo_splade.mappings import read_index_meta
-
         field = read_index_meta(self.backend, self.index).get("sparse_field", "sparse")
         if system == "bm25":
             hybrid = self.hybrid
@@ -367,10 +334,6 @@ class Evaluator:
 
     # -- configuration ----------------------------------------------------------------------
     def _config(self, dataset: EvalDataset, drop_self: bool, errors: dict, setup_seconds: dict) -> dict:
-        import dataclasses
-
-        from echo_splade.mappings import read_index_meta
-
         backend = self.backend
         meta = read_index_meta(backend, self.index)
         aliases = backend.get_aliases(self.index)
@@ -421,8 +384,6 @@ class Evaluator:
             config["model"] = config["model"] or enc.model_id
             config["model_rev"] = enc.model_rev
             config["encoder_config"] = dict(enc.config)
-            from echo_splade.mappings import IndexSpec
-
             config["templates"] = config["templates"] or IndexSpec.from_encoder(self.index, enc).echo_templates
         if self.ingest_info is not None:
             config["ingest"] = dict(self.ingest_info)
@@ -438,16 +399,12 @@ class Evaluator:
     @staticmethod
     def _doc_pruning(meta: dict) -> Any:
         """The ingest job's document pruning recorded in the index (``None``: no vectors in the index)."""
-        from echo_splade.mappings import DOC_PRUNING_META_KEY
-
         if DOC_PRUNING_META_KEY in meta:
             return meta[DOC_PRUNING_META_KEY]
         return None if meta.get("model") is None else "not recorded (ingested before echo-splade recorded it)"
 
 
 def _version(distribution: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(distribution)
     except PackageNotFoundError:

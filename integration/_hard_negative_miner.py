@@ -9,8 +9,14 @@ import random
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+from tqdm.auto import tqdm
+
+from echo_splade.client import connect
+from echo_splade.connector import Hybrid
+from echo_splade.encoder import HELD_OUT_SPLITS
+from echo_splade.ingest import index_text_only
+
 from ._eval_dataset import EvalDataset
-from ._evaluator import Evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +35,8 @@ class HardNegativeMiner:
     negatives gives one example each) plus ``query_id``/``positive_id``/``negative_ids``.
 
     The corpus must be in ``index`` with its ``title``/``text``; a missing index
-    is built from the text alone (:meth:`Evaluator.index_text_only`, no encoding).
+    is built from the text alone (:func:`echo_splade.ingest.index_text_only`, no encoding).
+    The BM25 query is the connector's (:meth:`Hybrid.bm25_clause`), as in ``echo-splade eval``.
 
     Args:
         connection: how to reach the cluster.
@@ -52,7 +59,11 @@ class HardNegativeMiner:
             raise ValueError(f"skip ({skip}) must be smaller than depth ({depth})")
         if max_positives is not None and (not isinstance(max_positives, int) or max_positives < 1):
             raise ValueError(f"max_positives must be an integer >= 1 or None, got {max_positives!r}")
-        self.evaluator = Evaluator(connection, index, systems=("bm25",), depth=max(depth, 10))
+        if not isinstance(index, str) or not index:
+            raise ValueError("index must be a non-empty index or alias name")
+        self.connection = connection
+        self.hybrid = Hybrid()
+        self._backend: Any = None
         self.index = index
         self.depth = depth
         self.skip = skip
@@ -61,20 +72,32 @@ class HardNegativeMiner:
         self.min_score = min_score
         self.seed = seed
 
+    @property
+    def backend(self) -> Any:
+        """The cluster connection, opened on first use."""
+        if self._backend is None:
+            self._backend = connect(self.connection)
+        return self._backend
+
     def close(self) -> None:
-        self.evaluator.close()
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def ensure_index(self, dataset: EvalDataset) -> bool:
+        """Index the dataset's text (no encoding) unless ``index`` exists; ``True`` when it built it."""
+        if self.backend.exists(self.index):
+            return False
+        index_text_only(self.backend, self.index, dataset.path, format="beir")
+        return True
 
     def mine(self, dataset: EvalDataset, progress: bool = False) -> Iterator[dict]:
         """Yield the training rows of ``dataset`` (its split must not be a held-out one)."""
-        from tqdm.auto import tqdm
-
-        from echo_splade.encoder import HELD_OUT_SPLITS
-
         if dataset.split in HELD_OUT_SPLITS:
             raise ValueError(f"split {dataset.split!r} is held out for evaluation; mine a training split")
-        self.evaluator.ensure_index(dataset)
+        self.ensure_index(dataset)
         corpus = dataset.corpus_texts()
-        backend, clause = self.evaluator.backend, self.evaluator.hybrid.bm25_clause
+        backend, clause = self.backend, self.hybrid.bm25_clause
         missing = 0
         for qid, text in tqdm(dataset.queries.items(), total=len(dataset), desc="mine", unit="q",
                               disable=not progress):
