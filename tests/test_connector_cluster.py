@@ -227,7 +227,7 @@ def test_inference_free_idf_weights_and_stored_table(engine_backend, corpus):
 
 
 @pytest.mark.parametrize("mode", ["llm", "inference-free"])
-@pytest.mark.parametrize("text", ["bad\x00query\x07 with\x1bcontrols", "mood 😀😞 emoji", "давление 高血压 pressure",
+@pytest.mark.parametrize("text", ["bad\x00blood\x07 pressure\x1bcontrols", "mood 😀😞 emoji", "давление 高血压 pressure",
                                   "café naïve résumé"])
 def test_awkward_text_works(engine_backend, corpus, tiny_model, mode, text):
     r = SparseRetriever(engine_backend, corpus[0], encoder=tiny_model if mode == "llm" else None, mode=mode)
