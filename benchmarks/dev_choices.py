@@ -67,8 +67,9 @@ def evaluate(url: str, dataset_path: str, split: str, index: str, max_queries: i
         if number % 100 == 0:
             print(f"  {dataset_path} {number}/{len(data)} queries", file=sys.stderr)
     backend.close()
-    return {name: float(ranx.evaluate(qrels, ranx.Run(run), "ndcg@10", make_comparable=True))
-            for name, run in runs.items()}
+    return {
+        name: float(ranx.evaluate(qrels, ranx.Run(run), "ndcg@10", make_comparable=True)) for name, run in runs.items()
+    }
 
 
 def main() -> None:

@@ -36,8 +36,9 @@ def load_split(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[s
     return dataset.queries, dataset.qrels, dataset.corpus_texts()
 
 
-def run_model(model: str, queries: dict[str, str], corpus: dict[str, str], max_length: int, depth: int,
-              batch_size: int) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+def run_model(
+    model: str, queries: dict[str, str], corpus: dict[str, str], max_length: int, depth: int, batch_size: int
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     import torch
 
     from echo_splade.encoder import EchoSpladeEncoder
@@ -48,22 +49,28 @@ def run_model(model: str, queries: dict[str, str], corpus: dict[str, str], max_l
     docs = encoder.encode_documents([corpus[d] for d in doc_ids])
     qids = list(queries)
     qs = encoder.encode_queries([queries[q] for q in qids])
-    device = encoder.device
+    device, vocab_size = encoder.device, encoder.vocab_size
 
     def dense(vectors) -> torch.Tensor:
-        matrix = torch.zeros(len(vectors), encoder.vocab_size, device=device)
+        matrix = torch.zeros(len(vectors), vocab_size, device=device)
         for row, v in enumerate(vectors):
             matrix[row, torch.tensor(v.indices, device=device, dtype=torch.long)] = torch.tensor(
-                v.values, device=device)
+                v.values, device=device
+            )
         return matrix
 
     d, q = dense(docs), dense(qs)
     scores = q @ d.T  # [queries, docs]
     top = torch.topk(scores, min(depth, len(doc_ids)), dim=1)
-    run = {qid: {doc_ids[j]: float(s) for s, j in zip(top.values[i].tolist(), top.indices[i].tolist()) if s > 0}
-           for i, qid in enumerate(qids)}
-    nnz = {"nnz_doc": sum(len(v.indices) for v in docs) / len(docs),
-           "nnz_query": sum(len(v.indices) for v in qs) / len(qs), "seconds": time.perf_counter() - began}
+    run = {
+        qid: {doc_ids[j]: float(s) for s, j in zip(top.values[i].tolist(), top.indices[i].tolist()) if s > 0}
+        for i, qid in enumerate(qids)
+    }
+    nnz = {
+        "nnz_doc": sum(len(v.indices) for v in docs) / len(docs),
+        "nnz_query": sum(len(v.indices) for v in qs) / len(qs),
+        "seconds": time.perf_counter() - began,
+    }
     logger.info("%s: %s", model, nnz)
     del encoder
     if device.type == "cuda":
@@ -80,8 +87,10 @@ def score(result: dict, qrels: dict[str, dict[str, int]]) -> None:
         run = {q: docs or {"-": 0.0} for q, docs in run.items()}
         figures = ranx.evaluate(judged, ranx.Run(run), ["ndcg@10", "recall@100", "mrr@10"], make_comparable=True)
         nnz = result["nnz"][model]
-        print(f"{model[-60:]:60}{figures['ndcg@10']:>10.4f}{figures['recall@100']:>12.4f}{figures['mrr@10']:>10.4f}"
-              f"{nnz['nnz_doc']:>10.1f}{nnz['nnz_query']:>10.1f}")
+        print(
+            f"{model[-60:]:60}{figures['ndcg@10']:>10.4f}{figures['recall@100']:>12.4f}{figures['mrr@10']:>10.4f}"
+            f"{nnz['nnz_doc']:>10.1f}{nnz['nnz_query']:>10.1f}"
+        )
 
 
 def main() -> None:
@@ -105,8 +114,9 @@ def main() -> None:
     logger.info("%s %s: %d queries, %d documents", args.data, args.split, len(queries), len(corpus))
     result: dict = {"data": str(args.data), "split": args.split, "max_length": args.max_length, "runs": {}, "nnz": {}}
     for model in args.model:
-        result["runs"][model], result["nnz"][model] = run_model(model, queries, corpus, args.max_length, args.depth,
-                                                                args.batch_size)
+        result["runs"][model], result["nnz"][model] = run_model(
+            model, queries, corpus, args.max_length, args.depth, args.batch_size
+        )
         if args.out:
             args.out.write_text(json.dumps(result))
     try:

@@ -28,9 +28,19 @@ import sys
 import time
 from pathlib import Path
 
-MISTRAL_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                  num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=32768, sliding_window=None,
-                  tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+MISTRAL_7B = dict(
+    vocab_size=32000,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=32768,
+    sliding_window=None,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
+)
 H100_BF16_DENSE_TFLOPS = 989.0
 
 
@@ -71,8 +81,11 @@ def load_texts(args) -> list[str]:
     rows = [json.loads(line) for line in Path(args.corpus).open(encoding="utf-8") if line.strip()]
     rng = random.Random(args.seed)
     sample = rng.sample(rows, min(args.sample, len(rows)))
-    return [document_text(r.get("title", ""), r.get("text", "")) for r in sample if document_text(r.get("title", ""),
-                                                                                                   r.get("text", ""))]
+    return [
+        document_text(r.get("title", ""), r.get("text", ""))
+        for r in sample
+        if document_text(r.get("title", ""), r.get("text", ""))
+    ]
 
 
 def build_encoder(args):
@@ -107,15 +120,15 @@ def naive_encode(encoder, texts: list[str]) -> list:
     merged: dict[int, torch.Tensor] = {}
     device = encoder.device
     for start in range(0, len(windows), encoder.batch_size):
-        batch = windows[start:start + encoder.batch_size]
+        batch = windows[start : start + encoder.batch_size]
         longest = max(len(w.input_ids) for _, w in batch)
         ids = torch.zeros(len(batch), longest, dtype=torch.long)
         mask = torch.zeros(len(batch), longest, dtype=torch.long)
         pool = torch.zeros(len(batch), longest, dtype=torch.bool)
         for i, (_, w) in enumerate(batch):
-            ids[i, :len(w.input_ids)] = torch.tensor(w.input_ids)
-            mask[i, :len(w.input_ids)] = 1
-            pool[i, w.pool_start:w.pool_end] = True
+            ids[i, : len(w.input_ids)] = torch.tensor(w.input_ids)
+            mask[i, : len(w.input_ids)] = 1
+            pool[i, w.pool_start : w.pool_end] = True
         weights = naive_splade_weights(encoder.model, ids.to(device), mask.to(device), pool.to(device)).cpu()
         for i, (row, _) in enumerate(batch):
             merged[row] = weights[i] if row not in merged else torch.maximum(merged[row], weights[i])
@@ -131,8 +144,9 @@ def worker(args) -> None:
     encoder = build_encoder(args)
     texts = load_texts(args)
     cuda = encoder.device.type == "cuda"
-    run = (lambda t: encoder.encode_documents(t)) if args.worker == "efficient" else (
-        lambda t: naive_encode(encoder, t))
+    run = (
+        (lambda t: encoder.encode_documents(t)) if args.worker == "efficient" else (lambda t: naive_encode(encoder, t))
+    )
     with torch.inference_mode():
         run(texts[:1])  # warm-up
         rss_loaded = _status_mb("VmRSS") or peak_rss_mb()
@@ -148,13 +162,22 @@ def worker(args) -> None:
     windows = encoder.prepare(texts, "document")
     tokens = sum(len(w.input_ids) for _, w in windows)
     pooled = sum(w.pool_end - w.pool_start for _, w in windows)
-    result = {"impl": args.worker, "docs": len(texts), "windows": len(windows), "tokens": tokens,
-              "seconds": seconds, "docs_per_s": len(texts) / seconds, "tokens_per_s": tokens / seconds,
-              "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_loaded,
-              "peak_over_baseline_mb": peak_rss_mb() - rss_loaded,
-              "mean_nnz": sum(len(v) for v in vectors) / len(vectors), "device": str(encoder.device)}
+    result = {
+        "impl": args.worker,
+        "docs": len(texts),
+        "windows": len(windows),
+        "tokens": tokens,
+        "seconds": seconds,
+        "docs_per_s": len(texts) / seconds,
+        "tokens_per_s": tokens / seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_mb": rss_loaded,
+        "peak_over_baseline_mb": peak_rss_mb() - rss_loaded,
+        "mean_nnz": sum(len(v) for v in vectors) / len(vectors),
+        "device": str(encoder.device),
+    }
     if cuda:
-        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         params = sum(p.numel() for p in encoder.model.parameters())
         head = encoder.model.get_output_embeddings().weight.numel()
         head_positions = pooled if args.worker == "efficient" else tokens
@@ -178,8 +201,12 @@ def main() -> None:
     parser.add_argument("--dtype", help="default: bf16 on CUDA, fp32 on CPU")
     parser.add_argument("--threads", type=int, help="torch CPU threads in each worker")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE_TFLOPS,
-                        help="accelerator peak for model FLOP utilisation (default: H100 SXM bf16 dense)")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=H100_BF16_DENSE_TFLOPS,
+        help="accelerator peak for model FLOP utilisation (default: H100 SXM bf16 dense)",
+    )
     parser.add_argument("--only", choices=["efficient", "naive"], help="run one implementation")
     parser.add_argument("--worker", choices=["efficient", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -191,8 +218,10 @@ def main() -> None:
         if not args.random_init:
             parser.error("--shape builds a model without weights: pass --random-init")
         if not torch.cuda.is_available() or (args.device or "cuda").startswith("cpu"):
-            parser.error(f"--shape {args.shape} needs a CUDA GPU: the model alone is ~14.5 GB in bf16 and one "
-                         "CPU pass over the corpus would take hours")
+            parser.error(
+                f"--shape {args.shape} needs a CUDA GPU: the model alone is ~14.5 GB in bf16 and one "
+                "CPU pass over the corpus would take hours"
+            )
     if args.worker:
         worker(args)
         return
@@ -204,20 +233,32 @@ def main() -> None:
             continue
         forwarded.append(arg)
     results = {}
-    for impl in ([args.only] if args.only else ["efficient", "naive"]):
+    for impl in [args.only] if args.only else ["efficient", "naive"]:
         proc = subprocess.run([sys.executable, __file__, *forwarded, "--worker", impl], capture_output=True, text=True)
-        line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+        line = next((out for out in proc.stdout.splitlines() if out.startswith("RESULT ")), None)
         if proc.returncode != 0 or line is None:
             sys.stderr.write(proc.stderr[-4000:])
             sys.exit(f"the {impl} worker failed (exit {proc.returncode})")
-        results[impl] = json.loads(line[len("RESULT "):])
+        results[impl] = json.loads(line[len("RESULT ") :])
 
     what = f"{args.shape} (random init)" if args.shape else args.model
     first = next(iter(results.values()))
-    print(f"case={args.case} model={what} device={first['device']} docs={first['docs']} windows={first['windows']} "
-          f"input tokens={first['tokens']} max_length={args.max_length} batch_size={args.batch_size}")
-    columns = ["docs_per_s", "tokens_per_s", "peak_rss_mb", "rss_before_mb", "peak_over_baseline_mb", "peak_cuda_mb",
-               "model_tflops_per_s", "mfu", "mean_nnz", "seconds"]
+    print(
+        f"case={args.case} model={what} device={first['device']} docs={first['docs']} windows={first['windows']} "
+        f"input tokens={first['tokens']} max_length={args.max_length} batch_size={args.batch_size}"
+    )
+    columns = [
+        "docs_per_s",
+        "tokens_per_s",
+        "peak_rss_mb",
+        "rss_before_mb",
+        "peak_over_baseline_mb",
+        "peak_cuda_mb",
+        "model_tflops_per_s",
+        "mfu",
+        "mean_nnz",
+        "seconds",
+    ]
     columns = [c for c in columns if any(c in r for r in results.values())]
     print(f"{'':10}" + "".join(f"{c:>20}" for c in columns))
     for impl, r in results.items():
@@ -225,10 +266,14 @@ def main() -> None:
     if len(results) == 2:
         e, n = results["efficient"], results["naive"]
         print(f"throughput ratio efficient/naive: {e['docs_per_s'] / n['docs_per_s']:.2f}x docs/s")
-        print(f"peak RSS ratio efficient/naive:   {e['peak_rss_mb'] / n['peak_rss_mb']:.3f} (whole process; "
-              f"both hold the same ~{e['rss_before_mb']:.0f} MB of libraries and weights before encoding)")
-        print(f"peak RSS above that baseline, efficient/naive: "
-              f"{e['peak_over_baseline_mb'] / max(n['peak_over_baseline_mb'], 1e-9):.3f}")
+        print(
+            f"peak RSS ratio efficient/naive:   {e['peak_rss_mb'] / n['peak_rss_mb']:.3f} (whole process; "
+            f"both hold the same ~{e['rss_before_mb']:.0f} MB of libraries and weights before encoding)"
+        )
+        print(
+            f"peak RSS above that baseline, efficient/naive: "
+            f"{e['peak_over_baseline_mb'] / max(n['peak_over_baseline_mb'], 1e-9):.3f}"
+        )
         if "peak_cuda_mb" in e:
             print(f"peak CUDA memory ratio efficient/naive: {e['peak_cuda_mb'] / n['peak_cuda_mb']:.3f}")
 

@@ -80,22 +80,33 @@ def precompute(base: list[dict], path: Path, threads: int) -> dict:
     from echo_splade.encoder import EchoSpladeEncoder
 
     torch.set_num_threads(threads)
-    encoder = EchoSpladeEncoder.from_pretrained(TINY["model"], device="cpu", batch_size=32,
-                                                max_length=TINY["max_length"], **TINY["encoder_options"])
+    encoder = EchoSpladeEncoder.from_pretrained(
+        TINY["model"], device="cpu", batch_size=32, max_length=TINY["max_length"], **TINY["encoder_options"]
+    )
     texts = sorted({document_text(r["title"], r["text"]) for r in base})
     started = time.perf_counter()
     vectors = encoder.encode_documents(texts, top_k=256, min_weight=1.1754944e-38)
     seconds = time.perf_counter() - started
-    payload = {"model_id": encoder.model_id, "model_rev": encoder.model_rev,
-               "vectors": {t: encoder.tokens(v) for t, v in zip(texts, vectors)}}
+    payload = {
+        "model_id": encoder.model_id,
+        "model_rev": encoder.model_rev,
+        "vectors": {t: encoder.tokens(v) for t, v in zip(texts, vectors)},
+    }
     with open(path, "wb") as fh:
         pickle.dump(payload, fh)
-    return {"model_id": encoder.model_id, "model_rev": encoder.model_rev, "docs": len(texts), "seconds": seconds,
-            "features": sum(len(v) for v in vectors) / len(vectors), "encoder_config": encoder.config}
+    return {
+        "model_id": encoder.model_id,
+        "model_rev": encoder.model_rev,
+        "docs": len(texts),
+        "seconds": seconds,
+        "features": sum(len(v) for v in vectors) / len(vectors),
+        "encoder_config": encoder.config,
+    }
 
 
-def raw_bulk(backend, url: str, index: str, corpus: Path, vectors: dict, info: dict, writers: int,
-             chunk_docs: int) -> tuple[int, float]:
+def raw_bulk(
+    backend, url: str, index: str, corpus: Path, vectors: dict, info: dict, writers: int, chunk_docs: int
+) -> tuple[int, float]:
     from opensearchpy import helpers
 
     class Spec:  # what IndexSpec.from_encoder reads
@@ -108,10 +119,18 @@ def raw_bulk(backend, url: str, index: str, corpus: Path, vectors: dict, info: d
             for line in fh:
                 r = json.loads(line)
                 text = document_text(r["title"], r["text"])
-                yield {"_index": index, "_id": r["_id"], "_source": {
-                    "doc_id": r["_id"], "title": r["title"], "text": r["text"],
-                    "sparse": sparse_to_features(vectors[text]), "model": info["model_id"],
-                    "model_rev": info["model_rev"]}}
+                yield {
+                    "_index": index,
+                    "_id": r["_id"],
+                    "_source": {
+                        "doc_id": r["_id"],
+                        "title": r["title"],
+                        "text": r["text"],
+                        "sparse": sparse_to_features(vectors[text]),
+                        "model": info["model_id"],
+                        "model_rev": info["model_rev"],
+                    },
+                }
 
     from opensearchpy import OpenSearch
 
@@ -120,24 +139,49 @@ def raw_bulk(backend, url: str, index: str, corpus: Path, vectors: dict, info: d
     indexed = 0
     with bulk_load_settings(backend, index):
         started = time.perf_counter()
-        for ok, item in helpers.parallel_bulk(client, actions(), thread_count=writers, chunk_size=chunk_docs,
-                                              max_chunk_bytes=10 * 1024 * 1024, raise_on_error=True):
+        for ok, _item in helpers.parallel_bulk(
+            client,
+            actions(),
+            thread_count=writers,
+            chunk_size=chunk_docs,
+            max_chunk_bytes=10 * 1024 * 1024,
+            raise_on_error=True,
+        ):
             indexed += ok
         seconds = time.perf_counter() - started
     client.close()
     return indexed, seconds
 
 
-def pipeline(conn, index: str, corpus: Path, writers: int, chunk_docs: int, threads: int, stage=EncodeBatch,
-             limit=None, report_dir: Path = None):
+def pipeline(
+    conn,
+    index: str,
+    corpus: Path,
+    writers: int,
+    chunk_docs: int,
+    threads: int,
+    stage=EncodeBatch,
+    limit=None,
+    report_dir: Path = None,
+):
     samples: list[tuple[float, int]] = []
 
     def progress(report):
         samples.append((time.perf_counter(), report.indexed))
 
-    job = IngestJob(corpus, index, conn, batch_size=64, writers=writers, torch_threads=threads,
-                    writer_options={"max_chunk_docs": chunk_docs}, encode_stage=stage, limit=limit,
-                    report_path=report_dir / f"{index}.json", **TINY)
+    job = IngestJob(
+        corpus,
+        index,
+        conn,
+        batch_size=64,
+        writers=writers,
+        torch_threads=threads,
+        writer_options={"max_chunk_docs": chunk_docs},
+        encode_stage=stage,
+        limit=limit,
+        report_path=report_dir / f"{index}.json",
+        **TINY,
+    )
     report = job.run(progress=progress)
     steady = None
     if len(samples) >= 3:
@@ -149,18 +193,31 @@ def pipeline(conn, index: str, corpus: Path, writers: int, chunk_docs: int, thre
 def bm25_only(backend, index: str, corpus: Path, analyzer: str) -> int:
     from opensearchpy import helpers
 
-    backend.request("PUT", f"/{index}", body={
-        "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
-        "mappings": {"dynamic": False, "properties": {
-            "title": {"type": "text", "analyzer": analyzer}, "text": {"type": "text", "analyzer": analyzer},
-            "doc_id": {"type": "keyword"}}}})
+    backend.request(
+        "PUT",
+        f"/{index}",
+        body={
+            "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
+            "mappings": {
+                "dynamic": False,
+                "properties": {
+                    "title": {"type": "text", "analyzer": analyzer},
+                    "text": {"type": "text", "analyzer": analyzer},
+                    "doc_id": {"type": "keyword"},
+                },
+            },
+        },
+    )
 
     def actions():
         with open(corpus, encoding="utf-8") as fh:
             for line in fh:
                 r = json.loads(line)
-                yield {"_index": index, "_id": r["_id"],
-                       "_source": {"doc_id": r["_id"], "title": r["title"], "text": r["text"]}}
+                yield {
+                    "_index": index,
+                    "_id": r["_id"],
+                    "_source": {"doc_id": r["_id"], "title": r["title"], "text": r["text"]},
+                }
 
     ok, _ = helpers.bulk(backend.raw, actions(), chunk_size=1000)
     return ok
@@ -201,37 +258,70 @@ def main(argv=None) -> int:
         with open(vectors_path, "rb") as fh:
             vectors = pickle.load(fh)["vectors"]
         print(f"node: {backend.version_string} at {args.url}; machine: {os.cpu_count()} CPUs")
-        print(f"corpus: {args.corpus.name} x{args.copies} = {total} docs; vectors: {info['model_id']} "
-              f"(first 64-token window, top 256), {info['features']:.0f} features/doc on average; "
-              f"encoding them once took {info['seconds']:.1f}s ({info['docs'] / info['seconds']:.0f} docs/s)")
+        print(
+            f"corpus: {args.corpus.name} x{args.copies} = {total} docs; vectors: {info['model_id']} "
+            f"(first 64-token window, top 256), {info['features']:.0f} features/doc on average; "
+            f"encoding them once took {info['seconds']:.1f}s ({info['docs'] / info['seconds']:.0f} docs/s)"
+        )
 
-        indexed, seconds = raw_bulk(backend, args.url, names["raw"], corpus, vectors, info, args.writers, args.chunk_docs)
+        indexed, seconds = raw_bulk(
+            backend, args.url, names["raw"], corpus, vectors, info, args.writers, args.chunk_docs
+        )
         raw_rate = indexed / seconds
-        print(f"raw bulk (opensearch-py parallel_bulk, {args.writers} threads, {args.chunk_docs} docs/request): "
-              f"{indexed} docs in {seconds:.2f}s = {raw_rate:.0f} docs/s")
+        print(
+            f"raw bulk (opensearch-py parallel_bulk, {args.writers} threads, {args.chunk_docs} docs/request): "
+            f"{indexed} docs in {seconds:.2f}s = {raw_rate:.0f} docs/s"
+        )
 
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=512 << 20,
-                 logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            object_store_memory=512 << 20,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
         PrecomputedEncodeBatch.vectors_path = str(vectors_path)
-        report, steady = pipeline(conn, names["pipe"], corpus, args.writers, args.chunk_docs, args.threads,
-                                  stage=PrecomputedEncodeBatch, report_dir=scratch)
+        report, steady = pipeline(
+            conn,
+            names["pipe"],
+            corpus,
+            args.writers,
+            args.chunk_docs,
+            args.threads,
+            stage=PrecomputedEncodeBatch,
+            report_dir=scratch,
+        )
         count = backend.count(names["pipe"])
         steady_text = f"{steady:.0f} docs/s" if steady else "too few batches to measure"
-        print(f"pipeline (IngestJob, precomputed-vector encode stage, 1 encode actor, {args.writers} writer actors): "
-              f"{report.indexed} docs indexed (index count {count}); end to end {report.seconds:.2f}s = "
-              f"{report.docs_per_s:.0f} docs/s (incl. Ray/actor start-up); steady state {steady_text}")
+        print(
+            f"pipeline (IngestJob, precomputed-vector encode stage, 1 encode actor, {args.writers} writer actors): "
+            f"{report.indexed} docs indexed (index count {count}); end to end {report.seconds:.2f}s = "
+            f"{report.docs_per_s:.0f} docs/s (incl. Ray/actor start-up); steady state {steady_text}"
+        )
         if steady:
-            print(f"ratio pipeline/raw: steady state {steady / raw_rate:.2f} (goal >= 0.80), "
-                  f"end to end {report.docs_per_s / raw_rate:.2f}")
+            print(
+                f"ratio pipeline/raw: steady state {steady / raw_rate:.2f} (goal >= 0.80), "
+                f"end to end {report.docs_per_s / raw_rate:.2f}"
+            )
 
         if args.encode_docs:
             # end to end only: with few result batches a "steady state" window would miss most of the encoding
-            enc_report, _ = pipeline(conn, names["enc"], corpus, args.writers, args.chunk_docs,
-                                     args.threads, limit=args.encode_docs, report_dir=scratch)
-            print(f"pipeline with the real tiny encoder (tiny-mistral, CPU, {args.threads} torch thread(s)): "
-                  f"{enc_report.indexed} docs in {enc_report.seconds:.1f}s = {enc_report.docs_per_s:.1f} docs/s end to "
-                  f"end, incl. Ray/actor start-up (the encoder alone, in-process: "
-                  f"{info['docs'] / info['seconds']:.0f} docs/s)")
+            enc_report, _ = pipeline(
+                conn,
+                names["enc"],
+                corpus,
+                args.writers,
+                args.chunk_docs,
+                args.threads,
+                limit=args.encode_docs,
+                report_dir=scratch,
+            )
+            print(
+                f"pipeline with the real tiny encoder (tiny-mistral, CPU, {args.threads} torch thread(s)): "
+                f"{enc_report.indexed} docs in {enc_report.seconds:.1f}s = {enc_report.docs_per_s:.1f} docs/s end to "
+                f"end, incl. Ray/actor start-up (the encoder alone, in-process: "
+                f"{info['docs'] / info['seconds']:.0f} docs/s)"
+            )
         ray.shutdown()
 
         analyzer = backend.request("GET", f"/{names['pipe']}/_mapping")
@@ -239,10 +329,12 @@ def main(argv=None) -> int:
         bm25_only(backend, names["bm25"], corpus, analyzer)
         sparse_bytes, sparse_docs = store_bytes(backend, names["pipe"])
         bm25_bytes, bm25_docs = store_bytes(backend, names["bm25"])
-        print(f"index size on disk (force-merged, primaries): sparse+BM25 index {sparse_bytes / sparse_docs:.0f} "
-              f"bytes/doc ({sparse_bytes / 2**20:.1f} MiB, {sparse_docs} docs); BM25-only index "
-              f"{bm25_bytes / bm25_docs:.0f} bytes/doc ({bm25_bytes / 2**20:.1f} MiB, {bm25_docs} docs); "
-              f"ratio {sparse_bytes / bm25_bytes:.1f}x")
+        print(
+            f"index size on disk (force-merged, primaries): sparse+BM25 index {sparse_bytes / sparse_docs:.0f} "
+            f"bytes/doc ({sparse_bytes / 2**20:.1f} MiB, {sparse_docs} docs); BM25-only index "
+            f"{bm25_bytes / bm25_docs:.0f} bytes/doc ({bm25_bytes / 2**20:.1f} MiB, {bm25_docs} docs); "
+            f"ratio {sparse_bytes / bm25_bytes:.1f}x"
+        )
     finally:
         if not args.keep:
             for name in names.values():

@@ -73,7 +73,9 @@ def timed(fn, items, warmup: int):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", required=True, help="An ingested echo-splade index (alias) of the collection.")
-    parser.add_argument("--corpus", default="/work/shared/data/scifact", type=Path, help="BEIR folder (queries, qrels).")
+    parser.add_argument(
+        "--corpus", default="/work/shared/data/scifact", type=Path, help="BEIR folder (queries, qrels)."
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--model", help="Query encoder [default: the model in the index _meta].")
     parser.add_argument("--adapter")
@@ -99,7 +101,7 @@ def main(argv=None) -> int:
     llm = SparseRetriever(backend, args.index, encoder=args.model, adapter=args.adapter, mode="llm", query_top_k=None)
     encoder = llm.encoder
     encode_ms, vectors = [], {}
-    for qid, text in items:
+    for _qid, text in items:
         t0 = time.perf_counter()
         vectors[text] = encoder.encode_queries([text], top_k=None)[0]
         encode_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -111,9 +113,15 @@ def main(argv=None) -> int:
     lexical = Hybrid()  # the connector's BM25 clause (multi_match over title and text)
 
     def bm25(item):
-        resp = backend.search(args.index, {"query": lexical.bm25_clause(item[1]),
-                                           "size": 10, "_source": {"excludes": [llm.field]},
-                                           "track_total_hits": False})
+        resp = backend.search(
+            args.index,
+            {
+                "query": lexical.bm25_clause(item[1]),
+                "size": 10,
+                "_source": {"excludes": [llm.field]},
+                "track_total_hits": False,
+            },
+        )
         return [Hit(id=h["_id"], score=h["_score"]) for h in resp["hits"]["hits"]]
 
     def top_k_of(value: str):
@@ -126,16 +134,25 @@ def main(argv=None) -> int:
     h = SparseRetriever(backend, args.index, encoder=cached, mode="llm", query_top_k=top_k_of(args.hybrid_top_k))
     for method in args.hybrid.split(","):
         fusion = Hybrid(method=method.strip())
-        configs.append((f"hybrid {fusion.method} (top-k {args.hybrid_top_k})",
-                        lambda item, fusion=fusion: h.search(item[1], k=10, hybrid=fusion), h))
+        configs.append(
+            (
+                f"hybrid {fusion.method} (top-k {args.hybrid_top_k})",
+                lambda item, fusion=fusion: h.search(item[1], k=10, hybrid=fusion),
+                h,
+            )
+        )
     rows = []
 
     terms = {text: len(v) for text, v in vectors.items()}
-    print(f"index {args.index}: {n_docs} docs, engine {backend.version_string}, clause limit {llm.clause_limit}; "
-          f"model {getattr(encoder, 'model_id', '?')}; {len(items)} {args.split} queries "
-          f"(median {statistics.median(terms.values()):.0f} non-zero query terms before pruning)")
-    print(f"query encoding (not in the rows below): p50 {np.percentile(encode_ms, 50):.1f} ms, "
-          f"p95 {np.percentile(encode_ms, 95):.1f} ms")
+    print(
+        f"index {args.index}: {n_docs} docs, engine {backend.version_string}, clause limit {llm.clause_limit}; "
+        f"model {getattr(encoder, 'model_id', '?')}; {len(items)} {args.split} queries "
+        f"(median {statistics.median(terms.values()):.0f} non-zero query terms before pruning)"
+    )
+    print(
+        f"query encoding (not in the rows below): p50 {np.percentile(encode_ms, 50):.1f} ms, "
+        f"p95 {np.percentile(encode_ms, 95):.1f} ms"
+    )
     print(f"hybrid: {Hybrid()} (client-side fusion: one _msearch + one _mget)")
     print(f"{'configuration':<28} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'QPS':>8} {'nDCG@10':>8}")
     for name, fn, prepare in configs:

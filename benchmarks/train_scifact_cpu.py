@@ -63,8 +63,9 @@ def eval_subset(data: Path, n_queries: int, n_distractors: int, seed: int):
     """Held-out test queries, their judged documents and sampled distractors (fixed seed)."""
     qrels = read_qrels(data / "qrels" / "test.tsv")
     queries = read_beir_queries(data / "queries.jsonl")
-    corpus = {d["_id"]: document_text(d.get("title", ""), d.get("text", ""))
-              for d in iter_beir_corpus(data / "corpus.jsonl")}
+    corpus = {
+        d["_id"]: document_text(d.get("title", ""), d.get("text", "")) for d in iter_beir_corpus(data / "corpus.jsonl")
+    }
     rng = random.Random(seed)
     qids = sorted(q for q in qrels if q in queries)
     qids = sorted(rng.sample(qids, min(n_queries, len(qids))))
@@ -74,21 +75,34 @@ def eval_subset(data: Path, n_queries: int, n_distractors: int, seed: int):
     return ({q: queries[q] for q in qids}, {d: corpus[d] for d in dids}, {q: qrels[q] for q in qids})
 
 
-def evaluate(label: str, q_logits: torch.Tensor, d_logits: torch.Tensor, bias: torch.Tensor | None,
-             qids: list[str], dids: list[str], qrels: dict) -> dict:
+def evaluate(
+    label: str,
+    q_logits: torch.Tensor,
+    d_logits: torch.Tensor,
+    bias: torch.Tensor | None,
+    qids: list[str],
+    dids: list[str],
+    qrels: dict,
+) -> dict:
     """nDCG@10 and non-zeros of ``log1p(relu(max_logits + bias))`` vectors, scored by exact dot product."""
-    from ranx import Qrels, Run, evaluate as ranx_evaluate
+    from ranx import Qrels, Run
+    from ranx import evaluate as ranx_evaluate
 
     shift = 0.0 if bias is None else bias
     q = torch.log1p(torch.relu(q_logits + shift))  # [queries, vocab]
     d = torch.log1p(torch.relu(d_logits + shift))  # [docs, vocab]
     scores = q @ d.T
     top = scores.topk(min(100, len(dids)), dim=1)
-    run = {qid: {dids[j]: float(s) for s, j in zip(top.values[i].tolist(), top.indices[i].tolist())}
-           for i, qid in enumerate(qids)}
-    result = {"label": label, "ndcg@10": float(ranx_evaluate(Qrels(qrels), Run(run), "ndcg@10")),
-              "mean_nnz_doc": float((d > 0).sum(1).float().mean()),
-              "mean_nnz_query": float((q > 0).sum(1).float().mean())}
+    run = {
+        qid: {dids[j]: float(s) for s, j in zip(top.values[i].tolist(), top.indices[i].tolist())}
+        for i, qid in enumerate(qids)
+    }
+    result = {
+        "label": label,
+        "ndcg@10": float(ranx_evaluate(Qrels(qrels), Run(run), "ndcg@10")),
+        "mean_nnz_doc": float((d > 0).sum(1).float().mean()),
+        "mean_nnz_query": float((q > 0).sum(1).float().mean()),
+    }
     logger.info("%s: %s", label, result)
     return result
 
@@ -98,8 +112,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--output", type=Path, default=Path("models/smollm2-135m-scifact"))
-    parser.add_argument("--max-length", type=int, default=256,
-                        help="input tokens per text (training and evaluation; texts are truncated to one window)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=256,
+        help="input tokens per text (training and evaluation; texts are truncated to one window)",
+    )
     parser.add_argument("--steps", type=int, default=0, help="LoRA steps (0: head stage only)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -112,14 +130,19 @@ def main() -> None:
     parser.add_argument("--lambda-d", type=float, default=0.0)
     parser.add_argument("--ramp", type=int, default=5)
     parser.add_argument("--lora-layers", default="all", help="decoder layers to adapt, e.g. 18-29 or 'all'")
-    parser.add_argument("--train-modules", default="",
-                        help="modules trained in full besides the LoRA (comma-separated; '' for none)")
+    parser.add_argument(
+        "--train-modules", default="", help="modules trained in full besides the LoRA (comma-separated; '' for none)"
+    )
     parser.add_argument("--eval-queries", type=int, default=75)
     parser.add_argument("--distractors", type=int, default=150)
     parser.add_argument("--seed", type=int, default=13, help="seed of the evaluation subset")
     parser.add_argument("--train-seed", type=int, default=42, help="seed of the training run")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1 is far faster than 2 when other processes share the cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is far faster than 2 when other processes share the cores)",
+    )
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--skip-training", action="store_true", help="evaluate an existing --output")
     args = parser.parse_args()
@@ -133,26 +156,45 @@ def main() -> None:
         first, last = (int(x) for x in args.lora_layers.split("-"))
         layers = tuple(range(first, last + 1))
     queries, docs, qrels = eval_subset(args.data, args.eval_queries, args.distractors, args.seed)
-    print(f"eval subset: {len(queries)} test queries, {len(docs)} documents "
-          f"({sum(len(v) for v in qrels.values())} judged pairs)", flush=True)
+    print(
+        f"eval subset: {len(queries)} test queries, {len(docs)} documents "
+        f"({sum(len(v) for v in qrels.values())} judged pairs)",
+        flush=True,
+    )
 
     history: list[dict] = []
     if not args.skip_training:
         examples = load_training_examples(args.data, split="train")
-        config = TrainingConfig(model=args.model, max_length=args.max_length, steps=args.steps,
-                                batch_size=args.batch_size, learning_rate=args.lr, warmup_steps=5,
-                                lambda_q=args.lambda_q, lambda_d=args.lambda_d, flops_ramp_steps=args.ramp,
-                                lora_layers=layers, normalize=args.normalize, vocab_bias_init=args.vocab_bias_init,
-                                head_steps=args.head_steps, head_batch_size=args.head_batch_size,
-                                head_learning_rate=args.head_lr,
-                                train_modules=tuple(m for m in args.train_modules.split(",") if m),
-                                gradient_checkpointing=False, checkpoint_every=25, seed=args.train_seed)
+        config = TrainingConfig(
+            model=args.model,
+            max_length=args.max_length,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            warmup_steps=5,
+            lambda_q=args.lambda_q,
+            lambda_d=args.lambda_d,
+            flops_ramp_steps=args.ramp,
+            lora_layers=layers,
+            normalize=args.normalize,
+            vocab_bias_init=args.vocab_bias_init,
+            head_steps=args.head_steps,
+            head_batch_size=args.head_batch_size,
+            head_learning_rate=args.head_lr,
+            train_modules=tuple(m for m in args.train_modules.split(",") if m),
+            gradient_checkpointing=False,
+            checkpoint_every=25,
+            seed=args.train_seed,
+        )
         print(f"training on {len(examples)} SciFact train pairs: {config.to_dict()}", flush=True)
         began = time.perf_counter()
         SpladeTrainer(config, examples, args.output, device="cpu").train(
             resume=args.resume,
-            on_log=lambda r: (history.append(r), print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}),
-                                                        flush=True)))
+            on_log=lambda r: (
+                history.append(r),
+                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True),
+            ),
+        )
         print(f"training took {time.perf_counter() - began:.0f} s", flush=True)
     if not history and (args.output / "train_log.jsonl").is_file():
         history = read_jsonl(args.output / "train_log.jsonl")
@@ -161,14 +203,26 @@ def main() -> None:
     q_texts, d_texts = [queries[i] for i in qids], [docs[i] for i in dids]
     began = time.perf_counter()
     zero_shot = EchoSpladeEncoder.from_pretrained(args.model, device="cpu", max_length=args.max_length, truncate=True)
-    results = [evaluate("zero-shot", zero_shot.max_logits(q_texts, "query"), zero_shot.max_logits(d_texts),
-                        None, qids, dids, qrels)]
+    results = [
+        evaluate(
+            "zero-shot", zero_shot.max_logits(q_texts, "query"), zero_shot.max_logits(d_texts), None, qids, dids, qrels
+        )
+    ]
     del zero_shot
     trained = EchoSpladeEncoder.from_pretrained(args.output, device="cpu", max_length=args.max_length, truncate=True)
     q_logits, d_logits = trained.max_logits(q_texts, "query"), trained.max_logits(d_texts)
     if args.vocab_bias_init is not None and args.steps == 0:  # same backbone: the untrained head costs nothing
-        results.append(evaluate("untrained-head", q_logits, d_logits, torch.full((trained.vocab_size,),
-                                args.vocab_bias_init), qids, dids, qrels))
+        results.append(
+            evaluate(
+                "untrained-head",
+                q_logits,
+                d_logits,
+                torch.full((trained.vocab_size,), args.vocab_bias_init),
+                qids,
+                dids,
+                qrels,
+            )
+        )
     bias = trained.vocab_bias.bias.detach() if trained.vocab_bias is not None else None
     results.append(evaluate("trained", q_logits, d_logits, bias, qids, dids, qrels))
     print(f"evaluation took {time.perf_counter() - began:.0f} s", flush=True)
@@ -184,11 +238,15 @@ def main() -> None:
     print("\n=== SciFact CPU demonstration ===")
     if history:
         print(f"loss (mean of first/last {window} steps): {summary['loss_first']:.3f} -> {summary['loss_last']:.3f}")
-    print(f"nDCG@10 on {len(queries)} held-out test queries over {len(docs)} docs (exact dot product, "
-          f"{args.max_length} tokens per text):")
+    print(
+        f"nDCG@10 on {len(queries)} held-out test queries over {len(docs)} docs (exact dot product, "
+        f"{args.max_length} tokens per text):"
+    )
     for r in results:
-        print(f"  {r['label']:<15} nDCG@10 {r['ndcg@10']:.4f}   non-zeros/doc {r['mean_nnz_doc']:8.0f}   "
-              f"/query {r['mean_nnz_query']:8.0f}")
+        print(
+            f"  {r['label']:<15} nDCG@10 {r['ndcg@10']:.4f}   non-zeros/doc {r['mean_nnz_doc']:8.0f}   "
+            f"/query {r['mean_nnz_query']:8.0f}"
+        )
     print(f"documents {summary['nnz_doc_reduction']:.0f}x sparser than zero-shot")
 
 

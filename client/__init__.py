@@ -8,5 +8,14 @@ OpenSearch and Elasticsearch. No torch in here.
 from ._backend import AuthenticationError, AuthorizationError, Backend, ClusterError, TLSError, connect, wrap_client
 from ._connection import ConnectionConfig, redact_url
 
-__all__ = ["AuthenticationError", "AuthorizationError", "Backend", "ClusterError", "ConnectionConfig", "TLSError",
-           "connect", "redact_url", "wrap_client"]
+__all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
+    "Backend",
+    "ClusterError",
+    "ConnectionConfig",
+    "TLSError",
+    "connect",
+    "redact_url",
+    "wrap_client",
+]

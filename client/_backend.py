@@ -6,14 +6,14 @@ import re
 import ssl
 import threading
 import warnings
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional
 
 from ._connection import ENGINES, ConnectionConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AuthenticationError", "AuthorizationError", "Backend", "ClusterError", "TLSError", "connect",
-           "wrap_client"]
+__all__ = ["AuthenticationError", "AuthorizationError", "Backend", "ClusterError", "TLSError", "connect", "wrap_client"]
 
 # Statuses worth retrying: throttling and gateway-ish failures.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -88,8 +88,15 @@ class TLSError(ClusterError):
 # Elasticsearch: "action [indices:data/write/bulk[s]] is unauthorized ..."; OpenSearch: "no permissions for
 # [cluster:monitor/main] and User [...]"
 _ACTION = re.compile(r"(?:action|no permissions for) \[((?:[^\[\]\s]|\[[^\]]*\])+)\]")
-_TLS_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "WRONG_VERSION_NUMBER",
-                "wrong version number", "SSLError", "SSL: ", "TLS/SSL")
+_TLS_MARKERS = (
+    "CERTIFICATE_VERIFY_FAILED",
+    "certificate verify failed",
+    "WRONG_VERSION_NUMBER",
+    "wrong version number",
+    "SSLError",
+    "SSL: ",
+    "TLS/SSL",
+)
 
 
 def _error_parts(body: Any) -> tuple[Optional[str], Optional[str]]:
@@ -288,7 +295,7 @@ def _tls_failure(exc: BaseException) -> Optional[str]:
         texts.append(f"{type(current).__name__}: {current}")
         for attr in ("__cause__", "__context__", "errors", "reason", "info"):
             nested = getattr(current, attr, None)
-            for item in (nested if isinstance(nested, (list, tuple)) else [nested]):
+            for item in nested if isinstance(nested, (list, tuple)) else [nested]:
                 if isinstance(item, BaseException):
                     todo.append(item)
     text = " | ".join(texts)
@@ -302,7 +309,7 @@ def _tls_failure(exc: BaseException) -> Optional[str]:
     return None
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
 
@@ -358,14 +365,20 @@ def _warn_insecure(config: ConnectionConfig) -> None:
             warnings.filterwarnings("ignore", category=InsecureRequestWarning)
         except ImportError:  # pragma: no cover - both clients depend on urllib3
             pass
-        _warn_once("no-verify", ",".join(https),
-                   "TLS certificate verification is OFF for %s (--no-verify-certs): the connection is encrypted "
-                   "but the server is not authenticated; pass --ca-certs instead outside of tests",
-                   ", ".join(config.describe_urls(https)))
+        _warn_once(
+            "no-verify",
+            ",".join(https),
+            "TLS certificate verification is OFF for %s (--no-verify-certs): the connection is encrypted "
+            "but the server is not authenticated; pass --ca-certs instead outside of tests",
+            ", ".join(config.describe_urls(https)),
+        )
     if plain and (config.user is not None or config.api_key):
-        _warn_once("clear-text", ",".join(plain),
-                   "credentials are sent in clear text to %s (plain http://): use https://",
-                   ", ".join(config.describe_urls(plain)))
+        _warn_once(
+            "clear-text",
+            ",".join(plain),
+            "credentials are sent in clear text to %s (plain http://): use https://",
+            ", ".join(config.describe_urls(plain)),
+        )
 
 
 def _opensearch_client(config: ConnectionConfig):
@@ -443,4 +456,3 @@ def wrap_client(client: Any) -> Backend:
         "expected an opensearchpy.OpenSearch or elasticsearch.Elasticsearch client "
         f"(or an echo_splade Backend), got {type(client).__module__}.{type(client).__name__}"
     )
-

@@ -4,7 +4,8 @@ import dataclasses
 import os
 import re
 import urllib.parse
-from typing import Iterable, Literal, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Optional
 
 DEFAULT_URL = "http://127.0.0.1:9200"
 Engine = Literal["opensearch", "elasticsearch"]
@@ -79,13 +80,12 @@ class ConnectionConfig:
     @property
     def auth_kind(self) -> str:
         """``"api-key"``, ``"basic"`` or ``"none"``."""
-        return "api-key" if (self.api_key or "api_key" in self.secrets_from_env) else (
-            "basic" if self.user else "none")
+        return "api-key" if (self.api_key or "api_key" in self.secrets_from_env) else ("basic" if self.user else "none")
 
     def describe_urls(self, urls: Optional[Iterable[str]] = None) -> list[str]:
         return [redact_url(u) for u in (self.urls if urls is None else urls)]
 
-    def without_secrets(self) -> "ConnectionConfig":
+    def without_secrets(self) -> ConnectionConfig:
         """A copy without password and API key, marked to read them from the environment where it is used."""
         held = tuple(kind for kind in _SECRET_ENV if getattr(self, kind) is not None)
         if not held:
@@ -97,19 +97,21 @@ class ConnectionConfig:
         environment a process needs to turn :meth:`without_secrets` back into this config."""
         return {env: getattr(self, kind) for kind, env in _SECRET_ENV.items() if getattr(self, kind) is not None}
 
-    def with_env_secrets(self) -> "ConnectionConfig":
+    def with_env_secrets(self) -> ConnectionConfig:
         """For a copy from :meth:`without_secrets`: the config with its secrets read from the environment.
 
         Raises ValueError naming the variable when a user is set but neither secret is in the environment."""
         if not self.secrets_from_env:
             return self
-        values = {}
+        values: dict[str, Any] = {}
         for kind in self.secrets_from_env:
             value = os.environ.get(_SECRET_ENV[kind])
             if value is None:
-                raise ValueError(f"the cluster {kind.replace('_', ' ')} is not in this process's environment "
-                                 f"(${_SECRET_ENV[kind]}); a Ray worker gets it from the environment Ray was "
-                                 f"started with, or from the job's runtime_env env_vars")
+                raise ValueError(
+                    f"the cluster {kind.replace('_', ' ')} is not in this process's environment "
+                    f"(${_SECRET_ENV[kind]}); a Ray worker gets it from the environment Ray was "
+                    f"started with, or from the job's runtime_env env_vars"
+                )
             values[kind] = value
         return dataclasses.replace(self, secrets_from_env=(), **values)
 
@@ -125,7 +127,7 @@ def _split_userinfo(url: str) -> tuple[str, Optional[str], Optional[str]]:
     if not match:
         return url, None, None
     user, sep, password = match.group(2).partition(":")
-    clean = match.group(1) + url[match.end():]
+    clean = match.group(1) + url[match.end() :]
     return clean, urllib.parse.unquote(user), (urllib.parse.unquote(password) if sep else None)
 
 

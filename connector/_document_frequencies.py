@@ -3,7 +3,8 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
 
 from ._sparse_query import SparseFieldType, sparse_clause, uses_term_clauses
 
@@ -113,7 +114,7 @@ class DocumentFrequencies:
         out: dict[str, int] = {}
         terms = uses_term_clauses(self.backend, self.field_type)
         for start in range(0, len(features), self.batch_size):
-            chunk = features[start:start + self.batch_size]
+            chunk = features[start : start + self.batch_size]
             filters = {f: sparse_clause({f: 1.0}, self.field, self.field_type, terms=terms) for f in chunk}
             body = {"size": 0, "track_total_hits": True, "aggs": {"df": {"filters": {"filters": filters}}}}
             resp = self.backend.search(self.index, body)
@@ -130,21 +131,29 @@ class DocumentFrequencies:
             self._write_side_index(table)
         except AuthorizationError as exc:
             # read-only credentials (a search role) cannot keep the table: it is computed live instead
-            logger.warning("document frequencies of %s not stored in %s (%s); they are computed live",
-                           self.index, self.side_index, exc.reason or exc)
+            logger.warning(
+                "document frequencies of %s not stored in %s (%s); they are computed live",
+                self.index,
+                self.side_index,
+                exc.reason or exc,
+            )
 
     def _write_side_index(self, table: Mapping[str, int]) -> None:
         if not self.backend.exists(self.side_index):
-            self.backend.request("PUT", f"/{self.side_index}", body={
-                "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
-                "mappings": {"dynamic": False, "properties": {"physical": {"type": "keyword"}}},
-            })
+            self.backend.request(
+                "PUT",
+                f"/{self.side_index}",
+                body={
+                    "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
+                    "mappings": {"dynamic": False, "properties": {"physical": {"type": "keyword"}}},
+                },
+            )
         doc = {
             "index": self.index,
             "physical": self._physical(),
             "num_docs": self._num_docs,
             "field": self.field,
-            "computed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "computed_at": datetime.datetime.now(datetime.UTC).isoformat(),
             "df": dict(table),
         }
         self.backend.request("PUT", f"/{self.side_index}/_doc/{self.field}", body=doc, params={"refresh": "true"})
@@ -155,9 +164,12 @@ class DocumentFrequencies:
             return
         self._loaded = True
         # a search with ignore_unavailable answers 200 whether or not the side index exists
-        resp = self.backend.request("POST", f"/{self.side_index}/_search",
-                                    body={"size": 1, "query": {"ids": {"values": [self.field]}}},
-                                    params={"ignore_unavailable": True})
+        resp = self.backend.request(
+            "POST",
+            f"/{self.side_index}/_search",
+            body={"size": 1, "query": {"ids": {"values": [self.field]}}},
+            params={"ignore_unavailable": True},
+        )
         found = resp.get("hits", {}).get("hits") or []
         if not found:
             return
@@ -165,8 +177,13 @@ class DocumentFrequencies:
         source = doc.get("_source") or {}
         physical = self._physical()
         if source.get("physical") != physical:
-            logger.warning("stored document frequencies in %s describe %s, not %s; computing live "
-                           "(run DocumentFrequencies.refresh to update)", self.side_index, source.get("physical"), physical)
+            logger.warning(
+                "stored document frequencies in %s describe %s, not %s; computing live "
+                "(run DocumentFrequencies.refresh to update)",
+                self.side_index,
+                source.get("physical"),
+                physical,
+            )
             return
         self._df = {f: int(df) for f, df in (source.get("df") or {}).items()}
         self._num_docs = int(source["num_docs"])

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 from echo_splade.mappings import feature_to_token
 
@@ -32,7 +33,7 @@ class Explanation:
         top_n: Optional[int] = 10,
         texts: Sequence[str] = (),
         scheme: PieceScheme = "bpe",
-    ) -> "Explanation":
+    ) -> Explanation:
         """Intersect a query's and a document's ``{feature: weight}`` maps.
 
         Works from the document's stored ``rank_features`` (its ``_source``),
@@ -48,8 +49,10 @@ class Explanation:
         ]
         shared.sort(key=lambda t: (-t.product, t.feature))
         total = sum(t.product for t in shared)
-        kept = [dataclasses.replace(t, label=token_label(t.token, texts, scheme))
-                for t in (shared if top_n is None else shared[:top_n])]
+        kept = [
+            dataclasses.replace(t, label=token_label(t.token, texts, scheme))
+            for t in (shared if top_n is None else shared[:top_n])
+        ]
         return cls(terms=tuple(kept), matched=len(shared), total=total)
 
     def to_dict(self) -> dict:

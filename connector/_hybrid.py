@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Optional, Union
 
 __all__ = ["Hybrid", "HybridMethod"]
 
@@ -60,7 +61,7 @@ class Hybrid:
         object.__setattr__(self, "fields", fields)
 
     @classmethod
-    def coerce(cls, value: Union[None, bool, str, "Hybrid", Mapping[str, Any]]) -> Optional["Hybrid"]:
+    def coerce(cls, value: Union[None, bool, str, Hybrid, Mapping[str, Any]]) -> Optional[Hybrid]:
         """``None``/``False``/``"none"`` -> no hybrid; ``True`` -> defaults; a method name; a dict of fields."""
         if value is None or value is False or value == "none":
             return None
@@ -73,8 +74,9 @@ class Hybrid:
         if isinstance(value, Mapping):
             unknown = set(value) - {f.name for f in dataclasses.fields(cls)}
             if unknown:
-                raise ValueError(f"unknown hybrid option(s) {sorted(unknown)}; allowed: "
-                                 f"{[f.name for f in dataclasses.fields(cls)]}")
+                raise ValueError(
+                    f"unknown hybrid option(s) {sorted(unknown)}; allowed: {[f.name for f in dataclasses.fields(cls)]}"
+                )
             return cls(**value)
         raise ValueError(f"hybrid must be None, True, one of {HYBRID_METHODS}, a dict or a Hybrid, got {value!r}")
 
@@ -95,7 +97,9 @@ class Hybrid:
         }
 
     # -- client-side fusion -----------------------------------------------
-    def fuse(self, bm25: Sequence[tuple[str, float]], sparse: Sequence[tuple[str, float]]) -> list[tuple[str, float, dict]]:
+    def fuse(
+        self, bm25: Sequence[tuple[str, float]], sparse: Sequence[tuple[str, float]]
+    ) -> list[tuple[str, float, dict]]:
         """Fuse two ranked ``[(doc_id, score), ...]`` lists (best first).
 
         Returns ``[(doc_id, fused_score, components), ...]`` best first, ties broken

@@ -6,7 +6,8 @@ import fnmatch
 import logging
 import re
 import warnings
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional, Union
 
 from ._sparse_query import estimate_leaf_clauses
 
@@ -17,10 +18,28 @@ __all__ = ["QueryRewriter", "RewriteWarning"]
 #: The text clauses that are replaced (``query_string`` only when its text has no syntax).
 REWRITABLE = ("match", "match_phrase", "multi_match", "simple_query_string", "query_string")
 # Text queries whose semantics a sparse clause cannot reproduce.
-_NOT_REWRITABLE_TEXT = ("match_phrase_prefix", "match_bool_prefix", "combined_fields", "intervals",
-                        "more_like_this", "fuzzy", "prefix", "wildcard", "regexp", "span_term", "span_multi",
-                        "span_near", "span_or", "span_first", "span_not", "span_containing", "span_within",
-                        "term", "terms", "terms_set")
+_NOT_REWRITABLE_TEXT = (
+    "match_phrase_prefix",
+    "match_bool_prefix",
+    "combined_fields",
+    "intervals",
+    "more_like_this",
+    "fuzzy",
+    "prefix",
+    "wildcard",
+    "regexp",
+    "span_term",
+    "span_multi",
+    "span_near",
+    "span_or",
+    "span_first",
+    "span_not",
+    "span_containing",
+    "span_within",
+    "term",
+    "terms",
+    "terms_set",
+)
 _MULTI_FIELD = ("multi_match", "simple_query_string", "query_string", "combined_fields", "more_like_this")
 # Lucene classic query parser syntax: operators at term start, reserved characters, boolean words.
 _QS_SYNTAX = re.compile(r'(^|\s)[+\-!]|&&|\|\||[(){}\[\]^"~*?:\\/]|\b(AND|OR|NOT)\b')
@@ -67,8 +86,9 @@ class QueryRewriter:
         self.fields = fields
 
     # -- public ------------------------------------------------------------
-    def rewrite(self, body: Mapping[str, Any], make_clause: ClauseFactory, clause_limit: int,
-                keeps_original: bool = False) -> dict:
+    def rewrite(
+        self, body: Mapping[str, Any], make_clause: ClauseFactory, clause_limit: int, keeps_original: bool = False
+    ) -> dict:
         """Return a rewritten deep copy of ``body``.
 
         ``clause_limit`` is the cluster's clause limit: the replacement clauses
@@ -94,8 +114,10 @@ class QueryRewriter:
             others -= sum(estimate_leaf_clauses(s.clause) for s in sites)
         budget = (clause_limit - others) // len(sites)
         if budget < 1:
-            raise ValueError(f"the query already uses about {others} of the cluster's {clause_limit} clauses; "
-                             "no room is left for the sparse clauses")
+            raise ValueError(
+                f"the query already uses about {others} of the cluster's {clause_limit} clauses; "
+                "no room is left for the sparse clauses"
+            )
         for site in sites:
             container: Any = site.container  # a dict keyed by str or a list indexed by int
             container[site.key] = make_clause(site.text, budget, site.clause, site.boost, site.name)
@@ -139,8 +161,17 @@ class QueryRewriter:
         elif isinstance(value, Mapping):
             self._walk(value, params, key, path, scoring, sites)
 
-    def _visit_text(self, qtype: str, params: Any, node: Mapping, container: Any, key: Any, path: str,
-                    scoring: bool, sites: list[_Site]) -> None:
+    def _visit_text(
+        self,
+        qtype: str,
+        params: Any,
+        node: Mapping,
+        container: Any,
+        key: Any,
+        path: str,
+        scoring: bool,
+        sites: list[_Site],
+    ) -> None:
         if not isinstance(params, Mapping) or not self._on_field(qtype, params):
             return
         if not scoring:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Hashable, Optional
+from collections.abc import Hashable
+from typing import Optional
 
 __all__ = ["QueryVectorCache"]
 

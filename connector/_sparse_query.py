@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Literal, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Literal, Optional
 
 from echo_splade.client import ClusterError
 
@@ -33,8 +34,16 @@ DEFAULT_CLAUSE_LIMIT = 1024
 CLAUSE_SETTING = "indices.query.bool.max_clause_count"
 
 # Queries whose children are queries; everything else counts as leaves.
-_TEXT_QUERIES = ("match", "match_phrase", "match_phrase_prefix", "match_bool_prefix", "multi_match",
-                 "combined_fields", "simple_query_string", "query_string")
+_TEXT_QUERIES = (
+    "match",
+    "match_phrase",
+    "match_phrase_prefix",
+    "match_bool_prefix",
+    "multi_match",
+    "combined_fields",
+    "simple_query_string",
+    "query_string",
+)
 
 
 def select_terms(
@@ -51,8 +60,9 @@ def select_terms(
     for key, w in weights.items():
         if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w):
             raise ValueError(f"query weight for {key!r} must be a finite number, got {w!r}")
-    kept = sorted(((k, float(w)) for k, w in weights.items() if w > 0 and w >= min_weight),
-                  key=lambda kw: (-kw[1], kw[0]))
+    kept = sorted(
+        ((k, float(w)) for k, w in weights.items() if w > 0 and w >= min_weight), key=lambda kw: (-kw[1], kw[0])
+    )
     cap = min(x for x in (top_k, limit, len(kept)) if x is not None)
     return dict(kept[:cap])
 
@@ -87,21 +97,26 @@ def sparse_clause(
     if not features:
         return {"match_none": dict(extra)}
     if field_type == "sparse_vector" and terms:
-        should: list[dict[str, Any]] = [{"term": {field: {"value": key, "boost": float(w)}}}
-                                        for key, w in features.items()]
+        should: list[dict[str, Any]] = [
+            {"term": {field: {"value": key, "boost": float(w)}}} for key, w in features.items()
+        ]
         return {"bool": {"should": should, **extra}}
     if field_type == "sparse_vector":
         return {"sparse_vector": {"field": field, "query_vector": {k: float(v) for k, v in features.items()}, **extra}}
-    should = [{"rank_feature": {"field": f"{field}.{key}", "boost": float(w), "linear": {}}}
-              for key, w in features.items()]
+    should = [
+        {"rank_feature": {"field": f"{field}.{key}", "boost": float(w), "linear": {}}} for key, w in features.items()
+    ]
     return {"bool": {"should": should, **extra}}
 
 
 def uses_term_clauses(backend: Any, field_type: SparseFieldType) -> bool:
     """Whether a ``field_type`` field is queried with ``term`` clauses (:func:`sparse_clause` ``terms``):
     a ``sparse_vector`` field on Elasticsearch before 8.15, which has no ``sparse_vector`` query."""
-    return (field_type == "sparse_vector" and backend.engine == "elasticsearch"
-            and tuple(backend.version[:2]) < SPARSE_VECTOR_QUERY_SINCE)
+    return (
+        field_type == "sparse_vector"
+        and backend.engine == "elasticsearch"
+        and tuple(backend.version[:2]) < SPARSE_VECTOR_QUERY_SINCE
+    )
 
 
 def read_clause_limit(backend: Any) -> int:
@@ -146,7 +161,9 @@ def estimate_leaf_clauses(node: Any) -> int:
             total += sum(estimate_leaf_clauses(params.get(k)) for k in ("must", "should", "filter", "must_not"))
         elif qtype in ("constant_score",) and isinstance(params, Mapping):
             total += estimate_leaf_clauses(params.get("filter"))
-        elif qtype in ("function_score", "script_score", "nested", "has_child", "has_parent") and isinstance(params, Mapping):
+        elif qtype in ("function_score", "script_score", "nested", "has_child", "has_parent") and isinstance(
+            params, Mapping
+        ):
             total += estimate_leaf_clauses(params.get("query"))
             for fn in params.get("functions") or []:
                 if isinstance(fn, Mapping):
@@ -192,17 +209,21 @@ def detect_field_type(backend: Any, index: str, field: str) -> SparseFieldType:
     resp = backend.request("GET", f"/{index}/_mapping/field/{field}")
     leaf = field.rsplit(".", 1)[-1]
     types = set()
-    for physical, body in (resp or {}).items():
+    for body in (resp or {}).values():
         mapping = (body.get("mappings") or {}).get(field, {}).get("mapping", {}).get(leaf, {})
         if mapping:
             types.add(mapping.get("type"))
     if not types:
-        raise ValueError(f"index {index!r} has no field {field!r}; is it an echo-splade index (see `echo-splade provision`)?")
+        raise ValueError(
+            f"index {index!r} has no field {field!r}; is it an echo-splade index (see `echo-splade provision`)?"
+        )
     if len(types) > 1:
-        raise ValueError(f"field {field!r} has different types across the indices behind {index!r}: {sorted(map(str, types))}")
+        raise ValueError(
+            f"field {field!r} has different types across the indices behind {index!r}: {sorted(map(str, types))}"
+        )
     (ftype,) = types
     if ftype not in SPARSE_FIELD_TYPES:
-        raise ValueError(f"field {field!r} of index {index!r} is a {ftype!r} field; expected one of {SPARSE_FIELD_TYPES}")
+        raise ValueError(
+            f"field {field!r} of index {index!r} is a {ftype!r} field; expected one of {SPARSE_FIELD_TYPES}"
+        )
     return ftype
-
-

@@ -4,18 +4,18 @@ import copy
 import json
 import logging
 import re
-from typing import Any, Literal, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Optional, Union
 
 from echo_splade.client import ClusterError, wrap_client
 from echo_splade.mappings import feature_to_token, read_index_meta, token_to_feature
 
 from ._document_frequencies import DocumentFrequencies
 from ._explanation import Explanation
-from ._query_vector_cache import QueryVectorCache
-from ._token_label import PieceScheme, piece_scheme
 from ._hit import Hit
 from ._hybrid import Hybrid
 from ._query_rewriter import QueryRewriter
+from ._query_vector_cache import QueryVectorCache
 from ._sparse_query import (
     SPARSE_FIELD_TYPES,
     SparseFieldType,
@@ -26,6 +26,7 @@ from ._sparse_query import (
     sparse_clause,
     uses_term_clauses,
 )
+from ._token_label import PieceScheme, piece_scheme
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +153,16 @@ class SparseRetriever:
             self._field_type = detect_field_type(self.backend, self.index, self.field)
         return self._field_type
 
-    def _clause(self, features: Mapping[str, float], boost: Optional[float] = None,
-                name: Optional[str] = None) -> dict:
+    def _clause(self, features: Mapping[str, float], boost: Optional[float] = None, name: Optional[str] = None) -> dict:
         """The sparse clause of ``features`` for this field's type and the cluster's version."""
-        return sparse_clause(features, self.field, self.field_type, boost=boost, name=name,
-                             terms=uses_term_clauses(self.backend, self.field_type))
+        return sparse_clause(
+            features,
+            self.field,
+            self.field_type,
+            boost=boost,
+            name=name,
+            terms=uses_term_clauses(self.backend, self.field_type),
+        )
 
     @property
     def index_meta(self) -> dict:
@@ -181,7 +187,11 @@ class SparseRetriever:
     def tokenizer(self) -> Any:
         """The tokenizer of ``inference-free`` mode."""
         if self._tokenizer is None:
-            if self._tokenizer_name is None and self._encoder is not None and getattr(self._encoder, "tokenizer", None) is not None:
+            if (
+                self._tokenizer_name is None
+                and self._encoder is not None
+                and getattr(self._encoder, "tokenizer", None) is not None
+            ):
                 self._tokenizer = self._encoder.tokenizer
             else:
                 from echo_splade.encoder import load_tokenizer  # lazy: imports transformers
@@ -263,8 +273,10 @@ class SparseRetriever:
         Raises ``ValueError`` for non-strings and empty/whitespace-only text.
         """
         if not isinstance(query, str):
-            raise ValueError(f"the query must be a string of text in this mode, got {type(query).__name__} "
-                             "(pass {token: weight} dicts with mode='tokens')")
+            raise ValueError(
+                f"the query must be a string of text in this mode, got {type(query).__name__} "
+                "(pass {token: weight} dicts with mode='tokens')"
+            )
         # lone surrogates cannot be sent as UTF-8; control characters become spaces
         text = _CONTROL.sub(" ", query.encode("utf-8", "replace").decode("utf-8"))
         if not text.strip():
@@ -296,8 +308,12 @@ class SparseRetriever:
             return
         rev = getattr(self._encoder, "model_rev", None)
         if stored and rev and stored != rev:
-            logger.warning("index %s was encoded with model_rev %s but the query encoder is %s; "
-                           "scores mix two models", self.index, stored, rev)
+            logger.warning(
+                "index %s was encoded with model_rev %s but the query encoder is %s; scores mix two models",
+                self.index,
+                stored,
+                rev,
+            )
 
     # -- request bodies ---------------------------------------------------------
     def _hybrid_for(self, hybrid: HybridLike) -> Optional[Hybrid]:
@@ -306,8 +322,9 @@ class SparseRetriever:
             raise ValueError("hybrid search needs query text; mode='tokens' has none")
         return resolved
 
-    def build_query(self, query: Query, filters: Any = None, hybrid: HybridLike = None,
-                    k: Optional[int] = None) -> dict:
+    def build_query(
+        self, query: Query, filters: Any = None, hybrid: HybridLike = None, k: Optional[int] = None
+    ) -> dict:
         """A complete search request body for ``query``.
 
         ``filters``: a query clause or a list of them, placed untouched in
@@ -320,7 +337,9 @@ class SparseRetriever:
             body["size"] = self._check_k(k)
         return body
 
-    def _body(self, query: Query, filters: Any, hybrid: Optional[Hybrid], sparse_only: bool = False) -> tuple[dict, dict]:
+    def _body(
+        self, query: Query, filters: Any, hybrid: Optional[Hybrid], sparse_only: bool = False
+    ) -> tuple[dict, dict]:
         filters = copy.deepcopy(filters)
         reserved = estimate_leaf_clauses(filters)
         bm25 = None
@@ -329,8 +348,10 @@ class SparseRetriever:
             reserved += estimate_leaf_clauses(bm25)
         budget = self.clause_limit - reserved
         if budget < 1:
-            raise ValueError(f"the filters use about {reserved} of the cluster's {self.clause_limit} clauses; "
-                             "no room is left for the query")
+            raise ValueError(
+                f"the filters use about {reserved} of the cluster's {self.clause_limit} clauses; "
+                "no room is left for the query"
+            )
         features = self._query_features(query, budget)
         clause = self._clause(features)
         if bm25 is not None and hybrid is not None:
@@ -342,7 +363,9 @@ class SparseRetriever:
         if filters is None or filters == [] or filters == {}:
             return clause
         if not isinstance(filters, (Mapping, list)):
-            raise ValueError(f"filters must be a query clause (dict) or a list of clauses, got {type(filters).__name__}")
+            raise ValueError(
+                f"filters must be a query clause (dict) or a list of clauses, got {type(filters).__name__}"
+            )
         return {"bool": {"must": [clause], "filter": filters}}
 
     @staticmethod
@@ -352,8 +375,9 @@ class SparseRetriever:
         return k
 
     # -- search ---------------------------------------------------------------
-    def search(self, query: Query, k: int = 10, filters: Any = None, hybrid: HybridLike = None,
-               explain: bool = False) -> list[Hit]:
+    def search(
+        self, query: Query, k: int = 10, filters: Any = None, hybrid: HybridLike = None, explain: bool = False
+    ) -> list[Hit]:
         """The top ``k`` hits for ``query``.
 
         ``hybrid`` fuses BM25 and sparse client-side (see :class:`Hybrid`): one
@@ -373,8 +397,12 @@ class SparseRetriever:
             return hits
         # candidate lists carry ids and scores only; the k fused hits' sources come in one _mget
         size = max(k, hyb.candidates)
-        bm25_body = {"query": self._with_filters(hyb.bm25_clause(self.clean_text(query)), copy.deepcopy(filters)),
-                     "size": size, "_source": False, "track_total_hits": False}
+        bm25_body = {
+            "query": self._with_filters(hyb.bm25_clause(self.clean_text(query)), copy.deepcopy(filters)),
+            "size": size,
+            "_source": False,
+            "track_total_hits": False,
+        }
         lists = self._msearch([bm25_body, {**body, "size": size, "_source": False, "track_total_hits": False}])
         ranked = [[(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]] for resp in lists]
         fused = hyb.fuse(ranked[0], ranked[1])[:k]
@@ -409,25 +437,31 @@ class SparseRetriever:
             out.append(item)
         return out
 
-    def _hit(self, raw: Mapping[str, Any], score: float, features: Mapping[str, float], explain: bool,
-             query: Query = "") -> Hit:
+    def _hit(
+        self, raw: Mapping[str, Any], score: float, features: Mapping[str, float], explain: bool, query: Query = ""
+    ) -> Hit:
         source = dict(raw.get("_source") or {})
         doc_sparse = source.pop(self.field, None)
         explanation = None
         if explain:
             if isinstance(doc_sparse, Mapping):
                 # word pieces are shown with the word they came from, looked up in the query and the hit's text
-                texts = (query if isinstance(query, str) else "", str(source.get("title") or ""),
-                         str(source.get("text") or ""))
-                explanation = Explanation.from_weights(features, doc_sparse, self.explain_top_n, texts=texts,
-                                                       scheme=self.piece_scheme)
+                texts = (
+                    query if isinstance(query, str) else "",
+                    str(source.get("title") or ""),
+                    str(source.get("text") or ""),
+                )
+                explanation = Explanation.from_weights(
+                    features, doc_sparse, self.explain_top_n, texts=texts, scheme=self.piece_scheme
+                )
             else:
                 logger.warning("hit %s has no stored %s in _source; it cannot be explained", raw.get("_id"), self.field)
         return Hit(id=str(raw["_id"]), score=score, source=source, explanation=explanation, index=raw.get("_index"))
 
     # -- drop-in rewrite ----------------------------------------------------------
-    def rewrite(self, body: Mapping[str, Any], field: Union[str, Sequence[str]] = "text",
-                hybrid: HybridLike = None) -> dict:
+    def rewrite(
+        self, body: Mapping[str, Any], field: Union[str, Sequence[str]] = "text", hybrid: HybridLike = None
+    ) -> dict:
         """Rewrite an existing search body: lexical clauses on ``field`` become sparse (or hybrid) clauses.
 
         Everything else (filters, aggregations, sort, from/size, ``_source``,
@@ -438,7 +472,9 @@ class SparseRetriever:
         beside it (raw weighted sum, see :meth:`Hybrid.combine_clauses`).
         """
         if self.mode == "tokens":
-            raise ValueError("rewrite encodes the body's query text; it needs mode 'llm' or 'inference-free', not 'tokens'")
+            raise ValueError(
+                "rewrite encodes the body's query text; it needs mode 'llm' or 'inference-free', not 'tokens'"
+            )
         hyb = self._hybrid_for(hybrid)
 
         def make_clause(text: str, max_terms: int, original: dict, boost: Optional[float], name: Optional[str]) -> dict:

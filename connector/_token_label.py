@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 __all__ = ["PieceScheme", "piece_scheme", "token_label"]
 
@@ -18,8 +19,9 @@ _CONTINUATION = "##"
 @lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
     """The inverse of byte-level BPE's printable byte alphabet (``'Ġ'`` -> space, ``'Ċ'`` -> newline, ...)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     extra = 0
     for byte in range(256):
@@ -40,7 +42,7 @@ def _readable(token: str, scheme: PieceScheme) -> tuple[str, bool]:
     """``(text of the token, whether it continues a word)``."""
     if scheme == "wordpiece":
         if token.startswith(_CONTINUATION) and len(token) > len(_CONTINUATION):
-            return token[len(_CONTINUATION):], True
+            return token[len(_CONTINUATION) :], True
         return " " + token, False
     if token.startswith("▁"):
         return " " + token[1:], False

@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any, Collection, Iterator, Optional
+from typing import Any, Optional
 
 logger = logging.getLogger(__name__)
 

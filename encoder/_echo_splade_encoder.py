@@ -5,8 +5,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import save_file
@@ -26,8 +27,14 @@ TextKind = Literal["document", "query"]
 #: What :meth:`EchoSpladeEncoder.max_logits` reports for a token the :class:`VocabFilter` excludes.
 EXCLUDED_LOGIT = -1.0e4
 _KINDS = ("document", "query")
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -92,9 +99,21 @@ class EchoSpladeEncoder:
     """
 
     config_keys = [
-        "document_prefix", "document_separator", "query_prefix", "query_separator", "echo",
-        "max_length", "window_stride", "truncate", "batch_size", "chunk_size", "top_k", "min_weight", "normalize",
-        "exclude", "exclude_tokens",
+        "document_prefix",
+        "document_separator",
+        "query_prefix",
+        "query_separator",
+        "echo",
+        "max_length",
+        "window_stride",
+        "truncate",
+        "batch_size",
+        "chunk_size",
+        "top_k",
+        "min_weight",
+        "normalize",
+        "exclude",
+        "exclude_tokens",
     ]
     #: Config keys that change the vectors (hashed into ``model_rev``); batch_size/chunk_size only change round-off.
     rev_keys = [k for k in config_keys if k not in ("batch_size", "chunk_size")]
@@ -158,12 +177,14 @@ class EchoSpladeEncoder:
         self.adapter_state = adapter_state
         self.adapter_config = adapter_config
         if vocab_bias is not None and vocab_bias.vocab_size != self.vocab_size:
-            raise ValueError(f"vocab_bias has {vocab_bias.vocab_size} entries but the model's LM head has "
-                             f"{self.vocab_size}")
+            raise ValueError(
+                f"vocab_bias has {vocab_bias.vocab_size} entries but the model's LM head has {self.vocab_size}"
+            )
         self.vocab_bias = vocab_bias.to(self.device) if vocab_bias is not None else None
         #: ``[vocab]`` bool on the model's device, True where the head never emits (None: nothing excluded)
-        self.excluded = (self.vocab_filter.mask(tokenizer, self.vocab_size).to(self.device)
-                         if self.vocab_filter.active else None)
+        self.excluded = (
+            self.vocab_filter.mask(tokenizer, self.vocab_size).to(self.device) if self.vocab_filter.active else None
+        )
         self._model_rev: str | None = None
 
     # ------------------------------------------------------------------ loading / saving
@@ -178,7 +199,7 @@ class EchoSpladeEncoder:
         batch_size: int | None = None,
         gguf_file: str | None = None,
         **config: Any,
-    ) -> "EchoSpladeEncoder":
+    ) -> EchoSpladeEncoder:
         """Load an encoder: an echo model on a causal LM, or an :class:`MlmSpladeEncoder` when the model's
         ``config.json`` names a masked-LM architecture (BERT-style SPLADE, e.g. ``splade-tiny``).
 
@@ -235,8 +256,7 @@ class EchoSpladeEncoder:
             model = AutoModelForMaskedLM.from_pretrained(path, dtype=torch_dtype).to(torch_device).eval()
             tokenizer = AutoTokenizer.from_pretrained(path)
             logger.info("loaded masked-LM SPLADE %s on %s (%s)", name_or_path, torch_device, torch_dtype)
-            return MlmSpladeEncoder(model, tokenizer, str(name_or_path), vocab_bias=vocab_bias, source=source,
-                                    **merged)
+            return MlmSpladeEncoder(model, tokenizer, str(name_or_path), vocab_bias=vocab_bias, source=source, **merged)
         if gguf_file:
             model = load_model_from_gguf(path, gguf_file, torch_dtype)
             tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
@@ -247,11 +267,24 @@ class EchoSpladeEncoder:
         if adapter is not None:
             model, adapter_state, adapter_config = _merge_adapter(model, adapter)
         model.to(torch_device).eval()
-        logger.info("loaded %s%s on %s (%s)", name_or_path, f" + adapter {adapter}" if adapter else "",
-                    torch_device, torch_dtype)
-        return cls(model, tokenizer, str(name_or_path), gguf_file=gguf_file,
-                   adapter_state=adapter_state, adapter_config=adapter_config, vocab_bias=vocab_bias,
-                   source=source, **merged)
+        logger.info(
+            "loaded %s%s on %s (%s)",
+            name_or_path,
+            f" + adapter {adapter}" if adapter else "",
+            torch_device,
+            torch_dtype,
+        )
+        return cls(
+            model,
+            tokenizer,
+            str(name_or_path),
+            gguf_file=gguf_file,
+            adapter_state=adapter_state,
+            adapter_config=adapter_config,
+            vocab_bias=vocab_bias,
+            source=source,
+            **merged,
+        )
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write the LoRA adapter and vocabulary bias (if any) and ``echo_splade.json``; :meth:`from_pretrained` reads them back."""
@@ -260,15 +293,20 @@ class EchoSpladeEncoder:
         if _is_peft(self.model):
             self.model.save_pretrained(str(target))
         elif self.adapter_state is not None:
-            save_file({k: v.contiguous() for k, v in self.adapter_state.items()},
-                      str(target / "adapter_model.safetensors"))
+            save_file(
+                {k: v.contiguous() for k, v in self.adapter_state.items()}, str(target / "adapter_model.safetensors")
+            )
             self.adapter_config.save_pretrained(str(target))
         if self.vocab_bias is not None:
             self.vocab_bias.save(target)
         else:
             (target / BIAS_FILE).unlink(missing_ok=True)
-        payload = {"format_version": CONFIG_FORMAT_VERSION, "model_id": self.model_id,
-                   "gguf_file": self.gguf_file, **self.config}
+        payload = {
+            "format_version": CONFIG_FORMAT_VERSION,
+            "model_id": self.model_id,
+            "gguf_file": self.gguf_file,
+            **self.config,
+        }
         (target / CONFIG_FILE).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         logger.info("saved encoder config%s to %s", " and adapter" if self.has_adapter else "", target)
 
@@ -302,14 +340,20 @@ class EchoSpladeEncoder:
     @property
     def model_rev(self) -> str:
         """Stable short hash of the base model id, the adapter weights and the options that change the vectors."""
-        if self._model_rev is None or _is_peft(self.model) or (
-                self.vocab_bias is not None and self.vocab_bias.bias.requires_grad):
+        if (
+            self._model_rev is None
+            or _is_peft(self.model)
+            or (self.vocab_bias is not None and self.vocab_bias.bias.requires_grad)
+        ):
             digest = hashlib.sha256()
             rev_config = {key: getattr(self, key) for key in self.rev_keys}
             if not self.vocab_filter.active:  # the hash of encoders from before the filter existed is unchanged
                 del rev_config["exclude"], rev_config["exclude_tokens"]
-            digest.update(json.dumps({"model_id": self.model_id, "gguf_file": self.gguf_file, **rev_config},
-                                     sort_keys=True).encode())
+            digest.update(
+                json.dumps(
+                    {"model_id": self.model_id, "gguf_file": self.gguf_file, **rev_config}, sort_keys=True
+                ).encode()
+            )
             state = self.adapter_state
             if _is_peft(self.model):
                 from peft import get_peft_model_state_dict
@@ -334,18 +378,25 @@ class EchoSpladeEncoder:
         return dict(zip(names, vector.values))
 
     # ------------------------------------------------------------------ encoding
-    def encode_documents(self, texts: Sequence[str], top_k: int | None = None,
-                         min_weight: float | None = None) -> list[SparseVector]:
+    def encode_documents(
+        self, texts: Sequence[str], top_k: int | None = None, min_weight: float | None = None
+    ) -> list[SparseVector]:
         """One :class:`SparseVector` per document, in input order."""
         return self.encode(texts, "document", top_k=top_k, min_weight=min_weight)
 
-    def encode_queries(self, texts: Sequence[str], top_k: int | None = None,
-                       min_weight: float | None = None) -> list[SparseVector]:
+    def encode_queries(
+        self, texts: Sequence[str], top_k: int | None = None, min_weight: float | None = None
+    ) -> list[SparseVector]:
         """One :class:`SparseVector` per query, in input order."""
         return self.encode(texts, "query", top_k=top_k, min_weight=min_weight)
 
-    def encode(self, texts: Sequence[str], kind: TextKind = "document", top_k: int | None = None,
-               min_weight: float | None = None) -> list[SparseVector]:
+    def encode(
+        self,
+        texts: Sequence[str],
+        kind: TextKind = "document",
+        top_k: int | None = None,
+        min_weight: float | None = None,
+    ) -> list[SparseVector]:
         """Encode ``texts`` as ``kind`` (``"document"`` or ``"query"``).
 
         Args:
@@ -363,8 +414,9 @@ class EchoSpladeEncoder:
             results[row] = to_sparse_vector(weights, top_k, min_weight)
         return results  # type: ignore[return-value]
 
-    def max_logits(self, texts: Sequence[str], kind: TextKind = "document",
-                   truncate: bool | None = None) -> torch.Tensor:
+    def max_logits(
+        self, texts: Sequence[str], kind: TextKind = "document", truncate: bool | None = None
+    ) -> torch.Tensor:
         """The max-pooled LM-head logits (log-probabilities when ``normalize="log_softmax"``), before bias and
         activation: ``[len(texts), vocab]`` float32 on CPU.
 
@@ -376,8 +428,9 @@ class EchoSpladeEncoder:
             out[row] = logits
         return out
 
-    def _pooled(self, texts: Sequence[str], kind: TextKind, raw: bool,
-                truncate: bool | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    def _pooled(
+        self, texts: Sequence[str], kind: TextKind, raw: bool, truncate: bool | None = None
+    ) -> Iterator[tuple[int, torch.Tensor]]:
         """``(text position, [vocab] vector)`` per text, in length-sorted batch order, windows max-pooled."""
         windows = self.prepare(texts, kind, truncate=truncate)
         order = sorted(range(len(windows)), key=lambda i: -len(windows[i][1].input_ids))
@@ -386,12 +439,13 @@ class EchoSpladeEncoder:
             remaining[row] += 1
         partial: dict[int, torch.Tensor] = {}
         for start in range(0, len(order), self.batch_size):
-            batch = [windows[i] for i in order[start:start + self.batch_size]]
+            batch = [windows[i] for i in order[start : start + self.batch_size]]
             rows = sorted({row for row, _ in batch})
             local = {row: j for j, row in enumerate(rows)}
             with torch.inference_mode():  # not around the yield: the caller's code is its own business
-                pooled = self.forward_inputs([inp for _, inp in batch], [local[row] for row, _ in batch],
-                                             len(rows), raw=raw).cpu()
+                pooled = self.forward_inputs(
+                    [inp for _, inp in batch], [local[row] for row, _ in batch], len(rows), raw=raw
+                ).cpu()
             for row, j in local.items():
                 # max over windows: weights are monotone in the logits, so this is exact in both forms
                 vec = pooled[j] if row not in partial else torch.maximum(partial.pop(row), pooled[j])
@@ -401,8 +455,9 @@ class EchoSpladeEncoder:
                 else:
                     yield row, vec
 
-    def prepare(self, texts: Sequence[str], kind: TextKind = "document",
-                truncate: bool | None = None) -> list[tuple[int, EchoInput]]:
+    def prepare(
+        self, texts: Sequence[str], kind: TextKind = "document", truncate: bool | None = None
+    ) -> list[tuple[int, EchoInput]]:
         """Validate and tokenize ``texts`` into echo inputs: ``(text position, window)`` pairs."""
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {list(_KINDS)}, got {kind!r}")
@@ -434,8 +489,9 @@ class EchoSpladeEncoder:
         windows = self.prepare(texts, kind, truncate=truncate)
         return self.forward_inputs([w for _, w in windows], [row for row, _ in windows], len(texts))
 
-    def forward_inputs(self, inputs: Sequence[EchoInput], rows: Sequence[int], num_rows: int,
-                       raw: bool = False) -> torch.Tensor:
+    def forward_inputs(
+        self, inputs: Sequence[EchoInput], rows: Sequence[int], num_rows: int, raw: bool = False
+    ) -> torch.Tensor:
         """Run one right-padded batch and pool it.
 
         Args:
@@ -454,26 +510,28 @@ class EchoSpladeEncoder:
         attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
         pool_mask = torch.zeros((len(inputs), longest), dtype=torch.bool)
         for b, inp in enumerate(inputs):
-            input_ids[b, :len(inp.input_ids)] = torch.tensor(inp.input_ids)
-            attention_mask[b, :len(inp.input_ids)] = 1
-            pool_mask[b, inp.pool_start:inp.pool_end] = True
+            input_ids[b, : len(inp.input_ids)] = torch.tensor(inp.input_ids)
+            attention_mask[b, : len(inp.input_ids)] = 1
+            pool_mask[b, inp.pool_start : inp.pool_end] = True
         # Positions count real tokens only, so any padding side gives each text its unpadded positions.
         position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
         hidden = self.backbone(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-            position_ids=position_ids.to(device), use_cache=False,
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            position_ids=position_ids.to(device),
+            use_cache=False,
         ).last_hidden_state  # [batch, seq, hidden]
         row_index = torch.tensor(list(rows), dtype=torch.long)
         lm_head = self.model.get_output_embeddings()
         if raw:
-            pooled = self.pooling.max_logits(hidden, pool_mask.to(device), lm_head, num_rows=num_rows,
-                                             row_index=row_index)
+            pooled = self.pooling.max_logits(
+                hidden, pool_mask.to(device), lm_head, num_rows=num_rows, row_index=row_index
+            )
             # excluded columns: far below any logit or log-probability (finite, so statistics and fp16 caches of
             # these features stay finite); the activation maps them to weight 0
             return pooled if self.excluded is None else pooled.masked_fill(self.excluded, EXCLUDED_LOGIT)
         bias = self.vocab_bias.bias if self.vocab_bias is not None else None
-        weights = self.pooling(hidden, pool_mask.to(device), lm_head, num_rows=num_rows, row_index=row_index,
-                               bias=bias)
+        weights = self.pooling(hidden, pool_mask.to(device), lm_head, num_rows=num_rows, row_index=row_index, bias=bias)
         # per column, so the same as masking each position before the max-pool; no gradient reaches these columns
         return weights if self.excluded is None else weights.masked_fill(self.excluded, 0.0)
 
@@ -484,8 +542,10 @@ class EchoSpladeEncoder:
         return model.get_decoder()
 
     def __repr__(self) -> str:
-        return (f"EchoSpladeEncoder(source={self.source!r}, model_id={self.model_id!r}, adapter={self.has_adapter}, "
-                f"max_length={self.max_length}, echo={self.echo}, device={self.device})")
+        return (
+            f"EchoSpladeEncoder(source={self.source!r}, model_id={self.model_id!r}, adapter={self.has_adapter}, "
+            f"max_length={self.max_length}, echo={self.echo}, device={self.device})"
+        )
 
 
 def _is_masked_lm(path: str) -> bool:
@@ -538,4 +598,3 @@ def to_sparse_vector(weights: torch.Tensor, top_k: int | None, min_weight: float
         top = torch.topk(weights[indices], top_k).indices
         indices = indices[top].sort().values
     return SparseVector(indices.tolist(), weights[indices].tolist())
-

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ class EchoTemplate:
         ids = self._bos + self._prefix_ids + text_ids + self._separator_ids + text_ids
         return EchoInput(ids, len(ids) - len(text_ids), len(ids))
 
-    def windows(self, text_ids: Sequence[int], max_length: int, stride: int | None = None,
-                truncate: bool = False) -> list[EchoInput]:
+    def windows(
+        self, text_ids: Sequence[int], max_length: int, stride: int | None = None, truncate: bool = False
+    ) -> list[EchoInput]:
         """Split ``text_ids`` into windows that each fit ``max_length`` once echoed.
 
         Args:
@@ -97,7 +99,7 @@ class EchoTemplate:
         if len(text_ids) <= size or truncate:
             return [self.build(text_ids[:size])]
         starts = list(range(0, len(text_ids) - size, step)) + [len(text_ids) - size]
-        return [self.build(text_ids[s:s + size]) for s in starts]
+        return [self.build(text_ids[s : s + size]) for s in starts]
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"prefix": self.prefix, "separator": self.separator, "echo": self.echo}

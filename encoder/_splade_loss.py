@@ -26,16 +26,23 @@ class SpladeLoss:
         temperature: scores are divided by it before the softmax.
     """
 
-    def __init__(self, lambda_q: float = 5e-4, lambda_d: float = 5e-4, ramp_steps: int = 100,
-                 temperature: float = 1.0) -> None:
+    def __init__(
+        self, lambda_q: float = 5e-4, lambda_d: float = 5e-4, ramp_steps: int = 100, temperature: float = 1.0
+    ) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.lambda_q = FlopsScheduler(lambda_q, ramp_steps)
         self.lambda_d = FlopsScheduler(lambda_d, ramp_steps)
         self.temperature = float(temperature)
 
-    def __call__(self, queries: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None = None,
-                 step: int = 0, ignore: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def __call__(
+        self,
+        queries: torch.Tensor,
+        positives: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        step: int = 0,
+        ignore: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Compute the loss.
 
         Args:
@@ -60,5 +67,11 @@ class SpladeLoss:
         lambda_q, lambda_d = self.lambda_q(step), self.lambda_d(step)
         loss = ranking + lambda_q * flops_q + lambda_d * flops_d
         as_tensor = lambda x: torch.tensor(x, device=scores.device)  # noqa: E731
-        return {"loss": loss, "ranking": ranking.detach(), "flops_q": flops_q.detach(), "flops_d": flops_d.detach(),
-                "lambda_q": as_tensor(lambda_q), "lambda_d": as_tensor(lambda_d)}
+        return {
+            "loss": loss,
+            "ranking": ranking.detach(),
+            "flops_q": flops_q.detach(),
+            "flops_d": flops_d.detach(),
+            "lambda_q": as_tensor(lambda_q),
+            "lambda_d": as_tensor(lambda_d),
+        }

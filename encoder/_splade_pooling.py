@@ -49,9 +49,15 @@ class SpladePooling:
         self.chunk_size = chunk_size
         self.normalize = normalize
 
-    def __call__(self, hidden: torch.Tensor, pool_mask: torch.Tensor, lm_head: torch.nn.Module,
-                 num_rows: int | None = None, row_index: torch.Tensor | None = None,
-                 bias: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        hidden: torch.Tensor,
+        pool_mask: torch.Tensor,
+        lm_head: torch.nn.Module,
+        num_rows: int | None = None,
+        row_index: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Pool: ``log1p(relu(max_logits(...) + bias))``.
 
         Args:
@@ -62,11 +68,18 @@ class SpladePooling:
         Returns:
             ``[num_rows, vocab]`` float32 weights >= 0 (rows with nothing pooled are all zero).
         """
-        return splade_activation(self.max_logits(hidden, pool_mask, lm_head, num_rows=num_rows,
-                                                 row_index=row_index), bias)
+        return splade_activation(
+            self.max_logits(hidden, pool_mask, lm_head, num_rows=num_rows, row_index=row_index), bias
+        )
 
-    def max_logits(self, hidden: torch.Tensor, pool_mask: torch.Tensor, lm_head: torch.nn.Module,
-                   num_rows: int | None = None, row_index: torch.Tensor | None = None) -> torch.Tensor:
+    def max_logits(
+        self,
+        hidden: torch.Tensor,
+        pool_mask: torch.Tensor,
+        lm_head: torch.nn.Module,
+        num_rows: int | None = None,
+        row_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The running max of the LM-head logits (log-probabilities if normalized) over the pooled positions.
 
         Args:
@@ -87,14 +100,14 @@ class SpladePooling:
         running: torch.Tensor | None = None
         vocab = 0
         for start in range(0, max(selected.shape[0], 1), self.chunk_size):
-            chunk = selected[start:start + self.chunk_size]
+            chunk = selected[start : start + self.chunk_size]
             logits = lm_head(chunk).float()  # [chunk, vocab]
             if self.normalize == "log_softmax":
                 logits = torch.log_softmax(logits, dim=-1)
             if running is None:
                 vocab = logits.shape[-1]
                 running = torch.full((n_rows, vocab), float("-inf"), device=logits.device)
-            index = rows[start:start + self.chunk_size].unsqueeze(1).expand(-1, vocab)
+            index = rows[start : start + self.chunk_size].unsqueeze(1).expand(-1, vocab)
             if torch.is_grad_enabled():
                 running = running.scatter_reduce(0, index, logits, reduce="amax", include_self=True)
             else:

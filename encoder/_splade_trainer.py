@@ -7,8 +7,9 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -53,15 +54,23 @@ class SpladeTrainer:
         device: default CUDA when present, else CPU. On CUDA the forward pass runs under bf16 autocast.
     """
 
-    def __init__(self, config: TrainingConfig, examples: Sequence[TrainingExample], output_dir: str | os.PathLike,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainingConfig,
+        examples: Sequence[TrainingExample],
+        output_dir: str | os.PathLike,
+        device: str | torch.device | None = None,
+    ) -> None:
         if not examples:
             raise ValueError("no training examples")
         self.config = config
         self.examples = list(examples)
         self.output_dir = Path(output_dir)
-        self.device = torch.device(device) if device is not None else (
-            torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+        self.device = (
+            torch.device(device)
+            if device is not None
+            else (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+        )
         self.loss = SpladeLoss(config.lambda_q, config.lambda_d, config.flops_ramp_steps, config.temperature)
         self.encoder: EchoSpladeEncoder | None = None
         self.history: list[dict[str, Any]] = []
@@ -73,10 +82,17 @@ class SpladeTrainer:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        encoder = EchoSpladeEncoder.from_pretrained(cfg.model, device=self.device, dtype="float32",
-                                                    max_length=cfg.max_length, gguf_file=cfg.gguf_file, echo=cfg.echo,
-                                                    normalize=cfg.normalize, exclude=list(cfg.exclude),
-                                                    exclude_tokens=list(cfg.exclude_tokens))
+        encoder = EchoSpladeEncoder.from_pretrained(
+            cfg.model,
+            device=self.device,
+            dtype="float32",
+            max_length=cfg.max_length,
+            gguf_file=cfg.gguf_file,
+            echo=cfg.echo,
+            normalize=cfg.normalize,
+            exclude=list(cfg.exclude),
+            exclude_tokens=list(cfg.exclude_tokens),
+        )
         if cfg.vocab_bias_init is not None:
             bias = VocabBias(encoder.vocab_size)
             with torch.no_grad():
@@ -96,15 +112,23 @@ class SpladeTrainer:
                 base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             else:
                 base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=list(cfg.lora_targets),
-                          layers_to_transform=list(cfg.lora_layers) if cfg.lora_layers is not None else None,
-                          modules_to_save=list(cfg.train_modules) or None, bias="none")
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.lora_targets),
+            layers_to_transform=list(cfg.lora_layers) if cfg.lora_layers is not None else None,
+            modules_to_save=list(cfg.train_modules) or None,
+            bias="none",
+        )
         encoder.model = get_peft_model(base, lora)
         encoder.model.train()
         trainable = [p for p in encoder.model.parameters() if p.requires_grad]
-        logger.info("LoRA: %d trainable parameters of %d", sum(p.numel() for p in trainable),
-                    sum(p.numel() for p in encoder.model.parameters()))
+        logger.info(
+            "LoRA: %d trainable parameters of %d",
+            sum(p.numel() for p in trainable),
+            sum(p.numel() for p in encoder.model.parameters()),
+        )
         groups: list[dict[str, Any]] = [{"params": trainable}]
         if encoder.vocab_bias is not None:
             groups.append({"params": [encoder.vocab_bias.bias], "lr": cfg.head_learning_rate, "weight_decay": 0.0})
@@ -112,8 +136,9 @@ class SpladeTrainer:
         scheduler = get_linear_schedule_with_warmup(optimizer, min(cfg.warmup_steps, cfg.steps), cfg.steps)
         return encoder, optimizer, scheduler
 
-    def _micro_batch(self, step: int, micro: int, size: int | None = None, accum: int | None = None
-                     ) -> list[TrainingExample]:
+    def _micro_batch(
+        self, step: int, micro: int, size: int | None = None, accum: int | None = None
+    ) -> list[TrainingExample]:
         """The examples of one micro-batch: a seeded permutation per epoch, so resuming replays the same order."""
         n = len(self.examples)
         size = self.config.batch_size if size is None else size
@@ -123,8 +148,9 @@ class SpladeTrainer:
         for g in range(first, first + size):
             epoch, offset = divmod(g, n)
             if epoch not in self._orders:
-                self._orders = {epoch: torch.randperm(n, generator=torch.Generator().manual_seed(
-                    self.config.seed + epoch)).tolist()}
+                self._orders = {
+                    epoch: torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed + epoch)).tolist()
+                }
             out.append(self.examples[self._orders[epoch][offset]])
         return out
 
@@ -149,8 +175,10 @@ class SpladeTrainer:
                 raise ValueError("nothing to resume: a head-only run (steps 0) writes no checkpoints")
             start = self._restore(encoder, optimizer, scheduler)
         elif (self.output_dir / CHECKPOINTS).is_dir() and any((self.output_dir / CHECKPOINTS).iterdir()):
-            raise ValueError(f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to continue "
-                             "or choose another output directory")
+            raise ValueError(
+                f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to continue "
+                "or choose another output directory"
+            )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "training_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         use_bf16 = self.device.type == "cuda"
@@ -172,27 +200,46 @@ class SpladeTrainer:
                     for key, value in {**{k: float(v.detach()) for k, v in parts.items()}, **stats}.items():
                         totals[key] = totals.get(key, 0.0) + value / cfg.grad_accum
                 torch.nn.utils.clip_grad_norm_(
-                    [p for p in encoder.model.parameters() if p.requires_grad], cfg.max_grad_norm)
+                    [p for p in encoder.model.parameters() if p.requires_grad], cfg.max_grad_norm
+                )
                 optimizer.step()
                 scheduler.step()
-                self._log("lora", step + 1, cfg.steps, {**totals, "lr": scheduler.get_last_lr()[0]}, began,
-                          log_file, on_log)
+                self._log(
+                    "lora", step + 1, cfg.steps, {**totals, "lr": scheduler.get_last_lr()[0]}, began, log_file, on_log
+                )
                 if cfg.checkpoint_every and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
                     self._checkpoint(encoder, optimizer, scheduler, step + 1)
         encoder.save_pretrained(self.output_dir)
         logger.info("saved the adapter to %s", self.output_dir)
         return self.output_dir
 
-    def _log(self, stage: str, step: int, steps: int, values: dict[str, float], began: float, log_file: Any,
-             on_log: Callable[[dict[str, float]], None] | None) -> None:
+    def _log(
+        self,
+        stage: str,
+        step: int,
+        steps: int,
+        values: dict[str, float],
+        began: float,
+        log_file: Any,
+        on_log: Callable[[dict[str, float]], None] | None,
+    ) -> None:
         """Write one step's record, report it, and stop if the vectors have collapsed to all-zero."""
         record: dict[str, Any] = {"stage": stage, "step": step, **values, "seconds": time.perf_counter() - began}
         self.history.append(record)
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
-        logger.info("%s step %d/%d loss %.4f ranking %.4f flops_q %.2f flops_d %.2f nnz_q %.0f nnz_d %.0f",
-                    stage, step, steps, record["loss"], record["ranking"], record["flops_q"],
-                    record["flops_d"], record["nnz_q"], record["nnz_d"])
+        logger.info(
+            "%s step %d/%d loss %.4f ranking %.4f flops_q %.2f flops_d %.2f nnz_q %.0f nnz_d %.0f",
+            stage,
+            step,
+            steps,
+            record["loss"],
+            record["ranking"],
+            record["flops_q"],
+            record["flops_d"],
+            record["nnz_q"],
+            record["nnz_d"],
+        )
         if on_log is not None:
             on_log(record)
         self._zero_steps = self._zero_steps + 1 if min(record["nnz_q"], record["nnz_d"]) == 0 else 0
@@ -201,10 +248,12 @@ class SpladeTrainer:
                 f"training stopped at {stage} step {step}: query or document vectors have been all-zero for "
                 f"{self._zero_steps} steps (mean non-zeros q={record['nnz_q']:.0f}, d={record['nnz_d']:.0f}); "
                 "lower lambda_q/lambda_d or the learning rate, or lengthen flops_ramp_steps. "
-                f"Checkpoints so far are under {self.output_dir / CHECKPOINTS}")
+                f"Checkpoints so far are under {self.output_dir / CHECKPOINTS}"
+            )
 
-    def _fit_head(self, encoder: EchoSpladeEncoder, log_file: Any,
-                  on_log: Callable[[dict[str, float]], None] | None) -> None:
+    def _fit_head(
+        self, encoder: EchoSpladeEncoder, log_file: Any, on_log: Callable[[dict[str, float]], None] | None
+    ) -> None:
         """Head stage: fit the vocabulary bias alone on max-pooled logits computed once per distinct text."""
         cfg = self.config
         bias = encoder.vocab_bias  # set by _build: TrainingConfig requires vocab_bias_init for head_steps
@@ -232,8 +281,15 @@ class SpladeTrainer:
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             optimizer.step()
-            self._log("head", step + 1, cfg.head_steps, {**{k: float(v.detach()) for k, v in parts.items()}, **stats,
-                                                          "lr": cfg.head_learning_rate}, began, log_file, on_log)
+            self._log(
+                "head",
+                step + 1,
+                cfg.head_steps,
+                {**{k: float(v.detach()) for k, v in parts.items()}, **stats, "lr": cfg.head_learning_rate},
+                began,
+                log_file,
+                on_log,
+            )
 
     def _head_features(self, encoder: EchoSpladeEncoder, texts: list[str], kind: TextKind) -> torch.Tensor:
         """Max-pooled logits of ``texts`` (truncated to ``max_length`` like the LoRA stage), float16.
@@ -241,10 +297,21 @@ class SpladeTrainer:
         Cached under ``<cache_dir>/features`` by base model, encoder options and texts, so a
         rerun with other head-stage settings starts at once.
         """
-        key = hashlib.sha256(json.dumps({
-            "model": encoder.model_id, "gguf_file": encoder.gguf_file, "kind": kind, "truncate": True,
-            **{k: getattr(encoder, k) for k in encoder.rev_keys if k not in ("top_k", "min_weight", "truncate")},
-            "texts": texts}, sort_keys=True).encode()).hexdigest()[:20]
+        key = hashlib.sha256(
+            json.dumps(
+                {
+                    "model": encoder.model_id,
+                    "gguf_file": encoder.gguf_file,
+                    "kind": kind,
+                    "truncate": True,
+                    **{
+                        k: getattr(encoder, k) for k in encoder.rev_keys if k not in ("top_k", "min_weight", "truncate")
+                    },
+                    "texts": texts,
+                },
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:20]
         path = cache_dir() / "features" / f"{kind}-{key}.pt"
         if path.is_file():
             logger.info("head stage: %d %s features from %s", len(texts), kind, path)
@@ -259,41 +326,61 @@ class SpladeTrainer:
         os.replace(scratch, path)
         return features
 
-    def _forward(self, encoder: EchoSpladeEncoder, batch: list[TrainingExample],
-                 step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    def _forward(
+        self, encoder: EchoSpladeEncoder, batch: list[TrainingExample], step: int
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         queries = encoder.forward([e.query for e in batch], "query")  # [batch, vocab]
         negatives_text = [e.negative for e in batch if e.negative]
         documents = encoder.forward([e.positive for e in batch] + negatives_text, "document")
         return self._score(batch, queries, documents, step)
 
-    def _score(self, batch: list[TrainingExample], queries: torch.Tensor, documents: torch.Tensor,
-               step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    def _score(
+        self, batch: list[TrainingExample], queries: torch.Tensor, documents: torch.Tensor, step: int
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Loss parts and non-zero counts of ``[batch, vocab]`` queries against ``[batch + n, vocab]`` documents
         (the batch's positives, then its hard negatives)."""
-        positives, negatives = documents[:len(batch)], documents[len(batch):]
+        positives, negatives = documents[: len(batch)], documents[len(batch) :]
         negatives_text = [e.negative for e in batch if e.negative]
         # Pairs that are relevant but not the labelled positive (same query twice in a batch) are no negatives.
         doc_texts = [e.positive for e in batch] + negatives_text
-        ignore = torch.tensor([[j != i and (doc_texts[j] == e.positive or (j < len(batch) and batch[j].query == e.query))
-                                for j in range(len(doc_texts))] for i, e in enumerate(batch)])
+        ignore = torch.tensor(
+            [
+                [
+                    j != i and (doc_texts[j] == e.positive or (j < len(batch) and batch[j].query == e.query))
+                    for j in range(len(doc_texts))
+                ]
+                for i, e in enumerate(batch)
+            ]
+        )
         parts = self.loss(queries, positives, negatives, step=step, ignore=ignore)
-        stats = {"nnz_q": float((queries > 0).sum(dim=1).float().mean()),
-                 "nnz_d": float((documents > 0).sum(dim=1).float().mean())}
+        stats = {
+            "nnz_q": float((queries > 0).sum(dim=1).float().mean()),
+            "nnz_d": float((documents > 0).sum(dim=1).float().mean()),
+        }
         return parts, stats
 
     # ------------------------------------------------------------------ checkpoints
-    def _checkpoint(self, encoder: EchoSpladeEncoder, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    step: int) -> Path:
+    def _checkpoint(
+        self, encoder: EchoSpladeEncoder, optimizer: torch.optim.Optimizer, scheduler: Any, step: int
+    ) -> Path:
         folder = self.output_dir / CHECKPOINTS / f"step-{step:07d}"
         scratch = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(scratch, ignore_errors=True)
         encoder.save_pretrained(scratch)
-        torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
-                    "config": self.config.to_dict()}, scratch / STATE_FILE)
+        torch.save(
+            {
+                "step": step,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(),
+                "config": self.config.to_dict(),
+            },
+            scratch / STATE_FILE,
+        )
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(scratch, folder)
-        for old in self._checkpoints()[:-self.config.keep_checkpoints]:
+        for old in self._checkpoints()[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         logger.info("checkpoint at step %d: %s", step, folder)
         return folder
@@ -302,8 +389,11 @@ class SpladeTrainer:
         root = self.output_dir / CHECKPOINTS
         if not root.is_dir():
             return []
-        return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")
-                      and not p.name.endswith(".tmp") and (p / STATE_FILE).is_file())
+        return sorted(
+            p
+            for p in root.iterdir()
+            if p.is_dir() and p.name.startswith("step-") and not p.name.endswith(".tmp") and (p / STATE_FILE).is_file()
+        )
 
     def _restore(self, encoder: EchoSpladeEncoder, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
         from peft import set_peft_model_state_dict
@@ -314,8 +404,9 @@ class SpladeTrainer:
         latest = checkpoints[-1]
         state = torch.load(latest / STATE_FILE, map_location="cpu", weights_only=False)
         saved = TrainingConfig.from_dict(state["config"]).to_dict()
-        changed = sorted(k for k, v in self.config.to_dict().items()
-                         if saved.get(k) != v and k not in ("steps", "keep_checkpoints"))
+        changed = sorted(
+            k for k, v in self.config.to_dict().items() if saved.get(k) != v and k not in ("steps", "keep_checkpoints")
+        )
         if changed:
             raise ValueError(f"cannot resume from {latest}: options changed since it was written: {changed}")
         set_peft_model_state_dict(encoder.model, load_file(str(latest / "adapter_model.safetensors")))

@@ -93,13 +93,29 @@ class TrainingConfig:
         VocabFilter(self.exclude, self.exclude_tokens)  # type: ignore[arg-type]  # validates the names
         if self.lora_layers is not None:
             self.lora_layers = tuple(int(i) for i in self.lora_layers)
-        positive = ("max_length", "batch_size", "head_batch_size", "grad_accum", "lora_r", "lora_alpha", "collapse_patience",
-                    "keep_checkpoints")
+        positive = (
+            "max_length",
+            "batch_size",
+            "head_batch_size",
+            "grad_accum",
+            "lora_r",
+            "lora_alpha",
+            "collapse_patience",
+            "keep_checkpoints",
+        )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        non_negative = ("steps", "head_steps", "warmup_steps", "weight_decay", "lambda_q", "lambda_d", "flops_ramp_steps",
-                        "checkpoint_every")
+        non_negative = (
+            "steps",
+            "head_steps",
+            "warmup_steps",
+            "weight_decay",
+            "lambda_q",
+            "lambda_d",
+            "flops_ramp_steps",
+            "checkpoint_every",
+        )
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -128,7 +144,7 @@ class TrainingConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -74,8 +74,9 @@ def _load_jsonl(path: Path) -> list[TrainingExample]:
                 negatives = [None]
             elif isinstance(negatives, str):
                 negatives = [negatives]
-            if not isinstance(negatives, list) or not all(isinstance(n, str) and n.strip() or n is None
-                                                         for n in negatives):
+            if not isinstance(negatives, list) or not all(
+                isinstance(n, str) and n.strip() or n is None for n in negatives
+            ):
                 raise ValueError(f"{path}:{number}: 'negative' must be a non-empty string or a list of them")
             examples.extend(TrainingExample(query, positive, negative) for negative in negatives or [None])
     if not examples:
@@ -86,8 +87,10 @@ def _load_jsonl(path: Path) -> list[TrainingExample]:
 
 def _load_beir(folder: Path, split: str) -> list[TrainingExample]:
     if split in HELD_OUT_SPLITS:
-        raise ValueError(f"refusing to train on the {split!r} split of {folder}: it is held out for evaluation; "
-                         "train on a train split instead")
+        raise ValueError(
+            f"refusing to train on the {split!r} split of {folder}: it is held out for evaluation; "
+            "train on a train split instead"
+        )
     qrels_file = folder / "qrels" / f"{split}.tsv"
     for needed in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_file):
         if not needed.is_file():
@@ -96,15 +99,21 @@ def _load_beir(folder: Path, split: str) -> list[TrainingExample]:
     wanted_queries = {q for q, _ in pairs}
     wanted_docs = {d for _, d in pairs}
     queries = read_beir_queries(folder / "queries.jsonl", ids=wanted_queries)
-    docs = {r["_id"]: document_text(r.get("title", ""), r.get("text", ""))
-            for r in iter_beir_corpus(folder / "corpus.jsonl") if r["_id"] in wanted_docs}
-    examples = [TrainingExample(queries[q], docs[d]) for q, d in pairs
-                if q in queries and d in docs and queries[q].strip() and docs[d]]
+    docs = {
+        r["_id"]: document_text(r.get("title", ""), r.get("text", ""))
+        for r in iter_beir_corpus(folder / "corpus.jsonl")
+        if r["_id"] in wanted_docs
+    }
+    examples = [
+        TrainingExample(queries[q], docs[d])
+        for q, d in pairs
+        if q in queries and d in docs and queries[q].strip() and docs[d]
+    ]
     if len(examples) < len(pairs):
-        logger.warning("%d of %d judged pairs have no query or document text; skipped", len(pairs) - len(examples),
-                       len(pairs))
+        logger.warning(
+            "%d of %d judged pairs have no query or document text; skipped", len(pairs) - len(examples), len(pairs)
+        )
     if not examples:
         raise ValueError(f"{folder}: no usable training pairs in the {split!r} split")
     logger.info("read %d training pairs (%s split) from %s", len(examples), split, folder)
     return examples
-

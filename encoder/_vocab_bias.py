@@ -45,7 +45,7 @@ class VocabBias(torch.nn.Module):
         return splade_activation(max_logits, self.bias)
 
     @classmethod
-    def calibrate(cls, max_logits: torch.Tensor, quantile: float = 0.9) -> "VocabBias":
+    def calibrate(cls, max_logits: torch.Tensor, quantile: float = 0.9) -> VocabBias:
         """A bias from the ``[n, vocab]`` max-pooled logits of sample texts: ``b_v = -quantile_q(max_logits[:, v])``.
 
         Args:
@@ -72,7 +72,7 @@ class VocabBias(torch.nn.Module):
         return path
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "VocabBias | None":
+    def load(cls, directory: str | os.PathLike) -> VocabBias | None:
         """The bias saved in ``directory`` (frozen: ``requires_grad`` off), or None when it holds none."""
         path = Path(directory) / BIAS_FILE
         if not path.is_file():

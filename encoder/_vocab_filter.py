@@ -3,7 +3,8 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from typing import Any, Literal, Sequence, get_args
+from collections.abc import Sequence
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -84,8 +85,9 @@ class VocabFilter:
                     excluded[i] = True
         if "whitespace" in self.categories or "punctuation" in self.categories:
             ids = [i for i in range(min(vocab_size, len(vocab))) if not excluded[i]]
-            texts = tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False,
-                                           clean_up_tokenization_spaces=False)
+            texts = tokenizer.batch_decode(
+                [[i] for i in ids], skip_special_tokens=False, clean_up_tokenization_spaces=False
+            )
             for i, text in zip(ids, texts):
                 stripped = text.strip()
                 if "whitespace" in self.categories and not stripped:
@@ -93,7 +95,7 @@ class VocabFilter:
                 elif "punctuation" in self.categories and stripped and all(_is_punctuation(ch) for ch in stripped):
                     excluded[i] = True
         # LM heads padded past the tokenizer (e.g. to a multiple of 64) never name a real token
-        excluded[len(vocab):] = True
+        excluded[len(vocab) :] = True
         return excluded
 
     def to_config(self) -> dict[str, list[str]]:
@@ -101,7 +103,9 @@ class VocabFilter:
         return {"exclude": list(self.categories), "exclude_tokens": list(self.tokens)}
 
     @classmethod
-    def from_config(cls, exclude: Sequence[ExcludeCategory] | None, exclude_tokens: Sequence[str] | None) -> "VocabFilter":
+    def from_config(
+        cls, exclude: Sequence[ExcludeCategory] | None, exclude_tokens: Sequence[str] | None
+    ) -> VocabFilter:
         return cls(list(exclude or ()), list(exclude_tokens or ()))
 
     def __repr__(self) -> str:

@@ -3,7 +3,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Optional, TypeVar
 
 from echo_splade.client import ClusterError
 
@@ -50,7 +51,7 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """The jittered delay after failed attempt number ``attempt`` (0-based)."""
-        return min(self.cap, self.initial * (2 ** attempt)) * self._random.uniform(0.5, 1.0)
+        return min(self.cap, self.initial * (2**attempt)) * self._random.uniform(0.5, 1.0)
 
     def wait(self, attempt: int) -> float:
         """Sleep for :meth:`delay` of ``attempt``; return the seconds slept."""
@@ -76,10 +77,15 @@ class Backoff:
                     raise ClusterError(
                         f"the cluster stayed {state} through {attempt + 1} {what} attempts over "
                         f"{time.monotonic() - started:.0f}s: {exc}",
-                        status=exc.status, error_type=exc.error_type, reason=exc.reason, body=exc.body,
+                        status=exc.status,
+                        error_type=exc.error_type,
+                        reason=exc.reason,
+                        body=exc.body,
                     ) from None
                 seconds = self.delay(attempt)
-                logger.warning("%s failed (%s); retry %d/%d in %.1fs", what, exc, attempt + 1, self.max_retries, seconds)
+                logger.warning(
+                    "%s failed (%s); retry %d/%d in %.1fs", what, exc, attempt + 1, self.max_retries, seconds
+                )
                 self._sleep(seconds)
                 self.retries += 1
                 attempt += 1

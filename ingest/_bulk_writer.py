@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import time
-from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Optional
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import Any, Optional
 
 from echo_splade.client import AuthenticationError, AuthorizationError, Backend, ClusterError
 
@@ -17,8 +19,16 @@ __all__ = ["BulkWriter"]
 
 OP_TYPES = ("index", "create", "update", "delete")
 # Action keys that go into the bulk metadata line (``_``-prefixed as in elasticsearch-py helpers).
-_META_KEYS = {"_index": "_index", "_id": "_id", "_routing": "routing", "routing": "routing", "pipeline": "pipeline",
-              "_if_seq_no": "if_seq_no", "_if_primary_term": "if_primary_term", "require_alias": "require_alias"}
+_META_KEYS = {
+    "_index": "_index",
+    "_id": "_id",
+    "_routing": "routing",
+    "routing": "routing",
+    "pipeline": "pipeline",
+    "_if_seq_no": "if_seq_no",
+    "_if_primary_term": "if_primary_term",
+    "require_alias": "require_alias",
+}
 _FILTER_PATH = "errors,items.*._id,items.*.status,items.*.error,items.*.result"
 
 
@@ -90,8 +100,10 @@ class BulkWriter:
         self.stats: collections.Counter[str] = collections.Counter()
 
     def __repr__(self) -> str:
-        return (f"BulkWriter(index={self.index!r}, max_chunk_docs={self.max_chunk_docs}, "
-                f"max_chunk_bytes={self.max_chunk_bytes}, max_retries={self.max_retries})")
+        return (
+            f"BulkWriter(index={self.index!r}, max_chunk_docs={self.max_chunk_docs}, "
+            f"max_chunk_bytes={self.max_chunk_bytes}, max_retries={self.max_retries})"
+        )
 
     # -- serialisation ---------------------------------------------------------
     def _lines(self, action: Mapping[str, Any]) -> tuple[str, Optional[str]]:
@@ -148,13 +160,14 @@ class BulkWriter:
         while pending:
             retries_before = self._backoff.retries
             try:
-                response = self._backoff.call(lambda: self._send(pending), what="bulk request")
+                response = self._backoff.call(functools.partial(self._send, pending), what="bulk request")
             finally:
                 self.stats["request_retries"] += self._backoff.retries - retries_before
             items = response.get("items") or []
             if len(items) != len(pending):
-                raise ClusterError(f"bulk response has {len(items)} items for {len(pending)} actions",
-                                   status=200, body=response)
+                raise ClusterError(
+                    f"bulk response has {len(items)} items for {len(pending)} actions", status=200, body=response
+                )
             retry: list[tuple[str, Optional[str]]] = []
             for entry, item in zip(pending, items):
                 info = next(iter(item.values()))
@@ -168,8 +181,14 @@ class BulkWriter:
                     continue
                 yield 200 <= status < 300, item
             if retry:
-                logger.info("%d of %d documents throttled (HTTP %s); retry %d/%d", len(retry), len(pending),
-                            "/".join(map(str, sorted(self.retry_on_status))), attempt + 1, self.max_retries)
+                logger.info(
+                    "%d of %d documents throttled (HTTP %s); retry %d/%d",
+                    len(retry),
+                    len(pending),
+                    "/".join(map(str, sorted(self.retry_on_status))),
+                    attempt + 1,
+                    self.max_retries,
+                )
                 self.stats["doc_retries"] += len(retry)
                 self._backoff.wait(attempt)
                 attempt += 1
@@ -204,7 +223,9 @@ def _item_error(status: int, error: Any) -> ClusterError:
     error = error if isinstance(error, dict) else {"reason": str(error)}
     reason, kind = error.get("reason"), error.get("type")
     if status == 401:
-        return AuthenticationError(f"POST /_bulk: authentication failed (HTTP 401): {reason}", status=401,
-                                   error_type=kind, reason=reason)
-    return AuthorizationError(f"POST /_bulk: permission denied (HTTP 403): {reason}", status=403,
-                              error_type=kind, reason=reason)
+        return AuthenticationError(
+            f"POST /_bulk: authentication failed (HTTP 401): {reason}", status=401, error_type=kind, reason=reason
+        )
+    return AuthorizationError(
+        f"POST /_bulk: permission denied (HTTP 403): {reason}", status=403, error_type=kind, reason=reason
+    )

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 import pyarrow as pa
 from ray.data.block import BlockMetadata
@@ -59,6 +60,7 @@ class CorpusDatasource(Datasource):
         logger.info("read %d records from %s", read, self.reader.path)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: Optional[int] = None, data_context=None) -> list:
-        metadata = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
-                                 input_files=tuple(str(f) for f in self.reader.files))
+        metadata = BlockMetadata(
+            num_rows=None, size_bytes=None, exec_stats=None, input_files=tuple(str(f) for f in self.reader.files)
+        )
         return [ReadTask(self._blocks, metadata, schema=record_schema())]

@@ -4,8 +4,9 @@ import gzip
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional, Union, get_args
+from typing import Any, Literal, Optional, Union, get_args
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +23,30 @@ MAX_ID_BYTES = 512
 RECORD_FIELDS = ("doc_id", "title", "text", "reason", "detail", "file", "line", "offset", "row", "raw")
 
 
-def _record(doc_id: str = "", title: str = "", text: str = "", reason: str = "", detail: str = "",
-            file: str = "", line: int = -1, offset: int = -1, row: int = -1, raw: str = "") -> dict:
-    return {"doc_id": doc_id, "title": title, "text": text, "reason": reason, "detail": detail,
-            "file": file, "line": line, "offset": offset, "row": row, "raw": raw}
+def _record(
+    doc_id: str = "",
+    title: str = "",
+    text: str = "",
+    reason: str = "",
+    detail: str = "",
+    file: str = "",
+    line: int = -1,
+    offset: int = -1,
+    row: int = -1,
+    raw: str = "",
+) -> dict:
+    return {
+        "doc_id": doc_id,
+        "title": title,
+        "text": text,
+        "reason": reason,
+        "detail": detail,
+        "file": file,
+        "line": line,
+        "offset": offset,
+        "row": row,
+        "raw": raw,
+    }
 
 
 class CorpusReader:
@@ -120,8 +141,12 @@ class CorpusReader:
         for record in self._raw_records():
             if not record["reason"]:
                 if record["doc_id"] in seen:
-                    record.update(reason="duplicate_id", detail=f"id {record['doc_id']!r} was already read in this run",
-                                  title="", text="")
+                    record.update(
+                        reason="duplicate_id",
+                        detail=f"id {record['doc_id']!r} was already read in this run",
+                        title="",
+                        text="",
+                    )
                 else:
                     seen.add(record["doc_id"])
             yield record
@@ -160,8 +185,12 @@ class CorpusReader:
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    yield _record(reason="undecodable_bytes", detail=str(exc),
-                                  raw=raw.decode("utf-8", errors="replace").strip(), **where)
+                    yield _record(
+                        reason="undecodable_bytes",
+                        detail=str(exc),
+                        raw=raw.decode("utf-8", errors="replace").strip(),
+                        **where,
+                    )
                     continue
                 try:
                     obj = json.loads(line)
@@ -169,11 +198,13 @@ class CorpusReader:
                     yield _record(reason="invalid_json", detail=str(exc), raw=line.strip(), **where)
                     continue
                 if not isinstance(obj, dict):
-                    yield _record(reason="not_an_object", detail=f"got a JSON {type(obj).__name__}",
-                                  raw=line.strip(), **where)
+                    yield _record(
+                        reason="not_an_object", detail=f"got a JSON {type(obj).__name__}", raw=line.strip(), **where
+                    )
                     continue
-                yield self._from_fields(obj.get(self.id_field), obj.get(self.title_field),
-                                        obj.get(self.text_field), where, line)
+                yield self._from_fields(
+                    obj.get(self.id_field), obj.get(self.title_field), obj.get(self.text_field), where, line
+                )
 
     def _parquet_records(self) -> Iterator[dict]:
         import pyarrow.parquet as pq  # lazy: heavy, and only Parquet corpora need it
@@ -184,8 +215,9 @@ class CorpusReader:
             names = set(pf.schema_arrow.names)
             for field in (self.id_field, self.text_field):
                 if field not in names:
-                    raise ValueError(f"{path}: no column {field!r} (columns: {sorted(names)}); "
-                                     "set --id-field/--text-field")
+                    raise ValueError(
+                        f"{path}: no column {field!r} (columns: {sorted(names)}); set --id-field/--text-field"
+                    )
             columns = [c for c in (self.id_field, self.title_field, self.text_field) if c in names]
             for batch in pf.iter_batches(batch_size=self.batch_size, columns=columns):
                 data = batch.to_pydict()
@@ -209,21 +241,32 @@ class CorpusReader:
     def _from_fields(self, doc_id: Any, title: Any, text: Any, where: dict, raw: Optional[str]) -> dict:
         raw = (raw or "").strip()
         if isinstance(doc_id, bool) or isinstance(doc_id, (list, dict)):
-            return _record(reason="invalid_field", detail=f"id field {self.id_field!r} is a {type(doc_id).__name__}",
-                           raw=raw, **where)
+            return _record(
+                reason="invalid_field",
+                detail=f"id field {self.id_field!r} is a {type(doc_id).__name__}",
+                raw=raw,
+                **where,
+            )
         doc_id = "" if doc_id is None else str(doc_id).strip()
         if not doc_id:
             return _record(reason="missing_id", detail=f"no {self.id_field!r} field, or it is empty", raw=raw, **where)
         if len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
-            return _record(reason="invalid_field", detail=f"the id is longer than {MAX_ID_BYTES} UTF-8 bytes",
-                           raw=raw, **where)
+            return _record(
+                reason="invalid_field", detail=f"the id is longer than {MAX_ID_BYTES} UTF-8 bytes", raw=raw, **where
+            )
         title_s, text_s = self._as_text(title), self._as_text(text)
         if title_s is None or text_s is None:
             name = self.title_field if title_s is None else self.text_field
             bad = title if title_s is None else text
-            return _record(doc_id=doc_id, reason="invalid_field",
-                           detail=f"field {name!r} is a {type(bad).__name__}, not a string", raw=raw, **where)
+            return _record(
+                doc_id=doc_id,
+                reason="invalid_field",
+                detail=f"field {name!r} is a {type(bad).__name__}, not a string",
+                raw=raw,
+                **where,
+            )
         if not title_s.strip() and not text_s.strip():
-            return _record(doc_id=doc_id, reason="empty_document", detail="title and text are both empty",
-                           raw=raw, **where)
+            return _record(
+                doc_id=doc_id, reason="empty_document", detail="title and text are both empty", raw=raw, **where
+            )
         return _record(doc_id=doc_id, title=title_s, text=text_s, **where)

@@ -5,8 +5,9 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, TextIO, Union
+from typing import Any, Optional, TextIO, Union
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class DeadLetter:
     def count(self) -> int:
         return sum(self.counts.values())
 
-    def open(self) -> "DeadLetter":
+    def open(self) -> DeadLetter:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "w", encoding="utf-8")
@@ -105,7 +106,7 @@ class DeadLetter:
                 self._fh.close()
                 self._fh = None
 
-    def __enter__(self) -> "DeadLetter":
+    def __enter__(self) -> DeadLetter:
         return self.open()
 
     def __exit__(self, *exc: Any) -> None:

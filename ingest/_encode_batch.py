@@ -55,8 +55,14 @@ class EncodeBatch:
             import torch  # lazy: torch only where an encoder runs (this module also serves document_text)
 
             torch.set_num_threads(int(torch_threads))
-        self.encoder = self.load_encoder(model, adapter=adapter, device=device, batch_size=batch_size,
-                                         max_length=max_length, **(encoder_options or {}))
+        self.encoder = self.load_encoder(
+            model,
+            adapter=adapter,
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+            **(encoder_options or {}),
+        )
         self.doc_top_k = doc_top_k
         # Lucene rejects feature weights below Float.MIN_NORMAL: prune them rather than fail the document.
         self.min_weight = max(min_weight or 0.0, FLOAT_MIN_NORMAL)
@@ -84,16 +90,30 @@ class EncodeBatch:
         """Ids present in the resume index with this encoder's ``model_rev``."""
         if not ids or self._backend is None:
             return set()
-        response = self._backoff.call(lambda: self._backend.request(
-            "POST", f"/{self._resume_index}/_mget", body={"ids": ids}, params={"_source_includes": "model_rev"},
-        ), what="resume check (_mget)")
-        return {d["_id"] for d in response.get("docs", [])
-                if d.get("found") and (d.get("_source") or {}).get("model_rev") == self.model_rev}
+        response = self._backoff.call(
+            lambda: self._backend.request(
+                "POST",
+                f"/{self._resume_index}/_mget",
+                body={"ids": ids},
+                params={"_source_includes": "model_rev"},
+            ),
+            what="resume check (_mget)",
+        )
+        return {
+            d["_id"]
+            for d in response.get("docs", [])
+            if d.get("found") and (d.get("_source") or {}).get("model_rev") == self.model_rev
+        }
 
     def _source(self, row: dict, vector: Any) -> str:
-        source = {"doc_id": row["doc_id"], "title": row["title"], "text": row["text"],
-                  "sparse": sparse_to_features(self.encoder.tokens(vector)),
-                  "model": self.model_id, "model_rev": self.model_rev}
+        source = {
+            "doc_id": row["doc_id"],
+            "title": row["title"],
+            "text": row["text"],
+            "sparse": sparse_to_features(self.encoder.tokens(vector)),
+            "model": self.model_id,
+            "model_rev": self.model_rev,
+        }
         return json.dumps(source, ensure_ascii=False, separators=(",", ":"))
 
     def _encode(self, rows: list[dict]) -> list[tuple[str, str, str]]:
@@ -107,8 +127,10 @@ class EncodeBatch:
                 return [("", "encoding_failed", f"{type(exc).__name__}: {exc}")]
             logger.warning("encoding a batch of %d failed (%s); encoding one by one", len(rows), exc)
             return [self._encode([r])[0] for r in rows]
-        return [(self._source(r, v), "", "") if len(v) else ("", "empty_vector", "no term with a positive weight")
-                for r, v in zip(rows, vectors)]
+        return [
+            (self._source(r, v), "", "") if len(v) else ("", "empty_vector", "no term with a positive weight")
+            for r, v in zip(rows, vectors)
+        ]
 
     def __call__(self, batch):
         import pyarrow as pa  # lazy: heavy; only the Ray pipeline calls batches

@@ -6,8 +6,9 @@ import os
 import time
 import types
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Optional, TypeVar, Union
 
 from echo_splade.client import ClusterError, ConnectionConfig, connect
 from echo_splade.encoder import DEFAULT_MODEL
@@ -33,8 +34,10 @@ _AUX_CPUS = 0.25
 _BLOCK_BYTES = 256 * 1024
 #: Ray Data loggers raised to a level during a run (it reports progress itself): the note that the bars are
 #: off (a WARNING) and the INFO line at the end of an execution.
-_RAY_DATA_CHATTER = {"ray.data._internal.progress": logging.ERROR,
-                     "ray.data._internal.execution.streaming_executor": logging.WARNING}
+_RAY_DATA_CHATTER = {
+    "ray.data._internal.progress": logging.ERROR,
+    "ray.data._internal.execution.streaming_executor": logging.WARNING,
+}
 
 
 def _model_info(model: str, adapter: Optional[str], device: Optional[str], options: dict) -> dict:
@@ -43,8 +46,7 @@ def _model_info(model: str, adapter: Optional[str], device: Optional[str], optio
 
     encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, **options)
     # ``source`` reloads this very encoder (a built-in or trained folder), ``model_id`` is only its base model.
-    info = {"model_id": encoder.source, "model_rev": encoder.model_rev,
-            "config": encoder.config}
+    info = {"model_id": encoder.source, "model_rev": encoder.model_rev, "config": encoder.config}
     del encoder
     return info
 
@@ -55,7 +57,10 @@ def _ray_initialized() -> bool:
     return ray.is_initialized()
 
 
-def _find_cause(exc: BaseException, kind: type) -> Optional[BaseException]:
+E = TypeVar("E", bound=BaseException)
+
+
+def _find_cause(exc: BaseException, kind: type[E]) -> Optional[E]:
     """The exception of ``kind`` in ``exc``'s cause/context chain (Ray wraps actor errors).
 
     Ray re-raises a worker's error as a subclass of both ``RayTaskError`` and the original
@@ -64,7 +69,7 @@ def _find_cause(exc: BaseException, kind: type) -> Optional[BaseException]:
     """
     seen: set[int] = set()
     stack: list[Optional[BaseException]] = [exc]
-    found: list[BaseException] = []
+    found: list[E] = []
     while stack:
         current = stack.pop()
         if current is None or id(current) in seen:
@@ -74,7 +79,7 @@ def _find_cause(exc: BaseException, kind: type) -> Optional[BaseException]:
             found.append(current)
         stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
     exact = [e for e in found if type(e) is kind]
-    return (exact or found or [None])[0]
+    return exact[0] if exact else (found[0] if found else None)
 
 
 class IngestJob:
@@ -178,8 +183,14 @@ class IngestJob:
             raise ValueError(f"limit must be >= 0, got {limit}")
         if not index:
             raise ValueError("index must be a non-empty name")
-        self.reader = CorpusReader(corpus, format=corpus_format, id_field=id_field, title_field=title_field,
-                                   text_field=text_field, batch_size=block_rows)
+        self.reader = CorpusReader(
+            corpus,
+            format=corpus_format,
+            id_field=id_field,
+            title_field=title_field,
+            text_field=text_field,
+            batch_size=block_rows,
+        )
         self.index = index
         self.connection = connection or ConnectionConfig()
         self.model = str(model)
@@ -213,8 +224,10 @@ class IngestJob:
         self.report: Optional[IngestReport] = None
 
     def __repr__(self) -> str:
-        return (f"IngestJob(corpus={str(self.reader.path)!r}, index={self.index!r}, model={self.model!r}, "
-                f"resume={self.resume}, connection={self.connection.describe()!r})")
+        return (
+            f"IngestJob(corpus={str(self.reader.path)!r}, index={self.index!r}, model={self.model!r}, "
+            f"resume={self.resume}, connection={self.connection.describe()!r})"
+        )
 
     # -- Ray -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -249,8 +262,13 @@ class IngestJob:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         else:
             memory = int(min(2 << 30, max(256 << 20, 0.1 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))))
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=memory,
-                     logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                object_store_memory=memory,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
         return True
 
     def _encoder_resources(self) -> tuple[int, dict, Optional[str], Optional[int]]:
@@ -267,12 +285,16 @@ class IngestJob:
             if actors > gpus:
                 raise ValueError(f"actors={actors} GPU actors were asked for, but the Ray cluster has {gpus} GPU(s)")
             if spare < actors:
-                raise ValueError(f"{actors} GPU actors need {actors} CPUs besides the writers; the cluster has {cpus:g}")
+                raise ValueError(
+                    f"{actors} GPU actors need {actors} CPUs besides the writers; the cluster has {cpus:g}"
+                )
             return actors, {"num_gpus": 1, "num_cpus": 1}, "cuda", None
         actors = self.actors or max(1, int(cpus) // 8)
         if spare / actors < 0.5:
-            raise ValueError(f"{actors} CPU encoder actors and {self.writers} writers do not fit in the "
-                             f"{cpus:g} CPUs of the Ray cluster; lower --actors")
+            raise ValueError(
+                f"{actors} CPU encoder actors and {self.writers} writers do not fit in the "
+                f"{cpus:g} CPUs of the Ray cluster; lower --actors"
+            )
         threads = self.torch_threads or max(1, int(cpus) // actors)
         return actors, {"num_cpus": min(float(threads), spare / actors)}, "cpu", threads
 
@@ -315,8 +337,12 @@ class IngestJob:
         for physical, old in update_index_meta(backend, self.index, {DOC_PRUNING_META_KEY: pruning}).items():
             old = old[DOC_PRUNING_META_KEY]
             if old is not None and old != pruning:
-                logger.warning("index %s holds documents pruned with %s and this run prunes with %s: "
-                               "the index now mixes both", physical, old, pruning)
+                logger.warning(
+                    "index %s holds documents pruned with %s and this run prunes with %s: the index now mixes both",
+                    physical,
+                    old,
+                    pruning,
+                )
 
     # -- the run -----------------------------------------------------------------------
     def _dataset(self, actors: int, resources: dict, device: Optional[str], threads: Optional[int]):
@@ -330,18 +356,35 @@ class IngestJob:
         # Actor arguments are stored and may be logged by Ray: they carry the connection without its secrets,
         # which the actors read from their environment (see _secret_environment).
         connection = self.connection.without_secrets()
-        encode_kwargs = dict(model=self.model, adapter=self.adapter, device=device, batch_size=self.batch_size,
-                             max_length=self.max_length, doc_top_k=self.doc_top_k, min_weight=self.min_weight,
-                             torch_threads=threads, encoder_options=self.encoder_options,
-                             resume={"connection": connection, "index": self.index} if self.resume else None)
-        ds = ds.map_batches(self.encode_stage, fn_constructor_kwargs=encode_kwargs, batch_size=self.batch_size,
-                            batch_format="pyarrow", compute=ActorPoolStrategy(size=actors), **resources)
+        encode_kwargs = dict(
+            model=self.model,
+            adapter=self.adapter,
+            device=device,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            doc_top_k=self.doc_top_k,
+            min_weight=self.min_weight,
+            torch_threads=threads,
+            encoder_options=self.encoder_options,
+            resume={"connection": connection, "index": self.index} if self.resume else None,
+        )
+        ds = ds.map_batches(
+            self.encode_stage,
+            fn_constructor_kwargs=encode_kwargs,
+            batch_size=self.batch_size,
+            batch_format="pyarrow",
+            compute=ActorPoolStrategy(size=actors),
+            **resources,
+        )
         write_rows = int(self.writer_options.get("max_chunk_docs", 500))
-        return ds.map_batches(WriteBatch, fn_constructor_kwargs=dict(connection=connection, index=self.index,
-                                                                     writer_options=self.writer_options),
-                              batch_size=write_rows, batch_format="pyarrow",
-                              compute=ActorPoolStrategy(size=self.writers),
-                              num_cpus=_AUX_CPUS)
+        return ds.map_batches(
+            WriteBatch,
+            fn_constructor_kwargs=dict(connection=connection, index=self.index, writer_options=self.writer_options),
+            batch_size=write_rows,
+            batch_format="pyarrow",
+            compute=ActorPoolStrategy(size=self.writers),
+            num_cpus=_AUX_CPUS,
+        )
 
     @staticmethod
     @contextlib.contextmanager
@@ -351,8 +394,10 @@ class IngestJob:
 
         context = DataContext.get_current()
         wanted = {
-            "enable_progress_bars": False, "enable_operator_progress_bars": False,
-            "print_on_execution_start": False, "enable_auto_log_stats": False,
+            "enable_progress_bars": False,
+            "enable_operator_progress_bars": False,
+            "print_on_execution_start": False,
+            "enable_auto_log_stats": False,
             "raise_original_map_exception": True,
             # Small blocks keep the stages streaming (the default 128 MiB would merge a whole
             # corpus into one block: no overlap of encoding and writing, no progress until the end).
@@ -366,8 +411,9 @@ class IngestJob:
         levels = {name: logging.getLogger(name).level for name in _RAY_DATA_CHATTER}
         try:
             with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The minimum number of concurrent actors",
-                                        category=UserWarning)
+                warnings.filterwarnings(
+                    "ignore", message="The minimum number of concurrent actors", category=UserWarning
+                )
                 for name, level in _RAY_DATA_CHATTER.items():
                     logging.getLogger(name).setLevel(level)
                 yield
@@ -390,8 +436,9 @@ class IngestJob:
                 report.skipped += 1
             if cols["reason"][i]:
                 where = {k: cols[k][i] for k in ("file", "line", "offset", "row") if cols[k][i] not in (-1, "")}
-                dead.add(cols["reason"][i], doc_id=cols["doc_id"][i], detail=cols["detail"][i],
-                         raw=cols["raw"][i], **where)
+                dead.add(
+                    cols["reason"][i], doc_id=cols["doc_id"][i], detail=cols["detail"][i], raw=cols["raw"][i], **where
+                )
         report.dead_lettered = dead.count
         report.dead_letter_reasons = dict(dead.counts)
 
@@ -408,8 +455,9 @@ class IngestJob:
         """
         from echo_splade.mappings import bulk_load_settings
 
-        report = self.report = IngestReport(index=self.index, corpus=str(self.reader.path),
-                                            dead_letter_path=str(self.dead_letter_path))
+        report = self.report = IngestReport(
+            index=self.index, corpus=str(self.reader.path), dead_letter_path=str(self.dead_letter_path)
+        )
         started = time.monotonic()
         started_ray = False
         dead = DeadLetter(self.dead_letter_path)
@@ -419,24 +467,37 @@ class IngestJob:
         try:
             backend = connect(self.connection)
             if not self.provision and not backend.exists(self.index):
-                raise ValueError(f"index {self.index} does not exist and provisioning is off (--no-provision): "
-                                 f"create it first (`echo-splade provision --index {self.index}`)")
+                raise ValueError(
+                    f"index {self.index} does not exist and provisioning is off (--no-provision): "
+                    f"create it first (`echo-splade provision --index {self.index}`)"
+                )
             secret_env.enter_context(self._secret_environment())
             if ray_running_before and self.connection.secret_environment():
-                logger.info("Ray was already running: its workers read the cluster secret from their own "
-                            "environment (%s)", ", ".join(sorted(self.connection.secret_environment())))
+                logger.info(
+                    "Ray was already running: its workers read the cluster secret from their own environment (%s)",
+                    ", ".join(sorted(self.connection.secret_environment())),
+                )
             started_ray = self._start_ray()
             actors, resources, device, threads = self._encoder_resources()
             info = self._model_info(resources, device)
             report.model, report.model_rev = info.model_id, info.model_rev
-            logger.info("ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",
-                        self.reader.path, self.index, info.model_id, info.model_rev, actors, resources, self.writers)
+            logger.info(
+                "ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",
+                self.reader.path,
+                self.index,
+                info.model_id,
+                info.model_rev,
+                actors,
+                resources,
+                self.writers,
+            )
             self._prepare_index(backend, info)
             self._record_pruning(backend)
             with bulk_load_settings(backend, self.index), self._data_context():
                 dead.discard_previous()
                 batches = self._dataset(actors, resources, device, threads).iter_batches(
-                    batch_size=None, batch_format="pyarrow")
+                    batch_size=None, batch_format="pyarrow"
+                )
                 try:
                     for batch in batches:
                         self._account(batch, report, dead)
@@ -455,11 +516,14 @@ class IngestJob:
             report.status = "failed"
             cause = _find_cause(exc, ClusterError)
             if cause is not None:
-                message = (f"{cause} -- the job stopped after indexing {report.indexed} document(s); "
-                           f"run it again with --resume to finish")
+                message = (
+                    f"{cause} -- the job stopped after indexing {report.indexed} document(s); "
+                    f"run it again with --resume to finish"
+                )
                 report.error = message
-                raise type(cause)(message, status=cause.status, error_type=cause.error_type,
-                                  reason=cause.reason) from exc
+                raise type(cause)(
+                    message, status=cause.status, error_type=cause.error_type, reason=cause.reason
+                ) from exc
             report.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:

@@ -54,6 +54,8 @@ class IngestReport:
 
     def summary(self) -> str:
         """One human-readable line."""
-        return (f"{self.status}: read {self.read}, encoded {self.encoded}, indexed {self.indexed}, "
-                f"skipped {self.skipped}, dead-lettered {self.dead_lettered} in {self.seconds:.1f}s "
-                f"({self.docs_per_s:.1f} docs/s)")
+        return (
+            f"{self.status}: read {self.read}, encoded {self.encoded}, indexed {self.indexed}, "
+            f"skipped {self.skipped}, dead-lettered {self.dead_lettered} in {self.seconds:.1f}s "
+            f"({self.docs_per_s:.1f} docs/s)"
+        )

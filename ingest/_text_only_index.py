@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Iterator, Union
+from collections.abc import Iterator
+from typing import Any, Union
 
 from echo_splade.mappings import IndexSpec, bulk_load_settings, provision
 
@@ -17,8 +18,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["index_text_only"]
 
 
-def index_text_only(backend: Any, index: str, corpus: Union[str, os.PathLike],
-                    format: CorpusFormat = "beir") -> dict[str, Any]:
+def index_text_only(
+    backend: Any, index: str, corpus: Union[str, os.PathLike], format: CorpusFormat = "beir"
+) -> dict[str, Any]:
     """Provision ``index`` and write each corpus document's ``doc_id``/``title``/``text``, no vectors.
 
     Uses :class:`CorpusReader` and :class:`BulkWriter` and the provisioning and
@@ -39,8 +41,9 @@ def index_text_only(backend: Any, index: str, corpus: Union[str, os.PathLike],
     Raises:
         ValueError: the cluster rejected documents.
     """
-    logger.info("index %s is missing: provisioning it and indexing the text of %s (BM25 only, no encoding)",
-                index, corpus)
+    logger.info(
+        "index %s is missing: provisioning it and indexing the text of %s (BM25 only, no encoding)", index, corpus
+    )
     started = time.monotonic()
     provision(backend, IndexSpec(index))
     skipped: dict[str, int] = {}

@@ -36,6 +36,17 @@ from ._hard_negative_miner import HardNegativeMiner
 from ._pairs_split import PairsSplit
 
 __all__ += [
-    "Demo", "DemoSearch", "EvalDataset", "EvalReport", "Evaluator", "HardNegativeMiner", "METRICS", "PairsSplit", "SAMPLE_CORPUS",
-    "SAMPLE_QUERIES", "SYSTEMS", "SelfHits", "SystemName",
+    "Demo",
+    "DemoSearch",
+    "EvalDataset",
+    "EvalReport",
+    "Evaluator",
+    "HardNegativeMiner",
+    "METRICS",
+    "PairsSplit",
+    "SAMPLE_CORPUS",
+    "SAMPLE_QUERIES",
+    "SYSTEMS",
+    "SelfHits",
+    "SystemName",
 ]

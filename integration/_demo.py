@@ -5,8 +5,9 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
@@ -139,15 +140,20 @@ class Demo:
         found_sparse = sum(1 for r in results if r.sparse_rank is not None and r.sparse_rank <= self.k)
         found_bm25 = sum(1 for r in results if r.bm25_rank is not None and r.bm25_rank <= self.k)
         self.echo("")
-        self.echo(f"Expected passage in the top {self.k}: sparse {found_sparse}/{len(results)}, "
-                  f"BM25 {found_bm25}/{len(results)}.")
+        self.echo(
+            f"Expected passage in the top {self.k}: sparse {found_sparse}/{len(results)}, "
+            f"BM25 {found_bm25}/{len(results)}."
+        )
         self._print_guide(encoder)
-        self.echo(f"Done in {time.monotonic() - started:.0f}s. Try: echo-splade search \"your question\" "
-                  f"--index {index} --explain")
+        self.echo(
+            f'Done in {time.monotonic() - started:.0f}s. Try: echo-splade search "your question" '
+            f"--index {index} --explain"
+        )
         if self.started_node is not None:
             port = "" if self.started_node.port == 9200 else f" --port {self.started_node.port}"
-            self.echo(f"The local node keeps running at {self.started_node.url}; stop it with: "
-                      f"echo-splade cluster stop{port}")
+            self.echo(
+                f"The local node keeps running at {self.started_node.url}; stop it with: echo-splade cluster stop{port}"
+            )
         return results
 
     def ensure_cluster(self) -> Any:
@@ -160,14 +166,21 @@ class Demo:
             backend = connect(self.connection)
         except ClusterError as exc:
             parts = urlsplit(url)
-            if not (self.start_node and exc.unreachable and len(self.connection.urls) == 1
-                    and parts.hostname in _LOCAL_HOSTS and parts.scheme == "http"):
+            if not (
+                self.start_node
+                and exc.unreachable
+                and len(self.connection.urls) == 1
+                and parts.hostname in _LOCAL_HOSTS
+                and parts.scheme == "http"
+            ):
                 raise
             from ._local_node import LocalNode
 
             node = LocalNode(port=parts.port or 9200, **self.node_options)
-            self.echo(f"      nothing answers there: starting the local {node.engine} {node.version} node "
-                      f"(the first start downloads it from Maven Central)")
+            self.echo(
+                f"      nothing answers there: starting the local {node.engine} {node.version} node "
+                f"(the first start downloads it from Maven Central)"
+            )
             node.start()
             self.started_node = node
             backend = connect(self.connection)
@@ -178,24 +191,38 @@ class Demo:
         from echo_splade.encoder import DEFAULT_MODEL, EchoSpladeEncoder
 
         self.model = self.model or DEFAULT_MODEL
-        self.echo(f"[2/4] Loading the encoder {self.model}{' + adapter ' + str(self.adapter) if self.adapter else ''} "
-                  "(the first use builds it into the model cache)")
+        self.echo(
+            f"[2/4] Loading the encoder {self.model}{' + adapter ' + str(self.adapter) if self.adapter else ''} "
+            "(the first use builds it into the model cache)"
+        )
         started = time.monotonic()
         encoder = EchoSpladeEncoder.from_pretrained(self.model, adapter=self.adapter)
-        self.echo(f"      ready in {time.monotonic() - started:.0f}s: {encoder.source}, model_rev {encoder.model_rev}, "
-                  f"vocabulary {encoder.vocab_size}")
+        self.echo(
+            f"      ready in {time.monotonic() - started:.0f}s: {encoder.source}, model_rev {encoder.model_rev}, "
+            f"vocabulary {encoder.vocab_size}"
+        )
         return encoder
 
     def ingest(self, index: str) -> Any:
         """Provision ``index`` when missing and ingest the sample corpus (resumable: reruns skip done passages)."""
         from echo_splade.ingest import IngestJob
 
-        self.echo(f"[3/4] Ingesting {self.corpus.name} into {index} (provisioned when missing; "
-                  f"top {self.doc_top_k} terms per passage)")
+        self.echo(
+            f"[3/4] Ingesting {self.corpus.name} into {index} (provisioned when missing; "
+            f"top {self.doc_top_k} terms per passage)"
+        )
         with tempfile.TemporaryDirectory(prefix="echo-splade-demo-") as scratch:
-            job = IngestJob(self.corpus, index, self.connection, model=self.model, adapter=self.adapter,
-                            corpus_format="jsonl", resume=True, doc_top_k=self.doc_top_k,
-                            dead_letter_path=Path(scratch) / "dead-letter.jsonl")
+            job = IngestJob(
+                self.corpus,
+                index,
+                self.connection,
+                model=self.model,
+                adapter=self.adapter,
+                corpus_format="jsonl",
+                resume=True,
+                doc_top_k=self.doc_top_k,
+                dead_letter_path=Path(scratch) / "dead-letter.jsonl",
+            )
             last = [0.0]
 
             def progress(report: Any) -> None:
@@ -215,11 +242,14 @@ class Demo:
         """Each sample query through the sparse retriever (with explanations) and BM25."""
         from echo_splade.connector import Hybrid, SparseRetriever
 
-        retriever = SparseRetriever(backend, index, encoder=encoder, mode="llm", query_top_k=self.query_top_k,
-                                    explain_top_n=self.explain_top_n)
+        retriever = SparseRetriever(
+            backend, index, encoder=encoder, mode="llm", query_top_k=self.query_top_k, explain_top_n=self.explain_top_n
+        )
         lexical = Hybrid()
-        self.echo(f"[4/4] Example searches: learned sparse retrieval ({self.query_top_k} query terms), "
-                  f"top {self.k} with the terms that matched; * marks expansion terms (not in the query text)")
+        self.echo(
+            f"[4/4] Example searches: learned sparse retrieval ({self.query_top_k} query terms), "
+            f"top {self.k} with the terms that matched; * marks expansion terms (not in the query text)"
+        )
         results = []
         for query in self.queries:
             text = query["text"]
@@ -229,7 +259,10 @@ class Demo:
             bm25 = backend.search(index, {"query": lexical.bm25_clause(text), "size": self.depth, "_source": False})
             bm25_ids = [h["_id"] for h in bm25["hits"]["hits"]]
             result = DemoSearch(
-                query=text, query_terms=terms, hits=hits[: self.k], expected=query["relevant"],
+                query=text,
+                query_terms=terms,
+                hits=hits[: self.k],
+                expected=query["relevant"],
                 sparse_rank=_first_rank([h.id for h in hits], query["relevant"]),
                 bm25_rank=_first_rank(bm25_ids, query["relevant"]),
             )
@@ -276,12 +309,15 @@ class Demo:
             self.echo(f"    {rank}. [{hit.score:.2f}] {hit.id}: {title}{mark}")
             if hit.explanation is not None and hit.explanation.terms:
                 texts = (str(hit.source.get("title") or ""), str(hit.source.get("text") or ""))
-                matched = ", ".join(f"{show(t.token, texts)} {t.query_weight:.2f}x{t.doc_weight:.2f}"
-                                    for t in hit.explanation.terms)
+                matched = ", ".join(
+                    f"{show(t.token, texts)} {t.query_weight:.2f}x{t.doc_weight:.2f}" for t in hit.explanation.terms
+                )
                 self.echo(f"         matched {hit.explanation.matched} terms: {matched}")
         if result.expected:
-            self.echo(f"    expected {', '.join(result.expected)}: rank {_rank_text(result.sparse_rank, self.depth)} "
-                      f"with sparse, {_rank_text(result.bm25_rank, self.depth)} with BM25")
+            self.echo(
+                f"    expected {', '.join(result.expected)}: rank {_rank_text(result.sparse_rank, self.depth)} "
+                f"with sparse, {_rank_text(result.bm25_rank, self.depth)} with BM25"
+            )
 
 
 def _first_rank(ids: list[str], expected: list[str]) -> Optional[int]:

@@ -57,7 +57,7 @@ class EngineDistribution:
     setup_requests: tuple[tuple[str, str, dict], ...] = ()
 
     @classmethod
-    def for_engine(cls, engine: str, version: Optional[str] = None) -> "EngineDistribution":
+    def for_engine(cls, engine: str, version: Optional[str] = None) -> EngineDistribution:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if engine == "opensearch":
@@ -68,8 +68,21 @@ class EngineDistribution:
     def dir_name(self) -> str:
         """``<engine>-<version>-<digest>``: a changed module set installs beside, never over, a running one."""
         spec = json.dumps(
-            [str(self.server), [(m.name, m.classname, [str(j) for j in m.jars], m.java_sources, m.extended_plugins,
-                                 m.security_policy, _source_digest(m.java_sources)) for m in self.modules]],
+            [
+                str(self.server),
+                [
+                    (
+                        m.name,
+                        m.classname,
+                        [str(j) for j in m.jars],
+                        m.java_sources,
+                        m.extended_plugins,
+                        m.security_policy,
+                        _source_digest(m.java_sources),
+                    )
+                    for m in self.modules
+                ],
+            ],
             sort_keys=True,
         )
         return f"{self.engine}-{self.version}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
@@ -116,8 +129,10 @@ def _opensearch(version: str) -> EngineDistribution:
                     MavenArtifact(plugin, "lang-painless", version),
                     # lang-painless's runtime dependencies, at the versions its POM names
                     MavenArtifact("org.antlr", "antlr4-runtime", "4.13.1"),
-                    *(MavenArtifact("org.ow2.asm", name, "9.7")
-                      for name in ("asm", "asm-util", "asm-tree", "asm-commons", "asm-analysis")),
+                    *(
+                        MavenArtifact("org.ow2.asm", name, "9.7")
+                        for name in ("asm", "asm-util", "asm-tree", "asm-commons", "asm-analysis")
+                    ),
                     MavenArtifact(plugin, "opensearch-scripting-painless-spi", version),
                 ),
                 security_policy=(
@@ -142,9 +157,7 @@ def _opensearch(version: str) -> EngineDistribution:
         bootstrap_class="org.opensearch.bootstrap.OpenSearch",
         default_port=9200,
         # One node: no replicas unless asked, so fresh indices are green.
-        setup_requests=(
-            ("PUT", "/_cluster/settings", {"persistent": {"cluster.default_number_of_replicas": 0}}),
-        ),
+        setup_requests=(("PUT", "/_cluster/settings", {"persistent": {"cluster.default_number_of_replicas": 0}}),),
     )
 
 
@@ -167,7 +180,7 @@ def _elasticsearch(version: str) -> EngineDistribution:
                 name="echo-splade-security-analysis",
                 classname="org.echosplade.securityanalysis.SecurityAnalysisPlugin",
                 description="uax_url_email, pattern_capture, lowercase, unique: the analysis the security index "
-                            "declares (the integ-test-zip lacks analysis-common); needed with `cluster start --secure`",
+                "declares (the integ-test-zip lacks analysis-common); needed with `cluster start --secure`",
                 java_sources=("SecurityAnalysisPlugin.java",),
             ),
         ),
@@ -178,8 +191,15 @@ def _elasticsearch(version: str) -> EngineDistribution:
         default_port=9201,
         extra_settings=(("xpack.security.enabled", False), ("xpack.ml.enabled", False)),
         setup_requests=(
-            ("PUT", "/_index_template/echo-splade-single-node",
-             {"index_patterns": ["*"], "priority": 0, "template": {"settings": {"number_of_replicas": 0}},
-              "_meta": {"description": "echo-splade local single node: no replicas unless asked"}}),
+            (
+                "PUT",
+                "/_index_template/echo-splade-single-node",
+                {
+                    "index_patterns": ["*"],
+                    "priority": 0,
+                    "template": {"settings": {"number_of_replicas": 0}},
+                    "_meta": {"description": "echo-splade local single node: no replicas unless asked"},
+                },
+            ),
         ),
     )

@@ -55,15 +55,22 @@ class EvalDataset:
             raise FileNotFoundError(f"{self.path} is not a BEIR folder: corpus.jsonl is missing")
         qrels_path = self.path / "qrels" / f"{split}.tsv"
         if not qrels_path.is_file():
-            available = sorted(p.stem for p in (self.path / "qrels").glob("*.tsv")) if (self.path / "qrels").is_dir() else []
-            raise FileNotFoundError(f"no qrels for split {split!r} in {self.path} (qrels/{split}.tsv); "
-                                    f"available splits: {available or 'none'}")
+            available = (
+                sorted(p.stem for p in (self.path / "qrels").glob("*.tsv")) if (self.path / "qrels").is_dir() else []
+            )
+            raise FileNotFoundError(
+                f"no qrels for split {split!r} in {self.path} (qrels/{split}.tsv); "
+                f"available splits: {available or 'none'}"
+            )
         qrels = read_beir_qrels(qrels_path)
         all_queries = read_beir_queries(self.path / "queries.jsonl")
         self.missing_queries = [q for q in qrels if q not in all_queries]
         if self.missing_queries:
-            logger.warning("%d judged query id(s) are not in queries.jsonl and are skipped (e.g. %s)",
-                           len(self.missing_queries), self.missing_queries[:3])
+            logger.warning(
+                "%d judged query id(s) are not in queries.jsonl and are skipped (e.g. %s)",
+                len(self.missing_queries),
+                self.missing_queries[:3],
+            )
         ids = [q for q in qrels if q in all_queries]
         if not ids:
             raise ValueError(f"{qrels_path} judges no query that queries.jsonl holds")
@@ -85,8 +92,11 @@ class EvalDataset:
     def corpus_texts(self) -> dict[str, str]:
         """``{doc_id: text}`` of the whole corpus, read into memory (the encoder's ``document_text`` of title
         and text); bad records are left out. For tools that need the texts by id, e.g. hard-negative mining."""
-        return {r["doc_id"]: document_text(r["title"], r["text"])
-                for r in CorpusReader(self.path, format="beir") if not r["reason"]}
+        return {
+            r["doc_id"]: document_text(r["title"], r["text"])
+            for r in CorpusReader(self.path, format="beir")
+            if not r["reason"]
+        }
 
     def detect_self_hits(self) -> bool:
         """Whether the queries are themselves corpus documents (the ArguAna convention).
@@ -106,6 +116,11 @@ class EvalDataset:
             full = _normalise(f"{record['title']} {record['text']}")
             same += query in (doc, full)
         decision = shared > 0 and same * 2 > shared
-        logger.info("self-hit check: %d of %d queries share an id with a document, %d of those also its text -> %s",
-                    shared, len(wanted), same, "drop self-hits" if decision else "keep all hits")
+        logger.info(
+            "self-hit check: %d of %d queries share an id with a document, %d of those also its text -> %s",
+            shared,
+            len(wanted),
+            same,
+            "drop self-hits" if decision else "keep all hits",
+        )
         return decision

@@ -4,8 +4,9 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +44,12 @@ class EvalReport:
         return path
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "EvalReport":
+    def load(cls, path: Union[str, os.PathLike]) -> EvalReport:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(systems=data["systems"], config=data["config"])
 
     @classmethod
-    def combine(cls, reports: Mapping[str, "EvalReport"]) -> "EvalReport":
+    def combine(cls, reports: Mapping[str, EvalReport]) -> EvalReport:
         """One report of several encoders' runs on the same dataset: ``{label: report}`` in order.
 
         BM25 (the same for every encoder) is kept once, from the first report that has it; every other
@@ -63,8 +64,23 @@ class EvalReport:
                 if key not in systems:
                     systems[key] = dict(figures)
         first = next(iter(reports.values())).config
-        shared = {k: first.get(k) for k in ("dataset", "dataset_name", "split", "num_queries", "engine", "analyzer",
-                                            "bm25", "depth", "self_hits", "hybrid", "truncate", "created")}
+        shared = {
+            k: first.get(k)
+            for k in (
+                "dataset",
+                "dataset_name",
+                "split",
+                "num_queries",
+                "engine",
+                "analyzer",
+                "bm25",
+                "depth",
+                "self_hits",
+                "hybrid",
+                "truncate",
+                "created",
+            )
+        }
         config = {**shared, "models": list(reports), "runs": {label: r.config for label, r in reports.items()}}
         return cls(systems=systems, config=config)
 
@@ -93,8 +109,9 @@ class EvalReport:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         rows_of_legend = (len(self.systems) + 3) // 4
-        fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 4.0 + 0.25 * rows_of_legend),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(METRICS), figsize=(4.2 * len(METRICS), 4.0 + 0.25 * rows_of_legend), squeeze=False
+        )
         latencies = [f["p50_ms"] for f in self.systems.values()]
         log_x = bool(latencies) and min(latencies) > 0 and max(latencies) / min(latencies) > 20
         labels = list(dict.fromkeys(n.partition(" [")[2] for n in self.systems if " [" in n))
@@ -125,8 +142,11 @@ class EvalReport:
 
     def _title(self) -> str:
         cfg: Mapping[str, Any] = self.config
-        parts = [str(cfg.get("dataset_name", "")), f"split={cfg.get('split', '?')}",
-                 f"{cfg.get('num_queries', '?')} queries"]
+        parts = [
+            str(cfg.get("dataset_name", "")),
+            f"split={cfg.get('split', '?')}",
+            f"{cfg.get('num_queries', '?')} queries",
+        ]
         if cfg.get("models"):
             parts.append(f"models={', '.join(cfg['models'])}")
         elif cfg.get("model"):

@@ -7,9 +7,10 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Sequence, Union
+from typing import Any, Literal, Optional, Union
 
 from tqdm.auto import tqdm
 
@@ -163,9 +164,12 @@ class Evaluator:
             from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
             logger.info("loading encoder %s%s", self.model, f" + adapter {self.adapter}" if self.adapter else "")
-            self._encoder = EchoSpladeEncoder.from_pretrained(self.model, adapter=self.adapter,
-                                                              max_length=self.max_length,
-                                                              **({"truncate": True} if self.truncate else {}))
+            self._encoder = EchoSpladeEncoder.from_pretrained(
+                self.model,
+                adapter=self.adapter,
+                max_length=self.max_length,
+                **({"truncate": True} if self.truncate else {}),
+            )
         return self._encoder
 
     def close(self) -> None:
@@ -174,8 +178,12 @@ class Evaluator:
             self._backend = None
 
     # -- the index ------------------------------------------------------------------------
-    def ensure_index(self, dataset: EvalDataset, report_dir: Optional[Union[str, os.PathLike]] = None,
-                     progress: Optional[Callable[[Any], None]] = None) -> bool:
+    def ensure_index(
+        self,
+        dataset: EvalDataset,
+        report_dir: Optional[Union[str, os.PathLike]] = None,
+        progress: Optional[Callable[[Any], None]] = None,
+    ) -> bool:
         """Provision the index and ingest the dataset's corpus unless the index exists.
 
         Returns ``True`` when it built the index: with the ingest job when a model is
@@ -188,8 +196,10 @@ class Evaluator:
             return False
         if self.model is None:
             if self._encoder is not None:
-                raise ValueError("the index is missing and the evaluator was given a loaded encoder without a model "
-                                 "name or path; pass model= so the ingest job can load it on its workers")
+                raise ValueError(
+                    "the index is missing and the evaluator was given a loaded encoder without a model "
+                    "name or path; pass model= so the ingest job can load it on its workers"
+                )
             self.index_text_only(dataset)
             return True
         from echo_splade.ingest import IngestJob  # lazy: imports ray
@@ -201,10 +211,21 @@ class Evaluator:
         if self.truncate:
             options["encoder_options"] = {"truncate": True}
         report_path = Path(report_dir) / f"{self.index}.ingest.json" if report_dir else None
-        logger.info("index %s is missing: provisioning it and ingesting %s with %s",
-                    self.index, dataset.corpus_path, model_arg["model"])
-        job = IngestJob(dataset.path, self.index, self.connection, corpus_format="beir",
-                        report_path=report_path, **model_arg, **options)
+        logger.info(
+            "index %s is missing: provisioning it and ingesting %s with %s",
+            self.index,
+            dataset.corpus_path,
+            model_arg["model"],
+        )
+        job = IngestJob(
+            dataset.path,
+            self.index,
+            self.connection,
+            corpus_format="beir",
+            report_path=report_path,
+            **model_arg,
+            **options,
+        )
         report = job.run(progress=progress)
         self.ingest_info = {"mode": "ingest job", **report.to_dict()}
         return True
@@ -229,8 +250,10 @@ class Evaluator:
         meta = read_index_meta(self.backend, self.index)
         stored = meta.get("model_rev")
         if not stored:
-            raise ValueError(f"index {self.index!r} records no model: it holds no sparse vectors (e.g. it was built "
-                             "for a BM25-only evaluation); evaluate the sparse systems on another --index")
+            raise ValueError(
+                f"index {self.index!r} records no model: it holds no sparse vectors (e.g. it was built "
+                "for a BM25-only evaluation); evaluate the sparse systems on another --index"
+            )
         if not any(s in _LLM_SYSTEMS for s in self.systems):
             return
         rev = self.encoder.model_rev
@@ -238,7 +261,8 @@ class Evaluator:
             raise ValueError(
                 f"index {self.index!r} holds vectors of model {meta.get('model')!r} (model_rev {stored}), but the "
                 f"evaluated encoder is {self.encoder.model_id!r}{' + adapter ' + self.adapter if self.adapter else ''} "
-                f"(model_rev {rev}); evaluate it on its own index (another --index) or re-ingest")
+                f"(model_rev {rev}); evaluate it on its own index (another --index) or re-ingest"
+            )
 
     # -- running ------------------------------------------------------------------------
     def evaluate(self, dataset: EvalDataset) -> EvalReport:
@@ -265,14 +289,21 @@ class Evaluator:
         config = self._config(dataset, drop_self, errors, extra_seconds)
         return EvalReport(systems=figures, config=config)
 
-    def _run_system(self, system: str, search: Callable[[str, int], list[tuple[str, float]]],
-                    dataset: EvalDataset, drop_self: bool) -> tuple[dict, list[float], int]:
+    def _run_system(
+        self, system: str, search: Callable[[str, int], list[tuple[str, float]]], dataset: EvalDataset, drop_self: bool
+    ) -> tuple[dict, list[float], int]:
         fetch = self.depth + 1 if drop_self else self.depth
         run: dict[str, dict[str, float]] = {}
         latencies: list[float] = []
         failed = 0
-        items = tqdm(dataset.queries.items(), total=len(dataset), desc=system, unit="q",
-                     disable=self.progress is not True, leave=True)
+        items = tqdm(
+            dataset.queries.items(),
+            total=len(dataset),
+            desc=system,
+            unit="q",
+            disable=self.progress is not True,
+            leave=True,
+        )
         report = self.progress if callable(self.progress) else None
         for qid, text in items:
             started = time.perf_counter()
@@ -309,15 +340,22 @@ class Evaluator:
             return bm25, 0.0
         if system == "sparse-inference-free":
             tokenizer = self._encoder.tokenizer if self._encoder is not None else self._tokenizer_source()
-            retriever = SparseRetriever(self.backend, self.index, mode="inference-free", tokenizer=tokenizer,
-                                        field=field, query_top_k=self.query_top_k)
+            retriever = SparseRetriever(
+                self.backend,
+                self.index,
+                mode="inference-free",
+                tokenizer=tokenizer,
+                field=field,
+                query_top_k=self.query_top_k,
+            )
             started = time.perf_counter()
             features = retriever.refresh_document_frequencies()
             setup = time.perf_counter() - started
             logger.info("document frequencies of %d features refreshed in %.1fs (untimed)", features, setup)
         else:
-            retriever = SparseRetriever(self.backend, self.index, encoder=self.encoder, mode="llm", field=field,
-                                        query_top_k=self.query_top_k)
+            retriever = SparseRetriever(
+                self.backend, self.index, encoder=self.encoder, mode="llm", field=field, query_top_k=self.query_top_k
+            )
             setup = 0.0
         hybrid = self.hybrid if system == "hybrid" else False
 
@@ -377,7 +415,7 @@ class Evaluator:
             "latency": "p50 of client-side wall time per query (query encoding + request + response)",
             "metrics_library": f"ranx {_version('ranx')}",
             "echo_splade": _version("echo-splade"),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         if self._encoder is not None:
             enc = self._encoder

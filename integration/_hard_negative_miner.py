@@ -6,8 +6,9 @@ import json
 import logging
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 from tqdm.auto import tqdm
 
@@ -49,10 +50,23 @@ class HardNegativeMiner:
         seed: seeds the draws.
     """
 
-    def __init__(self, connection: Any, index: str, depth: int = 30, skip: int = 0, negatives: int = 1,
-                 max_positives: Optional[int] = None, min_score: int = 1, seed: int = 42) -> None:
-        for name, value, low in (("depth", depth, 1), ("skip", skip, 0), ("negatives", negatives, 1),
-                                 ("min_score", min_score, 1)):
+    def __init__(
+        self,
+        connection: Any,
+        index: str,
+        depth: int = 30,
+        skip: int = 0,
+        negatives: int = 1,
+        max_positives: Optional[int] = None,
+        min_score: int = 1,
+        seed: int = 42,
+    ) -> None:
+        for name, value, low in (
+            ("depth", depth, 1),
+            ("skip", skip, 0),
+            ("negatives", negatives, 1),
+            ("min_score", min_score, 1),
+        ):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if skip >= depth:
@@ -99,24 +113,28 @@ class HardNegativeMiner:
         corpus = dataset.corpus_texts()
         backend, clause = self.backend, self.hybrid.bm25_clause
         missing = 0
-        for qid, text in tqdm(dataset.queries.items(), total=len(dataset), desc="mine", unit="q",
-                              disable=not progress):
+        for qid, text in tqdm(dataset.queries.items(), total=len(dataset), desc="mine", unit="q", disable=not progress):
             judged = dataset.qrels[qid]
             rng = random.Random(f"{self.seed}:{qid}")
             positives = [d for d, s in judged.items() if s >= self.min_score and d in corpus]
             missing += sum(1 for d, s in judged.items() if s >= self.min_score and d not in corpus)
             rng.shuffle(positives)
             positives.sort(key=lambda d: -judged[d])  # stable: best score first, shuffled within a score
-            positives = positives[:self.max_positives]
+            positives = positives[: self.max_positives]
             if not positives:
                 continue
             body = {"query": clause(text), "size": self.depth, "_source": False}
             hits = backend.search(self.index, body)["hits"]["hits"]
-            pool = [h["_id"] for h in hits[self.skip:] if h["_id"] not in judged and h["_id"] in corpus]
+            pool = [h["_id"] for h in hits[self.skip :] if h["_id"] not in judged and h["_id"] in corpus]
             for positive in positives:
                 chosen = rng.sample(pool, min(self.negatives, len(pool)))
-                row = {"query": text, "positive": corpus[positive], "query_id": qid, "positive_id": positive,
-                       "dataset": dataset.name}
+                row = {
+                    "query": text,
+                    "positive": corpus[positive],
+                    "query_id": qid,
+                    "positive_id": positive,
+                    "dataset": dataset.name,
+                }
                 if chosen:
                     row["negative"] = [corpus[d] for d in chosen]
                     row["negative_ids"] = chosen

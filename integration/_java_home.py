@@ -8,8 +8,9 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class JavaHome:
     major: int
 
     @classmethod
-    def find(cls, minimum: int, maximum: int) -> "JavaHome":
+    def find(cls, minimum: int, maximum: int) -> JavaHome:
         """The first installation in ``[minimum, maximum]``: ``$ECHO_SPLADE_JAVA_HOME``, ``$JAVA_HOME``,
         ``java`` on ``PATH``, then ``/usr/lib/jvm/*`` (newest first)."""
         seen = []

@@ -26,8 +26,9 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Optional
 
 from ._engine_distribution import ENGINES, JAVA_SOURCES, EngineDistribution
 from ._java_home import JavaHome
@@ -96,8 +97,10 @@ class LocalNode:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if secure and engine != "elasticsearch":
-            raise ValueError("--secure needs --engine elasticsearch: the OpenSearch security plugin is not "
-                             "published on Maven Central for 2.19.x, so a secured OpenSearch node cannot be assembled")
+            raise ValueError(
+                "--secure needs --engine elasticsearch: the OpenSearch security plugin is not "
+                "published on Maven Central for 2.19.x, so a secured OpenSearch node cannot be assembled"
+            )
         self.secure = bool(secure)
         self.distribution = EngineDistribution.for_engine(engine, version)
         default_port = self.distribution.default_port + (1 if self.secure else 0)
@@ -160,8 +163,10 @@ class LocalNode:
         return self.node_dir / "logs" / "console.log"
 
     def __repr__(self) -> str:
-        return (f"LocalNode(engine={self.engine!r}, version={self.version!r}, url={self.url!r}, "
-                f"home={str(self.home)!r}{', secure=True' if self.secure else ''})")
+        return (
+            f"LocalNode(engine={self.engine!r}, version={self.version!r}, url={self.url!r}, "
+            f"home={str(self.home)!r}{', secure=True' if self.secure else ''})"
+        )
 
     # --------------------------------------------------------------- install
     def install(self) -> Path:
@@ -240,7 +245,9 @@ class LocalNode:
         except OSError:
             return False
         conf = f"-D{self._sysprop_prefix}.path.conf={self.node_dir / 'config'}".encode()
-        return any(conf == a for a in args) and any(a.startswith(self.distribution.bootstrap_class.encode()) for a in args)
+        return any(conf == a for a in args) and any(
+            a.startswith(self.distribution.bootstrap_class.encode()) for a in args
+        )
 
     @property
     def _sysprop_prefix(self) -> str:
@@ -302,8 +309,14 @@ class LocalNode:
         logger.info("starting %s at %s", self, self.url)
         with open(self.console_file, "ab") as console:
             process = subprocess.Popen(
-                command, cwd=self.node_dir, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                start_new_session=True, **self._user_kwargs(),
+                command,
+                cwd=self.node_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self._user_kwargs(),
             )
         self.pid_file.write_text(f"{process.pid}\n")
         try:
@@ -322,7 +335,9 @@ class LocalNode:
         last = "no answer yet"
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
-                raise NodeStartError(f"{self.engine} exited with code {process.returncode} during startup", self.log_tail())
+                raise NodeStartError(
+                    f"{self.engine} exited with code {process.returncode} during startup", self.log_tail()
+                )
             if process is None and not self._is_our_process(pid):
                 raise NodeStartError(f"{self.engine} (pid {pid}) is gone", self.log_tail())
             try:
@@ -343,7 +358,9 @@ class LocalNode:
             calls += self.security.setup_requests()
         for method, path, body in calls:
             request = urllib.request.Request(
-                self.url + path, data=json.dumps(body).encode(), method=method,
+                self.url + path,
+                data=json.dumps(body).encode(),
+                method=method,
                 headers={"Content-Type": "application/json"},
             )
             try:
@@ -410,13 +427,15 @@ class LocalNode:
     def _environment(self, java: JavaHome) -> dict:
         prefix = self.distribution.env_prefix
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefix) and k != "JAVA_TOOL_OPTIONS"}
-        env.update({
-            f"{prefix}JAVA_HOME": str(java.path),
-            "JAVA_HOME": str(java.path),
-            f"{prefix}PATH_CONF": str(self.node_dir / "config"),
-            f"{prefix}TMPDIR": str(self.node_dir / "tmp"),
-            "HOME": str(self.node_dir),
-        })
+        env.update(
+            {
+                f"{prefix}JAVA_HOME": str(java.path),
+                "JAVA_HOME": str(java.path),
+                f"{prefix}PATH_CONF": str(self.node_dir / "config"),
+                f"{prefix}TMPDIR": str(self.node_dir / "tmp"),
+                "HOME": str(self.node_dir),
+            }
+        )
         return env
 
     def _user_kwargs(self) -> dict:
@@ -464,14 +483,25 @@ class LocalNode:
         """``{"running", "pid", "url", "engine", "version", "health", "modules", "plugins", "home", "secure"}``;
         a secured node adds ``ca_certs``, ``password_file`` (the ``elastic`` password) and ``users_file``."""
         info: dict[str, Any] = {
-            "url": self.url, "engine": self.engine, "home": str(self.home), "node_dir": str(self.node_dir),
-            "pid": self.pid, "running": False, "secure": self.secure,
+            "url": self.url,
+            "engine": self.engine,
+            "home": str(self.home),
+            "node_dir": str(self.node_dir),
+            "pid": self.pid,
+            "running": False,
+            "secure": self.secure,
         }
         security = self.security
         if security is not None:
             # paths only: the passwords stay in their mode-0600 files
-            info.update({"ca_certs": str(security.ca_cert), "password_file": str(security.password_file),
-                         "users_file": str(security.users_file), "user": "elastic"})
+            info.update(
+                {
+                    "ca_certs": str(security.ca_cert),
+                    "password_file": str(security.password_file),
+                    "users_file": str(security.users_file),
+                    "user": "elastic",
+                }
+            )
         try:
             root = self._get("/")
         except (OSError, ValueError) as exc:
@@ -484,7 +514,7 @@ class LocalNode:
         try:
             info["health"] = self._get("/_cluster/health").get("status")
             nodes = self._get("/_nodes/_local/plugins").get("nodes", {})
-            node = next(iter(nodes.values()), {})
+            node: dict = next(iter(nodes.values()), {})
             info["modules"] = sorted(m["name"] for m in node.get("modules", []))
             info["plugins"] = sorted(p["name"] for p in node.get("plugins", []))
         except (OSError, ValueError) as exc:
@@ -503,7 +533,7 @@ class LocalNode:
         return "\n".join(parts)
 
     # ------------------------------------------------------- context manager
-    def __enter__(self) -> "LocalNode":
+    def __enter__(self) -> LocalNode:
         self._started_here = self.start()
         return self
 
@@ -545,14 +575,26 @@ def _compile_module(module, server_root: Path, jar: Path, java: JavaHome) -> Non
     """Compile ``module.java_sources`` against the server's ``lib/`` jars into ``jar``."""
     javac = java.path / "bin" / "javac"
     if not javac.is_file():
-        raise FileNotFoundError(f"module {module.name} is built from source and needs javac, missing in {java.path} "
-                                f"(install a JDK, e.g. `apt-get install openjdk-17-jdk-headless`)")
+        raise FileNotFoundError(
+            f"module {module.name} is built from source and needs javac, missing in {java.path} "
+            f"(install a JDK, e.g. `apt-get install openjdk-17-jdk-headless`)"
+        )
     sources = [str(JAVA_SOURCES / name) for name in module.java_sources]
     with tempfile.TemporaryDirectory() as classes:
         result = subprocess.run(
-            [str(javac), "--release", str(java.major), "-nowarn", "-cp", str(server_root / "lib" / "*"),
-             "-d", classes, *sources],
-            capture_output=True, text=True,
+            [
+                str(javac),
+                "--release",
+                str(java.major),
+                "-nowarn",
+                "-cp",
+                str(server_root / "lib" / "*"),
+                "-d",
+                classes,
+                *sources,
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise NodeStartError(f"compiling module {module.name} failed", result.stdout + result.stderr)
@@ -562,7 +604,7 @@ def _compile_module(module, server_root: Path, jar: Path, java: JavaHome) -> Non
 
 
 def _make_readable(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             path = os.path.join(dirpath, name)
@@ -579,9 +621,18 @@ def _ensure_service_user() -> None:
         pass
     logger.info("creating system user %s", SERVICE_USER)
     subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-         SERVICE_USER],
-        check=True, capture_output=True,
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            SERVICE_USER,
+        ],
+        check=True,
+        capture_output=True,
     )
 
 

@@ -27,8 +27,9 @@ import subprocess
 import tempfile
 import urllib.error
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -130,10 +131,13 @@ class NodeSecurity:
     def settings() -> dict[str, Any]:
         """Node settings: security on, HTTPS and transport TLS with the local CA, no anonymous access."""
         tls = {"key": "certs/node.key", "certificate": "certs/node.crt", "certificate_authorities": ["certs/ca.crt"]}
-        settings: dict[str, Any] = {"xpack.security.enabled": True, "xpack.security.authc.api_key.enabled": True,
-                                    "xpack.security.http.ssl.enabled": True,
-                                    "xpack.security.transport.ssl.enabled": True,
-                                    "xpack.security.transport.ssl.verification_mode": "certificate"}
+        settings: dict[str, Any] = {
+            "xpack.security.enabled": True,
+            "xpack.security.authc.api_key.enabled": True,
+            "xpack.security.http.ssl.enabled": True,
+            "xpack.security.transport.ssl.enabled": True,
+            "xpack.security.transport.ssl.verification_mode": "certificate",
+        }
         for layer in ("http", "transport"):
             settings.update({f"xpack.security.{layer}.ssl.{k}": v for k, v in tls.items()})
         return settings
@@ -161,8 +165,9 @@ class NodeSecurity:
             stored = json.loads(self.users_file.read_text())
         except (OSError, ValueError):
             stored = {}
-        users = {user_name(role): stored.get(user_name(role)) or _secrets.token_urlsafe(18)
-                 for role in ROLE_INDEX_PRIVILEGES}
+        users = {
+            user_name(role): stored.get(user_name(role)) or _secrets.token_urlsafe(18) for role in ROLE_INDEX_PRIVILEGES
+        }
         if users != stored:
             _write_secret(self.users_file, json.dumps(users, indent=2) + "\n")
         return users
@@ -173,16 +178,27 @@ class NodeSecurity:
         ``elastic`` password. Runs before every start (cheap once everything exists)."""
         self.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.secrets_dir, 0o700)
-        env = {**os.environ, "ES_JAVA_HOME": str(java_home), "JAVA_HOME": str(java_home),
-               "ES_PATH_CONF": str(self.node_dir / "config")}
+        env = {
+            **os.environ,
+            "ES_JAVA_HOME": str(java_home),
+            "JAVA_HOME": str(java_home),
+            "ES_PATH_CONF": str(self.node_dir / "config"),
+        }
         env.pop("JAVA_TOOL_OPTIONS", None)
-        if not (self.ca_cert.is_file() and (self.certs_dir / "node.crt").is_file()
-                and (self.certs_dir / "node.key").is_file()):
+        if not (
+            self.ca_cert.is_file()
+            and (self.certs_dir / "node.crt").is_file()
+            and (self.certs_dir / "node.key").is_file()
+        ):
             self._generate_certificates(env)
         password = self.elastic_password()
         if not self.keystore.is_file() or self.stored_password() != password:
-            self._run([str(self.install_dir / "bin" / "elasticsearch-keystore"), "add", "-f", "-x",
-                       "bootstrap.password"], env, stdin=password, what="writing the keystore")
+            self._run(
+                [str(self.install_dir / "bin" / "elasticsearch-keystore"), "add", "-f", "-x", "bootstrap.password"],
+                env,
+                stdin=password,
+                what="writing the keystore",
+            )
             _write_secret(self.password_file, password + "\n")
             logger.info("elastic password written to %s", self.password_file)
         return password
@@ -192,13 +208,36 @@ class NodeSecurity:
         self.certs_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.secrets_dir) as tmp:
             work = Path(tmp)
-            self._run([certutil, "ca", "--pem", "--silent", "--days", "3650", "--out", str(work / "ca.zip")], env,
-                      what="generating the CA")
+            self._run(
+                [certutil, "ca", "--pem", "--silent", "--days", "3650", "--out", str(work / "ca.zip")],
+                env,
+                what="generating the CA",
+            )
             _extract(work / "ca.zip", work)
-            self._run([certutil, "cert", "--pem", "--silent", "--days", "3650", "--name", "node",
-                       "--ca-cert", str(work / "ca" / "ca.crt"), "--ca-key", str(work / "ca" / "ca.key"),
-                       "--ip", "127.0.0.1", "--dns", "localhost", "--out", str(work / "node.zip")], env,
-                      what="generating the node certificate")
+            self._run(
+                [
+                    certutil,
+                    "cert",
+                    "--pem",
+                    "--silent",
+                    "--days",
+                    "3650",
+                    "--name",
+                    "node",
+                    "--ca-cert",
+                    str(work / "ca" / "ca.crt"),
+                    "--ca-key",
+                    str(work / "ca" / "ca.key"),
+                    "--ip",
+                    "127.0.0.1",
+                    "--dns",
+                    "localhost",
+                    "--out",
+                    str(work / "node.zip"),
+                ],
+                env,
+                what="generating the node certificate",
+            )
             _extract(work / "node.zip", work)
             shutil.copyfile(work / "ca" / "ca.key", self.secrets_dir / "ca.key")
             os.chmod(self.secrets_dir / "ca.key", 0o600)
@@ -211,12 +250,15 @@ class NodeSecurity:
 
     @staticmethod
     def _run(command: list[str], env: Mapping[str, str], what: str, stdin: Optional[str] = None) -> None:
-        result = subprocess.run(command, env=dict(env), input=stdin, capture_output=True, text=True, timeout=300,
-                                check=False)
+        result = subprocess.run(
+            command, env=dict(env), input=stdin, capture_output=True, text=True, timeout=300, check=False
+        )
         if result.returncode != 0:
             # the tools never echo the password they read from stdin
-            raise NodeSecurityError(f"{what} failed ({Path(command[0]).name} exited {result.returncode}): "
-                                    f"{(result.stderr or result.stdout).strip()[-2000:]}")
+            raise NodeSecurityError(
+                f"{what} failed ({Path(command[0]).name} exited {result.returncode}): "
+                f"{(result.stderr or result.stdout).strip()[-2000:]}"
+            )
 
     # ------------------------------------------------------------------ REST
     def ssl_context(self) -> ssl.SSLContext:
@@ -232,9 +274,17 @@ class NodeSecurity:
         passwords = self.user_passwords()
         for role in ROLE_INDEX_PRIVILEGES:
             calls.append(("PUT", f"/_security/role/{role_name(role)}", role_descriptor(role, pattern)))
-            calls.append(("PUT", f"/_security/user/{user_name(role)}",
-                          {"password": passwords[user_name(role)], "roles": [role_name(role)],
-                           "metadata": {"created_by": "echo-splade cluster start --secure"}}))
+            calls.append(
+                (
+                    "PUT",
+                    f"/_security/user/{user_name(role)}",
+                    {
+                        "password": passwords[user_name(role)],
+                        "roles": [role_name(role)],
+                        "metadata": {"created_by": "echo-splade cluster start --secure"},
+                    },
+                )
+            )
         return calls
 
 

@@ -69,8 +69,12 @@ class PairsSplit:
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{self.pairs}:{number}: not JSON ({exc.msg})") from None
                 query, positive = row.get("query"), row.get("positive")
-                if not isinstance(query, str) or not query.strip() or not isinstance(positive, str) \
-                        or not positive.strip():
+                if (
+                    not isinstance(query, str)
+                    or not query.strip()
+                    or not isinstance(positive, str)
+                    or not positive.strip()
+                ):
                     raise ValueError(f"{self.pairs}:{number}: needs non-empty 'query' and 'positive' strings")
                 rows.append({"query": query, "positive": positive})
         return rows
@@ -82,7 +86,7 @@ class PairsSplit:
             raise ValueError(f"dev_size {self.dev_size} leaves no training pairs: {self.pairs} has {len(rows)}")
         order = list(range(len(rows)))
         random.Random(self.seed).shuffle(order)
-        dev = sorted(order[:self.dev_size])
+        dev = sorted(order[: self.dev_size])
         doc_ids: dict[str, str] = {}  # normalised answer text -> doc id
         corpus: list[dict[str, str]] = []
 
@@ -98,10 +102,11 @@ class PairsSplit:
             qid = f"q{number}"
             queries.append({"_id": qid, "text": rows[i]["query"]})
             qrels.append((qid, doc_id(rows[i]["positive"])))
+
         def key(i: int) -> str:
             return _SPACES.sub(" ", rows[i]["positive"]).strip().lower()
 
-        rest = [i for i in order[self.dev_size:] if key(i) not in doc_ids]
+        rest = [i for i in order[self.dev_size :] if key(i) not in doc_ids]
         distractors = 0
         for i in rest:
             if distractors >= self.distractors:
@@ -112,7 +117,7 @@ class PairsSplit:
         # no train pair may have an answer that is in the corpus (held out or distractor)
         train = [i for i in rest if key(i) not in doc_ids]  # in the seeded order
         leaked = len(rows) - self.dev_size - len(train)
-        train = sorted(train[:self.max_train] if self.max_train is not None else train)
+        train = sorted(train[: self.max_train] if self.max_train is not None else train)
         target = Path(output)
         (target / "qrels").mkdir(parents=True, exist_ok=True)
         _write_jsonl(target / "corpus.jsonl", corpus)
@@ -121,12 +126,29 @@ class PairsSplit:
             handle.write("query-id\tcorpus-id\tscore\n")
             handle.writelines(f"{q}\t{d}\t1\n" for q, d in qrels)
         _write_jsonl(target / "train_pairs.jsonl", [rows[i] for i in train])
-        counts = {"pairs": len(rows), "dev_queries": len(queries), "corpus": len(corpus),
-                  "distractors": distractors, "train_pairs": len(train), "dropped": leaked,
-                  "left_out_by_max_train": len(rows) - self.dev_size - leaked - len(train)}
-        (target / "SPLIT.json").write_text(json.dumps({"source": str(self.pairs), "seed": self.seed,
-                                                       "dev_size": self.dev_size, "max_train": self.max_train,
-                                                       **counts}, indent=2) + "\n", encoding="utf-8")
+        counts = {
+            "pairs": len(rows),
+            "dev_queries": len(queries),
+            "corpus": len(corpus),
+            "distractors": distractors,
+            "train_pairs": len(train),
+            "dropped": leaked,
+            "left_out_by_max_train": len(rows) - self.dev_size - leaked - len(train),
+        }
+        (target / "SPLIT.json").write_text(
+            json.dumps(
+                {
+                    "source": str(self.pairs),
+                    "seed": self.seed,
+                    "dev_size": self.dev_size,
+                    "max_train": self.max_train,
+                    **counts,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         logger.info("split %s: %s", self.pairs, counts)
         return counts
 

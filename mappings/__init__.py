@@ -14,9 +14,9 @@ from ._feature_names import (
     sparse_to_features,
     token_to_feature,
 )
-from ._index_spec import ANALYZERS, SPARSE_TYPES, IndexSpec, default_sparse_type
 from ._incompatible_index_error import IncompatibleIndexError
 from ._index_meta import DOC_PRUNING_META_KEY, read_index_meta, update_index_meta
+from ._index_spec import ANALYZERS, SPARSE_TYPES, IndexSpec, default_sparse_type
 from ._provision import detect_analyzer, plan_provision, provision
 from ._provision_plan import PlannedRequest, ProvisionPlan
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ._index_meta import physical_meta, put_physical_meta
 
@@ -48,7 +49,9 @@ def _apply(backend: Any, index: str, refresh_interval: str, replicas: int) -> di
         if record:
             logger.warning(
                 "index %s still holds bulk-load settings saved at %s by a run that did not restore them; "
-                "they are kept and restored at the end of this run", physical, record.get("saved_at"),
+                "they are kept and restored at the end of this run",
+                physical,
+                record.get("saved_at"),
             )
         else:
             record = {k: settings.get(k) for k in _KEYS}
@@ -56,8 +59,13 @@ def _apply(backend: Any, index: str, refresh_interval: str, replicas: int) -> di
             put_physical_meta(backend, physical, {**meta, BULK_LOAD_META_KEY: record})
         previous[physical] = {k: record.get(k) for k in _KEYS}
         backend.put_settings(physical, {"refresh_interval": refresh_interval, "number_of_replicas": replicas})
-        logger.info("bulk-load settings on %s: refresh_interval=%s, replicas=%s (were %s)",
-                    physical, refresh_interval, replicas, previous[physical])
+        logger.info(
+            "bulk-load settings on %s: refresh_interval=%s, replicas=%s (were %s)",
+            physical,
+            refresh_interval,
+            replicas,
+            previous[physical],
+        )
     return previous
 
 
@@ -102,7 +110,12 @@ def bulk_load_settings(
         try:
             restore_settings(backend, index)
         except Exception as exc:  # keep the body's exception; the record in _meta survives
-            logger.error("could not restore the settings of %s (%s); run `echo-splade provision "
-                         "--index %s --restore-settings` once the cluster is reachable", index, exc, index)
+            logger.error(
+                "could not restore the settings of %s (%s); run `echo-splade provision "
+                "--index %s --restore-settings` once the cluster is reachable",
+                index,
+                exc,
+                index,
+            )
         raise
     restore_settings(backend, index)

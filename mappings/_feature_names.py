@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 __all__ = [
     "FEATURE_SCHEME_VERSION",
@@ -58,7 +58,7 @@ __all__ = [
 FEATURE_SCHEME_VERSION = 1
 """Version of the token -> key scheme; recorded in every index's ``_meta``."""
 
-FLOAT_MIN_NORMAL = 2.0 ** -126
+FLOAT_MIN_NORMAL = 2.0**-126
 """Java's ``Float.MIN_NORMAL`` (1.1754944e-38): Lucene's ``FeatureField`` rejects smaller values."""
 
 FLOAT_MAX = 3.4028234663852886e38
@@ -116,14 +116,13 @@ def token_to_feature(token: str) -> str:
     key = _UNSAFE_RUN.sub(_escape_run, token)
     if len(key) * 3 > MAX_FEATURE_BYTES and len(key.encode("utf-8")) > MAX_FEATURE_BYTES:
         raise ValueError(
-            f"token {token[:40]!r}... is too long: its feature key exceeds Lucene's "
-            f"{MAX_FEATURE_BYTES}-byte term limit"
+            f"token {token[:40]!r}... is too long: its feature key exceeds Lucene's {MAX_FEATURE_BYTES}-byte term limit"
         )
     return key
 
 
 def _unescape_run(match: re.Match) -> str:
-    data = bytes(int(match.group()[i + 1:i + 3], 16) for i in range(0, len(match.group()), 3))
+    data = bytes(int(match.group()[i + 1 : i + 3], 16) for i in range(0, len(match.group()), 3))
     return data.decode("utf-8", "surrogatepass")
 
 

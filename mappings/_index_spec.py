@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Literal, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Literal, Optional
 
 from ._feature_names import FEATURE_SCHEME_VERSION
 
@@ -85,7 +86,7 @@ class IndexSpec:
         object.__setattr__(self, "echo_templates", dict(self.echo_templates))
 
     @classmethod
-    def from_encoder(cls, name: str, encoder: Any, **kwargs: Any) -> "IndexSpec":
+    def from_encoder(cls, name: str, encoder: Any, **kwargs: Any) -> IndexSpec:
         """The spec for an index holding ``encoder``'s vectors (``source`` or ``model_id``, ``model_rev``, templates)."""
         return cls(
             name=name,
@@ -95,7 +96,7 @@ class IndexSpec:
             **kwargs,
         )
 
-    def resolved(self, engine: str, version: tuple) -> "IndexSpec":
+    def resolved(self, engine: str, version: tuple) -> IndexSpec:
         """This spec with ``sparse_type="auto"`` replaced by the engine's choice (:func:`default_sparse_type`)."""
         if self.sparse_type != "auto":
             return self
@@ -131,8 +132,10 @@ class IndexSpec:
 
     def properties(self, analyzer: str) -> dict:
         if self.sparse_type == "auto":
-            raise ValueError("sparse_type 'auto' has no mapping of its own: resolve it for the cluster first "
-                             "(IndexSpec.resolved(backend.engine, backend.version))")
+            raise ValueError(
+                "sparse_type 'auto' has no mapping of its own: resolve it for the cluster first "
+                "(IndexSpec.resolved(backend.engine, backend.version))"
+            )
         props: dict[str, Any] = {f: {"type": "text", "analyzer": analyzer} for f in TEXT_FIELDS}
         props[SPARSE_FIELD] = {"type": self.sparse_type}
         props.update({f: {"type": "keyword"} for f in KEYWORD_FIELDS})
@@ -181,8 +184,11 @@ class IndexSpec:
         scheme = meta.get("feature_scheme_version")
         if scheme != FEATURE_SCHEME_VERSION:
             diffs.append(f"_meta.feature_scheme_version is {scheme!r}, expected {FEATURE_SCHEME_VERSION}")
-        for key, want in (("model", self.model), ("model_rev", self.model_rev),
-                          ("echo_templates", self.echo_templates or None)):
+        for key, want in (
+            ("model", self.model),
+            ("model_rev", self.model_rev),
+            ("echo_templates", self.echo_templates or None),
+        ):
             have = meta.get(key)
             if want is not None and have is not None and have != want:
                 diffs.append(f"_meta.{key} is {have!r}, expected {want!r}")
@@ -210,5 +216,8 @@ def echo_templates_of(config: Mapping[str, Any]) -> dict:
     (and any ``*template*`` key)."""
     if isinstance(config.get("echo_templates"), Mapping):
         return dict(config["echo_templates"])
-    return {k: v for k, v in config.items()
-            if "template" in k or k.startswith("echo") or k.endswith(("_prefix", "_separator"))}
+    return {
+        k: v
+        for k, v in config.items()
+        if "template" in k or k.startswith("echo") or k.endswith(("_prefix", "_separator"))
+    }

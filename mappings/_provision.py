@@ -28,9 +28,13 @@ def detect_analyzer(backend: Any) -> str:
         if exc.status == 403:
             # the cluster-level _analyze probe needs the cluster privilege `manage`: a least-privilege
             # provisioner names the analyzer instead
-            raise type(exc)(f"{exc} -- cannot detect whether the cluster has the `english` analyzer; "
-                            f"pass --analyzer english or --analyzer standard", status=exc.status,
-                            error_type=exc.error_type, reason=exc.reason) from None
+            raise type(exc)(
+                f"{exc} -- cannot detect whether the cluster has the `english` analyzer; "
+                f"pass --analyzer english or --analyzer standard",
+                status=exc.status,
+                error_type=exc.error_type,
+                reason=exc.reason,
+            ) from None
         raise
 
 
@@ -38,9 +42,7 @@ def _check_engine(backend: Any, spec: IndexSpec) -> None:
     if spec.sparse_type != "sparse_vector":
         return
     if backend.engine != "elasticsearch":
-        raise ValueError(
-            "sparse type `sparse_vector` needs Elasticsearch >= 8.11; on OpenSearch use `rank_features`"
-        )
+        raise ValueError("sparse type `sparse_vector` needs Elasticsearch >= 8.11; on OpenSearch use `rank_features`")
     if tuple(backend.version[:2]) < SPARSE_VECTOR_SINCE:
         raise ValueError(
             f"sparse type `sparse_vector` needs Elasticsearch >= 8.11, the cluster runs {backend.version_string}"
@@ -120,8 +122,9 @@ def plan_provision(
         target = spec.index_name(newest + 1)
         attach = live is None
         new_live = target if (attach or swap) else live
-        plan = ProvisionPlan(alias=spec.name, target=target, live=str(new_live), analyzer=analyzer,
-                             sparse_type=concrete.sparse_type)
+        plan = ProvisionPlan(
+            alias=spec.name, target=target, live=str(new_live), analyzer=analyzer, sparse_type=concrete.sparse_type
+        )
         plan.add("create", "PUT", f"/{target}", concrete.create_body(analyzer, alias=attach))
         if swap and not attach:
             _move_alias(plan, spec.name, live, target)
@@ -153,8 +156,9 @@ def _check_existing(backend: Any, spec: IndexSpec, target: str, hint: Optional[s
         raise IncompatibleIndexError(target, differences, *([hint] if hint else []))
     meta = mapping.get("_meta", {}) or {}
     sparse = (mapping.get("properties", {}) or {}).get(SPARSE_FIELD, {}).get("type")
-    plan = ProvisionPlan(alias=spec.name, target=target, live=target, analyzer=meta.get("analyzer", "standard"),
-                         sparse_type=sparse)
+    plan = ProvisionPlan(
+        alias=spec.name, target=target, live=target, analyzer=meta.get("analyzer", "standard"), sparse_type=sparse
+    )
     missing = spec.missing_meta(meta)
     if missing:
         plan.add("update-meta", "PUT", f"/{target}/_mapping", {"_meta": {**meta, **missing}})
@@ -202,7 +206,10 @@ def provision(
                 raise ClusterError(
                     f"{exc} (the node lacks the `{sparse_type}` field type: it comes with the mapper-extras "
                     f"module; try --sparse-type {other} where the engine supports it)",
-                    status=exc.status, error_type=exc.error_type, reason=exc.reason, body=exc.body,
+                    status=exc.status,
+                    error_type=exc.error_type,
+                    reason=exc.reason,
+                    body=exc.body,
                 ) from None
             raise
     plan.executed = True

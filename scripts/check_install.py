@@ -12,9 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-PACKAGES = ("echo_splade.cli", "echo_splade.client", "echo_splade.connector", "echo_splade.encoder",
-            "echo_splade.ingest", "echo_splade.integration", "echo_splade.mappings")
+PACKAGES = (
+    "echo_splade.cli",
+    "echo_splade.client",
+    "echo_splade.connector",
+    "echo_splade.encoder",
+    "echo_splade.ingest",
+    "echo_splade.integration",
+    "echo_splade.mappings",
+)
 
 
 def public_modules() -> list[str]:
@@ -70,7 +76,9 @@ def main() -> int:
         argv = [str(script), *path, "--help"]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if result.returncode != 0 or "Usage:" not in result.stdout:
-            failures.append(f"{' '.join(['echo-splade', *path, '--help'])}: rc {result.returncode}\n{result.stderr[-2000:]}")
+            failures.append(
+                f"{' '.join(['echo-splade', *path, '--help'])}: rc {result.returncode}\n{result.stderr[-2000:]}"
+            )
     print(f"install check: {len(modules)} public modules imported, {len(paths)} commands answered --help")
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)

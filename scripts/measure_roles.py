@@ -26,8 +26,14 @@ def _steps(role: str, backend, alias: str) -> None:
         backend.get_aliases(alias)
         backend.get_mapping(alias)
         backend.get_settings(alias)
-        backend.request("PUT", f"/{name}-v1", body={"settings": {"index": {"number_of_replicas": 0}},
-                                                    "mappings": {"properties": {"text": {"type": "text"}}}})
+        backend.request(
+            "PUT",
+            f"/{name}-v1",
+            body={
+                "settings": {"index": {"number_of_replicas": 0}},
+                "mappings": {"properties": {"text": {"type": "text"}}},
+            },
+        )
         backend.update_aliases([{"add": {"index": f"{name}-v1", "alias": name}}])
         backend.request("PUT", f"/{name}-v1/_mapping", body={"_meta": {"probe": 1}})
     elif role == "ingest":
@@ -56,18 +62,26 @@ def main() -> None:
     url, ca = node.url, str(security.ca_cert)
     elastic = connect(ConnectionConfig(urls=(url,), user="elastic", password=security.stored_password(), ca_certs=ca))
     alias = f"secure-roleprobe-{uuid.uuid4().hex[:6]}"
-    elastic.request("PUT", f"/{alias}-v1", body={"aliases": {alias: {}},
-                                                 "settings": {"index": {"number_of_replicas": 0}}})
+    elastic.request(
+        "PUT", f"/{alias}-v1", body={"aliases": {alias: {}}, "settings": {"index": {"number_of_replicas": 0}}}
+    )
     key_name = f"roleprobe-{uuid.uuid4().hex[:6]}"
     try:
         for role, privileges in ROLE_INDEX_PRIVILEGES.items():
             for dropped in privileges:
                 kept = [p for p in privileges if p != dropped]
-                key = elastic.request("POST", "/_security/api_key", body={
-                    "name": key_name, "expiration": "10m",
-                    "role_descriptors": {"probe": {"indices": [{"names": ["secure-*"], "privileges": kept}]}}})
-                backend = connect(ConnectionConfig(urls=(url,), api_key=key["encoded"], ca_certs=ca,
-                                                   engine="elasticsearch"))
+                key = elastic.request(
+                    "POST",
+                    "/_security/api_key",
+                    body={
+                        "name": key_name,
+                        "expiration": "10m",
+                        "role_descriptors": {"probe": {"indices": [{"names": ["secure-*"], "privileges": kept}]}},
+                    },
+                )
+                backend = connect(
+                    ConnectionConfig(urls=(url,), api_key=key["encoded"], ca_certs=ca, engine="elasticsearch")
+                )
                 try:
                     _steps(role, backend, alias)
                     outcome = "all steps passed (privilege not needed?)"

@@ -16,6 +16,9 @@ def shared_dataset(name: str) -> Path:
     """``SHARED_DATA / name``; ``pytest.fail`` (never a skip) when that folder does not exist."""
     path = SHARED_DATA / name
     if not path.is_dir():
-        pytest.fail(f"test data folder missing: {path} (expected ../shared/data beside the repository root, "
-                    "or set ECHO_SPLADE_SHARED_DATA)", pytrace=False)
+        pytest.fail(
+            f"test data folder missing: {path} (expected ../shared/data beside the repository root, "
+            "or set ECHO_SPLADE_SHARED_DATA)",
+            pytrace=False,
+        )
     return path

@@ -26,10 +26,21 @@ ENGINE_URLS = {"opensearch": TEST_URL, "elasticsearch": ES_TEST_URL}
 
 #: Fixtures that need a real node: the shared test nodes (here), or one a test starts itself
 #: (``own_home`` in test_local_node.py, ``tiny_queue_node`` in test_ingest_job.py).
-NODE_FIXTURES = frozenset({
-    "backend", "connection", "engine_backend", "engine_connection", "index_name", "module_index_name",
-    "engine_module_index_name", "es_backend", "own_home", "tiny_queue_node", "secure_es",
-})
+NODE_FIXTURES = frozenset(
+    {
+        "backend",
+        "connection",
+        "engine_backend",
+        "engine_connection",
+        "index_name",
+        "module_index_name",
+        "engine_module_index_name",
+        "es_backend",
+        "own_home",
+        "tiny_queue_node",
+        "secure_es",
+    }
+)
 #: Of those, the ones on the Elasticsearch node whatever the test's parameters.
 ES_FIXTURES = frozenset({"es_backend"})
 
@@ -42,8 +53,11 @@ def pytest_collection_modifyitems(config, items):
             continue
         item.add_marker(pytest.mark.cluster)
         callspec = getattr(item, "callspec", None)
-        on_es = callspec is not None and callspec.params.get("engine") == "elasticsearch" and bool(
-            used & {"engine_backend", "engine_connection"})
+        on_es = (
+            callspec is not None
+            and callspec.params.get("engine") == "elasticsearch"
+            and bool(used & {"engine_backend", "engine_connection"})
+        )
         if on_es or used & ES_FIXTURES:
             item.add_marker(pytest.mark.elasticsearch)
 

@@ -21,22 +21,29 @@ def beir(tmp_path):
     root = tmp_path / "beir"
     (root / "qrels").mkdir(parents=True)
     (root / "corpus.jsonl").write_text(
-        json.dumps({"_id": "d1", "title": "T", "text": "body"}) + "\n\n"
-        + json.dumps({"_id": "d2", "title": "", "text": "other"}) + "\n")
+        json.dumps({"_id": "d1", "title": "T", "text": "body"})
+        + "\n\n"
+        + json.dumps({"_id": "d2", "title": "", "text": "other"})
+        + "\n"
+    )
     (root / "queries.jsonl").write_text(
-        json.dumps({"_id": "q2", "text": "second"}) + "\n"
-        + json.dumps({"_id": "q1", "text": "first"}) + "\n"
-        + json.dumps({"_id": "q3", "text": "  "}) + "\n")
+        json.dumps({"_id": "q2", "text": "second"})
+        + "\n"
+        + json.dumps({"_id": "q1", "text": "first"})
+        + "\n"
+        + json.dumps({"_id": "q3", "text": "  "})
+        + "\n"
+    )
     # a header with another spelling, a blank row, ids with stray spaces, fractional and zero scores
     (root / "qrels" / "train.tsv").write_text(
-        "Query_ID\tcorpus-id\tscore\nq1\td1\t2\n\nq2 \td2\t0\nq1\td2\t1.0\nq3\td1\t1\n")
+        "Query_ID\tcorpus-id\tscore\nq1\td1\t2\n\nq2 \td2\t0\nq1\td2\t1.0\nq3\td1\t1\n"
+    )
     return root
 
 
 def test_qrels_rows_in_file_order_and_as_judgments(beir):
     qrels = beir / "qrels" / "train.tsv"
-    assert list(iter_beir_qrels(qrels)) == [("q1", "d1", 2.0), ("q2", "d2", 0.0), ("q1", "d2", 1.0),
-                                            ("q3", "d1", 1.0)]
+    assert list(iter_beir_qrels(qrels)) == [("q1", "d1", 2.0), ("q2", "d2", 0.0), ("q1", "d2", 1.0), ("q3", "d1", 1.0)]
     assert read_beir_qrels(qrels) == {"q1": {"d1": 2, "d2": 1}, "q2": {"d2": 0}, "q3": {"d1": 1}}
 
 
@@ -73,7 +80,9 @@ def test_training_and_evaluation_read_the_same_judgments(beir):
 def test_the_reader_needs_no_torch():
     import subprocess
 
-    code = ("import sys; from echo_splade.encoder import read_beir_qrels, read_beir_queries; "
-            "import echo_splade.ingest, echo_splade.connector, echo_splade.integration; print('torch' in sys.modules)")
+    code = (
+        "import sys; from echo_splade.encoder import read_beir_qrels, read_beir_queries; "
+        "import echo_splade.ingest, echo_splade.connector, echo_splade.integration; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

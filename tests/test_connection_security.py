@@ -48,8 +48,18 @@ def test_secret_free_copy_reads_its_secrets_from_the_environment(monkeypatch):
 def test_cli_blanks_secret_options_in_argv():
     from echo_splade.cli._options import _redact_argv
 
-    argv = ["echo-splade", "ingest", "--password", "Pw-1", "--api-key=K-2", "--url", "https://u:Pw-3@h:9200",
-            "--url=http://u:Pw-4@h", "--index", "docs"]
+    argv = [
+        "echo-splade",
+        "ingest",
+        "--password",
+        "Pw-1",
+        "--api-key=K-2",
+        "--url",
+        "https://u:Pw-3@h:9200",
+        "--url=http://u:Pw-4@h",
+        "--index",
+        "docs",
+    ]
     _redact_argv(argv)
     assert not any(s in " ".join(argv) for s in ("Pw-1", "K-2", "Pw-3", "Pw-4"))
     assert argv[-2:] == ["--index", "docs"] and "https://***@h:9200" in argv
@@ -74,8 +84,13 @@ def test_401_403_and_tls_failures_are_typed_and_picklable():
     auth = _translate(_FakeApiError(401, _body("security_exception", "unable to authenticate user [x]")), "GET", "/")
     assert isinstance(auth, AuthenticationError) and "authentication failed (HTTP 401)" in str(auth)
     assert not auth.retryable
-    refused = _translate(_FakeApiError(403, _body(
-        "security_exception", "action [indices:data/write/bulk[s]] is unauthorized for user [x]")), "POST", "/_bulk")
+    refused = _translate(
+        _FakeApiError(
+            403, _body("security_exception", "action [indices:data/write/bulk[s]] is unauthorized for user [x]")
+        ),
+        "POST",
+        "/_bulk",
+    )
     assert isinstance(refused, AuthorizationError) and refused.action == "indices:data/write/bulk[s]"
     assert "permission denied (HTTP 403)" in str(refused) and not refused.retryable
     again = pickle.loads(pickle.dumps(refused))
@@ -89,7 +104,8 @@ def test_401_403_and_tls_failures_are_typed_and_picklable():
     assert isinstance(tls, TLSError) and tls.unreachable and not tls.retryable
     assert "certificate verify failed: unable to get local issuer certificate" in str(tls)
     assert _tls_failure(ConnectionError("[SSL: WRONG_VERSION_NUMBER] wrong version number")).startswith(
-        "the server does not speak TLS")
+        "the server does not speak TLS"
+    )
     plain = _translate(ConnectionError("Connection refused"), "GET", "/")
     assert type(plain) is ClusterError and plain.retryable
 

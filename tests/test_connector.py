@@ -28,10 +28,14 @@ def test_select_terms_top_k_min_weight_and_limit():
 
 def test_sparse_clause_bodies():
     q = sparse_clause({"▁heart": 1.5, "~2E": 0.25}, "sparse")
-    assert q == {"bool": {"should": [
-        {"rank_feature": {"field": "sparse.▁heart", "boost": 1.5, "linear": {}}},
-        {"rank_feature": {"field": "sparse.~2E", "boost": 0.25, "linear": {}}},
-    ]}}
+    assert q == {
+        "bool": {
+            "should": [
+                {"rank_feature": {"field": "sparse.▁heart", "boost": 1.5, "linear": {}}},
+                {"rank_feature": {"field": "sparse.~2E", "boost": 0.25, "linear": {}}},
+            ]
+        }
+    }
     es = sparse_clause({"▁heart": 1.5}, "sparse", "sparse_vector", boost=2.0, name="n")
     assert es == {"sparse_vector": {"field": "sparse", "query_vector": {"▁heart": 1.5}, "boost": 2.0, "_name": "n"}}
     assert sparse_clause({}, "sparse") == {"match_none": {}}
@@ -51,9 +55,16 @@ def _es_retriever(version="8.19.0", **kw):
 def test_sparse_vector_before_8_15_is_queried_with_term_clauses():
     # Elasticsearch 8.11-8.14 has the sparse_vector field but not the sparse_vector query
     clause = sparse_clause({"▁heart": 1.5, "a~2Eb": 0.5}, "sparse", "sparse_vector", boost=2.0, name="n", terms=True)
-    assert clause == {"bool": {"should": [{"term": {"sparse": {"value": "▁heart", "boost": 1.5}}},
-                                          {"term": {"sparse": {"value": "a~2Eb", "boost": 0.5}}}],
-                               "boost": 2.0, "_name": "n"}}
+    assert clause == {
+        "bool": {
+            "should": [
+                {"term": {"sparse": {"value": "▁heart", "boost": 1.5}}},
+                {"term": {"sparse": {"value": "a~2Eb", "boost": 0.5}}},
+            ],
+            "boost": 2.0,
+            "_name": "n",
+        }
+    }
     old = _es_retriever(version="8.12.2", query_top_k=None)
     body = old.build_query({f"tok{i}": 1.0 + i for i in range(2000)}, filters={"term": {"model": "m"}})
     (sparse,) = body["query"]["bool"]["must"]
@@ -199,8 +210,14 @@ def test_llm_queries_are_encoded_once_per_text(tiny_model, monkeypatch):
     assert first == again and calls == [["glaciers carve valleys"]]
     retriever.encode_query("glaciers  carve valleys")  # another text (even whitespace): encoded, not served stale
     assert len(calls) == 2 and retriever.query_cache.hits == 1
-    uncached = SparseRetriever(client, "idx", encoder=tiny_model, clause_limit=1024, field_type="rank_features",
-                               query_cache=QueryVectorCache(0))
+    uncached = SparseRetriever(
+        client,
+        "idx",
+        encoder=tiny_model,
+        clause_limit=1024,
+        field_type="rank_features",
+        query_cache=QueryVectorCache(0),
+    )
     uncached.encode_query("glaciers carve valleys")
     uncached.encode_query("glaciers carve valleys")
     assert len(calls) == 4

@@ -57,8 +57,18 @@ def corpus(engine_backend, tiny_model):
         features = sparse_to_features({tiny_model.id_to_token(i): weights[i] for i in keep})
         stored[doc_id] = features
         lines.append(json.dumps({"index": {"_index": name, "_id": doc_id}}))
-        lines.append(json.dumps({"doc_id": doc_id, "title": title, "text": text, "sparse": features,
-                                 "model": tiny_model.model_id, "model_rev": tiny_model.model_rev}))
+        lines.append(
+            json.dumps(
+                {
+                    "doc_id": doc_id,
+                    "title": title,
+                    "text": text,
+                    "sparse": features,
+                    "model": tiny_model.model_id,
+                    "model_rev": tiny_model.model_rev,
+                }
+            )
+        )
     resp = engine_backend.bulk(lines, refresh="true")
     assert not resp["errors"], resp
     yield name, stored
@@ -160,7 +170,7 @@ def test_clause_cap_holds_for_thousands_of_terms(engine_backend, corpus, tiny_mo
     from echo_splade.connector import sparse_clause
     from echo_splade.mappings import token_to_feature
 
-    uncapped = {"query": sparse_clause({token_to_feature(t): 1.0 for t in vocab[:limit + 50]}, "sparse", r.field_type)}
+    uncapped = {"query": sparse_clause({token_to_feature(t): 1.0 for t in vocab[: limit + 50]}, "sparse", r.field_type)}
     with pytest.raises(ClusterError, match="(?i)too_many|clause"):
         engine_backend.search(name, uncapped)
 
@@ -227,8 +237,10 @@ def test_inference_free_idf_weights_and_stored_table(engine_backend, corpus):
 
 
 @pytest.mark.parametrize("mode", ["llm", "inference-free"])
-@pytest.mark.parametrize("text", ["bad\x00blood\x07 pressure\x1bcontrols", "mood 😀😞 emoji", "давление 高血压 pressure",
-                                  "café naïve résumé"])
+@pytest.mark.parametrize(
+    "text",
+    ["bad\x00blood\x07 pressure\x1bcontrols", "mood 😀😞 emoji", "давление 高血压 pressure", "café naïve résumé"],
+)
 def test_awkward_text_works(engine_backend, corpus, tiny_model, mode, text):
     r = SparseRetriever(engine_backend, corpus[0], encoder=tiny_model if mode == "llm" else None, mode=mode)
     assert r.search(text, k=3)
@@ -260,7 +272,8 @@ def _is_sparse_clause(node) -> bool:
     should = (node.get("bool") or {}).get("should")
     return bool(should) and all(
         (c.get("rank_feature") or {}).get("field", "").startswith("sparse.") or "sparse" in (c.get("term") or {})
-        for c in should)
+        for c in should
+    )
 
 
 def _sparse_paths(node, path=()):
@@ -308,8 +321,9 @@ def test_rewritten_bodies_put_the_sparse_clause_in_place_of_the_text_clause(retr
     import copy
     import warnings
 
-    from echo_splade.connector import RewriteWarning
     from test_rewrite import BODIES
+
+    from echo_splade.connector import RewriteWarning
 
     wrapper_tail = ("bool", "should", 1, "bool", "must", 0)  # where Hybrid.combine_clauses puts the sparse clause
     for name, body, texts, warns in BODIES:
@@ -328,8 +342,8 @@ def test_rewritten_bodies_put_the_sparse_clause_in_place_of_the_text_clause(retr
             if hybrid is None:
                 site = path
             else:
-                assert path[-len(wrapper_tail):] == wrapper_tail, (name, path)
-                site = path[:-len(wrapper_tail)]
+                assert path[-len(wrapper_tail) :] == wrapper_tail, (name, path)
+                site = path[: -len(wrapper_tail)]
             original = _at(body, site)
             text = _text_of(original)
             seen.append(text)
@@ -344,8 +358,14 @@ def test_rewritten_bodies_put_the_sparse_clause_in_place_of_the_text_clause(retr
             assert clause_params.get("_name") == (label if hybrid is None else None), (name, path)
             if hybrid is not None:  # keeps_original: BM25 on the original clause, beside the sparse one
                 w = DEFAULT_SPARSE_WEIGHT
-                assert _at(out, site) == {"bool": {"should": [{"bool": {"must": [original], "boost": 1.0 - w}},
-                                                              {"bool": {"must": [sparse], "boost": w}}]}}, name
+                assert _at(out, site) == {
+                    "bool": {
+                        "should": [
+                            {"bool": {"must": [original], "boost": 1.0 - w}},
+                            {"bool": {"must": [sparse], "boost": w}},
+                        ]
+                    }
+                }, name
             _put(restored, site, copy.deepcopy(original))
         assert sorted(seen) == sorted(texts), name
         assert restored == body, f"{name}: the rewrite changed more than the text clauses"
@@ -389,13 +409,42 @@ def test_cli_search(corpus, engine_connection):
 
     url = engine_connection.urls[0]
     runner = CliRunner()
-    res = runner.invoke(cli, ["search", "heart attack", "--index", corpus[0], "--url", url, "--model", "tiny-mistral",
-                              "--k", "3", "--json", "--explain"])
+    res = runner.invoke(
+        cli,
+        [
+            "search",
+            "heart attack",
+            "--index",
+            corpus[0],
+            "--url",
+            url,
+            "--model",
+            "tiny-mistral",
+            "--k",
+            "3",
+            "--json",
+            "--explain",
+        ],
+    )
     assert res.exit_code == 0, res.output
     hits = json.loads(res.stdout)
     assert len(hits) == 3 and all(h["explanation"]["terms"] for h in hits)
-    res = runner.invoke(cli, ["search", "heart attack", "--index", corpus[0], "--url", url, "--mode", "inference-free",
-                              "--hybrid", "rrf", "--explain"])
+    res = runner.invoke(
+        cli,
+        [
+            "search",
+            "heart attack",
+            "--index",
+            corpus[0],
+            "--url",
+            url,
+            "--mode",
+            "inference-free",
+            "--hybrid",
+            "rrf",
+            "--explain",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "  1. " in res.output and "bm25 #" in res.output and " x " in res.output
     res = runner.invoke(cli, ["search", "  ", "--index", corpus[0], "--url", url])

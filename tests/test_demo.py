@@ -34,12 +34,17 @@ def test_demo_cli_end_to_end_with_the_built_in_model(index_name, connection, bac
     from echo_splade.encoder import DEFAULT_MODEL
     from echo_splade.mappings import read_index_meta
 
-    result = CliRunner().invoke(cli, ["demo", "--index", index_name, "--no-start", "--url", connection.urls[0]],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["demo", "--index", index_name, "--no-start", "--url", connection.urls[0]], catch_exceptions=False
+    )
     out = result.output
     assert result.exit_code == 0, out
-    for step in ("[1/4] Cluster", f"[2/4] Loading the encoder {DEFAULT_MODEL} ", "[3/4] Ingesting sample_corpus.jsonl",
-                 "[4/4] Example searches"):
+    for step in (
+        "[1/4] Cluster",
+        f"[2/4] Loading the encoder {DEFAULT_MODEL} ",
+        "[3/4] Ingesting sample_corpus.jsonl",
+        "[4/4] Example searches",
+    ):
         assert step in out
     assert read_index_meta(backend, index_name)["model"] == DEFAULT_MODEL
     queries = _lines(SAMPLE_QUERIES)
@@ -47,7 +52,8 @@ def test_demo_cli_end_to_end_with_the_built_in_model(index_name, connection, bac
     assert f"indexed {len(_lines(SAMPLE_CORPUS))}" in out
     assert out.count("  Query: ") == n
     assert [line.split("Query: ", 1)[1] for line in out.splitlines() if line.startswith("  Query: ")] == [
-        q["text"] for q in queries]
+        q["text"] for q in queries
+    ]
     # the rank of the expected passage, per query, and the summary that counts them
     ranks = re.findall(r"rank (\d+|>\d+) with sparse, (\d+|>\d+) with BM25", out)
     assert len(ranks) == n
@@ -61,7 +67,7 @@ def test_demo_cli_end_to_end_with_the_built_in_model(index_name, connection, bac
     # which built-in is best for what: every one listed, the one that ran marked first
     from echo_splade.encoder import MODEL_GUIDE
 
-    guide = out.split("Built-in models (--model):\n", 1)[1].splitlines()[:len(MODEL_GUIDE)]
+    guide = out.split("Built-in models (--model):\n", 1)[1].splitlines()[: len(MODEL_GUIDE)]
     assert guide[0].startswith(f"  * {DEFAULT_MODEL}: ")
     assert all(any(f" {name}: " in g for g in guide) for name in MODEL_GUIDE)
     # no special, whitespace-only or punctuation-only token in any query vector or explanation

@@ -13,8 +13,10 @@ OPTIONS = dict(max_length=64, encoder_options={"truncate": True}, torch_threads=
 
 
 def _batch(texts: list[str]) -> pa.Table:
-    rows = [{f: "" for f in RECORD_FIELDS} | {"doc_id": f"d{i}", "text": t, "line": i, "offset": 0, "row": i}
-            for i, t in enumerate(texts)]
+    rows = [
+        {f: "" for f in RECORD_FIELDS} | {"doc_id": f"d{i}", "text": t, "line": i, "offset": 0, "row": i}
+        for i, t in enumerate(texts)
+    ]
     return pa.Table.from_pylist(rows)
 
 

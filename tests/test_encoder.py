@@ -49,12 +49,12 @@ def test_pools_only_the_second_copy(tiny_model):
     ids = torch.tensor([inp.input_ids])
     with torch.inference_mode():
         logits = tiny_model.model(input_ids=ids).logits[0]  # [seq, vocab]
-    expected = torch.log1p(torch.relu(logits[inp.pool_start:inp.pool_end])).max(dim=0).values
+    expected = torch.log1p(torch.relu(logits[inp.pool_start : inp.pool_end])).max(dim=0).values
     # the default vocabulary filter (special, whitespace-only, punctuation-only tokens) zeroes its columns
     assert tiny_model.excluded is not None and int(tiny_model.excluded.sum()) > 1000
     expected = expected.masked_fill(tiny_model.excluded, 0.0)
     everything = torch.log1p(torch.relu(logits)).max(dim=0).values
-    first_copy_and_template = torch.log1p(torch.relu(logits[:inp.pool_start])).max(dim=0).values
+    first_copy_and_template = torch.log1p(torch.relu(logits[: inp.pool_start])).max(dim=0).values
 
     [vec] = tiny_model.encode_documents([text])
     got = dense(vec, tiny_model.vocab_size)
@@ -79,23 +79,25 @@ def test_batch_equals_single_and_naive_reference(tiny_model):
     mask = torch.zeros(len(windows), longest, dtype=torch.long)
     pool = torch.zeros(len(windows), longest, dtype=torch.bool)
     for i, w in enumerate(windows):
-        ids[i, :len(w.input_ids)] = torch.tensor(w.input_ids)
-        mask[i, :len(w.input_ids)] = 1
-        pool[i, w.pool_start:w.pool_end] = True
+        ids[i, : len(w.input_ids)] = torch.tensor(w.input_ids)
+        mask[i, : len(w.input_ids)] = 1
+        pool[i, w.pool_start : w.pool_end] = True
     with torch.inference_mode():
         naive = naive_splade_weights(encoder.model, ids, mask, pool)
     for i, vec in enumerate(together):
         torch.testing.assert_close(dense(vec, vocab), naive[i].masked_fill(encoder.excluded, 0.0), atol=1e-5, rtol=1e-5)
     # without the filter the encoder is the naive implementation itself
-    unfiltered = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", batch_size=3, chunk_size=7,
-                                   exclude=[])
+    unfiltered = EchoSpladeEncoder(
+        tiny_model.model, tiny_model.tokenizer, "tiny-mistral", batch_size=3, chunk_size=7, exclude=[]
+    )
     for i, vec in enumerate(unfiltered.encode_documents(TEXTS)):
         torch.testing.assert_close(dense(vec, vocab), naive[i], atol=1e-5, rtol=1e-5)
 
 
 def test_long_texts_are_windowed_and_max_pooled(tiny_model):
-    encoder = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", max_length=40,
-                                window_stride=10, batch_size=2)
+    encoder = EchoSpladeEncoder(
+        tiny_model.model, tiny_model.tokenizer, "tiny-mistral", max_length=40, window_stride=10, batch_size=2
+    )
     long_text = " ".join(f"word{i}" for i in range(60))
     text_ids = encoder.tokenizer([long_text], add_special_tokens=False)["input_ids"][0]
     windows = [w for _, w in encoder.prepare([long_text])]
@@ -104,9 +106,9 @@ def test_long_texts_are_windowed_and_max_pooled(tiny_model):
     size = encoder.templates["document"].max_text_tokens(40)
     covered = set()
     for w in windows:
-        second_copy = w.input_ids[w.pool_start:w.pool_end]
+        second_copy = w.input_ids[w.pool_start : w.pool_end]
         assert len(second_copy) == size
-        start = next(s for s in range(len(text_ids)) if text_ids[s:s + size] == second_copy)
+        start = next(s for s in range(len(text_ids)) if text_ids[s : s + size] == second_copy)
         covered.update(range(start, start + size))
     assert covered == set(range(len(text_ids)))
 
@@ -115,8 +117,7 @@ def test_long_texts_are_windowed_and_max_pooled(tiny_model):
     [vec, short] = encoder.encode_documents([long_text, "short one"])  # windows spread over several batches
     torch.testing.assert_close(dense(vec, encoder.vocab_size), per_window.max(dim=0).values, atol=1e-5, rtol=1e-5)
 
-    truncating = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", max_length=40,
-                                   truncate=True)
+    truncating = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", max_length=40, truncate=True)
     [(_, only)] = truncating.prepare([long_text])
     assert only.input_ids == windows[0].input_ids
     [first] = truncating.encode_documents([long_text])
@@ -183,8 +184,9 @@ def _random_adapter(tiny_model, directory):
 
 def test_adapter_save_load_round_trip(tiny_model, tmp_path):
     _random_adapter(tiny_model, tmp_path / "adapter")
-    tuned = EchoSpladeEncoder.from_pretrained("tiny-mistral", adapter=tmp_path / "adapter", max_length=64, top_k=20,
-                                              query_prefix="Q:")
+    tuned = EchoSpladeEncoder.from_pretrained(
+        "tiny-mistral", adapter=tmp_path / "adapter", max_length=64, top_k=20, query_prefix="Q:"
+    )
     assert tuned.has_adapter and tuned.model_rev != tiny_model.model_rev
     [base_vec] = tiny_model.encode_documents([TEXTS[3]], top_k=20)
     [tuned_vec] = tuned.encode_documents([TEXTS[3]])
@@ -213,8 +215,9 @@ def test_adapter_save_load_round_trip(tiny_model, tmp_path):
 def test_model_rev_is_stable_and_config_sensitive(tiny_model):
     same = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", **tiny_model.config)
     assert same.model_rev == tiny_model.model_rev and len(same.model_rev) == 12
-    other = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral",
-                              **{**tiny_model.config, "document_prefix": "Passage:"})
+    other = EchoSpladeEncoder(
+        tiny_model.model, tiny_model.tokenizer, "tiny-mistral", **{**tiny_model.config, "document_prefix": "Passage:"}
+    )
     assert other.model_rev != tiny_model.model_rev
 
 
@@ -227,8 +230,9 @@ def test_vocab_bias_calibrates_sparsifies_and_round_trips(tiny_model, tmp_path):
 
     bias = VocabBias.calibrate(raw, quantile=0.75)  # b_v = -(3rd of 4 values of token v)
     assert torch.equal(bias.bias, -raw.kthvalue(3, dim=0).values)
-    biased = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", vocab_bias=bias,
-                               **tiny_model.config)
+    biased = EchoSpladeEncoder(
+        tiny_model.model, tiny_model.tokenizer, "tiny-mistral", vocab_bias=bias, **tiny_model.config
+    )
     vectors = biased.encode_documents(texts)
     expected = torch.log1p(torch.relu(raw + bias.bias.detach()))
     assert torch.allclose(torch.stack([dense(v, biased.vocab_size) for v in vectors]), expected, atol=1e-5)
@@ -265,7 +269,8 @@ def test_builtin_trained_encoders_load_and_are_sparse(name, lora_r):
     # the default carries a LoRA adapter (merged into the backbone); -head is the bias alone
     assert encoder.has_adapter and (encoder.adapter_config.r if encoder.adapter_config else None) == lora_r
     [query, doc] = encoder.encode(["what causes heart disease"], "query") + encoder.encode_documents(
-        ["Coronary artery disease is the most common cause of heart attacks and cardiac death."])
+        ["Coronary artery disease is the most common cause of heart attacks and cardiac death."]
+    )
     for vec in (query, doc):
         assert 3 <= len(vec) <= 300  # sparse without pruning (an untrained head weighs ~all 49,152 tokens)
     q_terms = encoder.tokens(query)

@@ -16,8 +16,9 @@ def runner():
 
 
 def test_encode_texts_prints_jsonl_matching_the_library(runner, tiny_model):
-    result = runner.invoke(cli, ["encode", "--model", "tiny-mistral", "--queries", "--top-k", "5",
-                                 "what causes heart disease", "aspirin"])
+    result = runner.invoke(
+        cli, ["encode", "--model", "tiny-mistral", "--queries", "--top-k", "5", "what causes heart disease", "aspirin"]
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [line["id"] for line in lines] == ["0", "1"]
@@ -29,10 +30,27 @@ def test_encode_texts_prints_jsonl_matching_the_library(runner, tiny_model):
 
 def test_encode_corpus_with_limit_and_terms(runner, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("\n".join(json.dumps({"_id": f"d{i}", "title": f"Title {i}", "text": "Some body text."})
-                                for i in range(5)) + "\n" + json.dumps({"_id": "empty", "title": "", "text": " "}))
-    result = runner.invoke(cli, ["encode", "--model", "tiny-mistral", "--input", str(corpus), "--limit", "3",
-                                 "--terms", "4", "--max-length", "64"])
+    corpus.write_text(
+        "\n".join(json.dumps({"_id": f"d{i}", "title": f"Title {i}", "text": "Some body text."}) for i in range(5))
+        + "\n"
+        + json.dumps({"_id": "empty", "title": "", "text": " "})
+    )
+    result = runner.invoke(
+        cli,
+        [
+            "encode",
+            "--model",
+            "tiny-mistral",
+            "--input",
+            str(corpus),
+            "--limit",
+            "3",
+            "--terms",
+            "4",
+            "--max-length",
+            "64",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.splitlines() if line.startswith("d")]
     assert [r[0] for r in rows] == ["d0", "d1", "d2"]
@@ -55,8 +73,10 @@ def test_train_cli_refuses_test_split_and_defaults_match_the_library(runner, tmp
     (beir / "qrels").mkdir(parents=True)
     for name in ("corpus.jsonl", "queries.jsonl"):
         (beir / name).write_text("")
-    result = runner.invoke(cli, ["train", "--data", str(beir), "--split", "test", "--output", str(tmp_path / "o"),
-                                 "--model", "tiny-mistral"])
+    result = runner.invoke(
+        cli,
+        ["train", "--data", str(beir), "--split", "test", "--output", str(tmp_path / "o"), "--model", "tiny-mistral"],
+    )
     assert result.exit_code != 0 and "refusing to train on the 'test' split" in result.output
 
     defaults = TrainingConfig()
@@ -75,14 +95,41 @@ def test_train_cli_refuses_test_split_and_defaults_match_the_library(runner, tmp
 
 def test_train_cli_writes_a_loadable_adapter(runner, tmp_path):
     data = tmp_path / "pairs.jsonl"
-    data.write_text("\n".join(json.dumps(p) for p in [
-        {"query": "capital of france", "positive": "Paris is the capital of France."},
-        {"query": "who wrote hamlet", "positive": "Hamlet was written by Shakespeare.", "negative": "Paris."},
-    ]) + "\n")
+    data.write_text(
+        "\n".join(
+            json.dumps(p)
+            for p in [
+                {"query": "capital of france", "positive": "Paris is the capital of France."},
+                {"query": "who wrote hamlet", "positive": "Hamlet was written by Shakespeare.", "negative": "Paris."},
+            ]
+        )
+        + "\n"
+    )
     out = tmp_path / "adapter"
-    result = runner.invoke(cli, ["train", "--data", str(data), "--output", str(out), "--model", "tiny-mistral",
-                                 "--steps", "2", "--batch-size", "2", "--max-length", "48", "--lora-r", "4",
-                                 "--lora-layers", "1", "--train-modules", "model.norm"])
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--model",
+            "tiny-mistral",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--max-length",
+            "48",
+            "--lora-r",
+            "4",
+            "--lora-layers",
+            "1",
+            "--train-modules",
+            "model.norm",
+        ],
+    )
     assert result.exit_code == 0, result.output
     steps = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [s["step"] for s in steps] == [1, 2] and all("nnz_d" in s for s in steps)
@@ -107,13 +154,28 @@ def test_paper_scale_recipe_runs_on_a_tiny_model(runner, tmp_path):
     assert len(argv[3:]) == 2 * len(options), "every recipe option takes one value"
     assert options["--model"] == "/path/to/Mistral-7B-v0.1" and options["--device"] == "cuda"
     data = tmp_path / "pairs.jsonl"
-    data.write_text("\n".join(json.dumps(p) for p in [
-        {"query": "capital of france", "positive": "Paris is the capital of France.", "negative": "Hamlet."},
-        {"query": "who wrote hamlet", "positive": "Hamlet was written by Shakespeare.", "negative": "Paris."},
-    ]) + "\n")
-    options.update({"--model": "tiny-mistral", "--data": str(data), "--output": str(tmp_path / "out"),
-                    "--steps": "2", "--batch-size": "2", "--grad-accum": "1", "--max-length": "48",
-                    "--device": "cpu"})
+    data.write_text(
+        "\n".join(
+            json.dumps(p)
+            for p in [
+                {"query": "capital of france", "positive": "Paris is the capital of France.", "negative": "Hamlet."},
+                {"query": "who wrote hamlet", "positive": "Hamlet was written by Shakespeare.", "negative": "Paris."},
+            ]
+        )
+        + "\n"
+    )
+    options.update(
+        {
+            "--model": "tiny-mistral",
+            "--data": str(data),
+            "--output": str(tmp_path / "out"),
+            "--steps": "2",
+            "--batch-size": "2",
+            "--grad-accum": "1",
+            "--max-length": "48",
+            "--device": "cpu",
+        }
+    )
     result = runner.invoke(cli, ["train", *[x for kv in options.items() for x in kv]])
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "out" / "training_config.json").read_text())

@@ -17,15 +17,30 @@ from echo_splade.integration import METRICS, SYSTEMS, EvalDataset, EvalReport, E
 # relevant document is its counter-argument, which shares many of its words.
 DOCS = {
     "volcano": ("Volcanic eruptions", "Magma rises through the crust and erupts as lava, ash and volcanic gas."),
-    "sourdough": ("Sourdough starter", "A sourdough starter ferments flour and water with wild yeast and lactobacilli."),
+    "sourdough": (
+        "Sourdough starter",
+        "A sourdough starter ferments flour and water with wild yeast and lactobacilli.",
+    ),
     "penguins": ("Emperor penguins", "Emperor penguins huddle through the Antarctic winter while males incubate eggs."),
-    "compiler": ("Compilers", "A compiler translates source code into machine instructions after parsing and optimisation."),
+    "compiler": (
+        "Compilers",
+        "A compiler translates source code into machine instructions after parsing and optimisation.",
+    ),
     "tulips": ("Tulip mania", "Dutch tulip bulbs reached absurd prices in 1637 before the speculative bubble burst."),
     "glacier": ("Glaciers", "Glaciers carve valleys as compacted snow turns into flowing ice under its own weight."),
-    "arg-school-uniforms": ("", "School uniforms reduce bullying because pupils cannot compete over expensive clothes."),
-    "counter-school-uniforms": ("", "Bullying over clothes continues despite school uniforms; pupils compete over expensive shoes and bags."),
+    "arg-school-uniforms": (
+        "",
+        "School uniforms reduce bullying because pupils cannot compete over expensive clothes.",
+    ),
+    "counter-school-uniforms": (
+        "",
+        "Bullying over clothes continues despite school uniforms; pupils compete over expensive shoes and bags.",
+    ),
     "arg-nuclear-power": ("", "Nuclear power stations emit almost no carbon and keep the lights on when wind is calm."),
-    "counter-nuclear-power": ("", "Nuclear power stations are slow to build, so carbon savings arrive too late; storage can cover calm wind."),
+    "counter-nuclear-power": (
+        "",
+        "Nuclear power stations are slow to build, so carbon savings arrive too late; storage can cover calm wind.",
+    ),
 }
 EASY = {
     "q1": ("magma lava eruption volcanic ash", "volcano"),
@@ -84,7 +99,9 @@ def test_dataset_reads_judged_queries_only(beir_dir):
 
 
 def test_dataset_errors_name_the_problem(beir_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no qrels for split 'dev'.*available splits: \['args', 'graded', 'test'\]"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no qrels for split 'dev'.*available splits: \['args', 'graded', 'test'\]"
+    ):
         EvalDataset(beir_dir, split="dev")
     with pytest.raises(FileNotFoundError, match="corpus.jsonl is missing"):
         EvalDataset(tmp_path)
@@ -95,8 +112,12 @@ def test_dataset_errors_name_the_problem(beir_dir, tmp_path):
 def test_cranfield_style_shared_ids_are_not_self_hits(tmp_path):
     """Query ids that are also doc ids (Cranfield numbers both from 1) do not trigger self-hit removal."""
     (tmp_path / "qrels").mkdir()
-    (tmp_path / "corpus.jsonl").write_text("".join(
-        json.dumps({"_id": str(i), "title": "", "text": f"document number {i} about wings"}) + "\n" for i in range(1, 4)))
+    (tmp_path / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"_id": str(i), "title": "", "text": f"document number {i} about wings"}) + "\n"
+            for i in range(1, 4)
+        )
+    )
     (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "1", "text": "what about wings"}) + "\n")
     (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\t2\t1\n")
     assert not EvalDataset(tmp_path).detect_self_hits()
@@ -114,8 +135,10 @@ def test_evaluator_validates_its_options():
 
 def test_report_table_and_plot(tmp_path):
     report = EvalReport(
-        systems={"bm25": {"ndcg@10": 0.67, "recall@100": 0.9, "mrr@10": 0.63, "p50_ms": 4.0},
-                 "hybrid": {"ndcg@10": 0.7, "recall@100": 0.93, "mrr@10": 0.66, "p50_ms": 45.0}},
+        systems={
+            "bm25": {"ndcg@10": 0.67, "recall@100": 0.9, "mrr@10": 0.63, "p50_ms": 4.0},
+            "hybrid": {"ndcg@10": 0.7, "recall@100": 0.93, "mrr@10": 0.66, "p50_ms": 45.0},
+        },
         config={"dataset_name": "x", "split": "test", "num_queries": 3, "model": "m"},
     )
     table = report.format_table().splitlines()
@@ -132,10 +155,26 @@ def cli_run(beir_dir, module_index_name, connection, tmp_path_factory):
     """One `echo-splade eval` over every system: provisions and ingests the tiny folder (tiny-mistral) first."""
     out = tmp_path_factory.mktemp("eval-out")
     report_path, plot_path = out / "report.json", out / "plot.png"
-    result = CliRunner().invoke(cli, [
-        "eval", "--dataset", str(beir_dir), "--index", module_index_name, "--model", "tiny-mistral",
-        "--report", str(report_path), "--plot", str(plot_path), "--no-progress", "--url", connection.urls[0],
-    ], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--dataset",
+            str(beir_dir),
+            "--index",
+            module_index_name,
+            "--model",
+            "tiny-mistral",
+            "--report",
+            str(report_path),
+            "--plot",
+            str(plot_path),
+            "--no-progress",
+            "--url",
+            connection.urls[0],
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     return result.output, json.loads(report_path.read_text()), plot_path
 
@@ -184,8 +223,10 @@ def _recall_at_100(ranked: list[str], judged: dict[str, int]) -> float:
 def _figures(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
     """Mean of each metric over the judged queries (a query without results scores 0)."""
     per_metric = {"ndcg@10": _ndcg_at_10, "recall@100": _recall_at_100, "mrr@10": _mrr_at_10}
-    return {m: sum(f(rankings.get(q, []), judged) for q, judged in qrels.items()) / len(qrels)
-            for m, f in per_metric.items()}
+    return {
+        m: sum(f(rankings.get(q, []), judged) for q, judged in qrels.items()) / len(qrels)
+        for m, f in per_metric.items()
+    }
 
 
 def _ranking(scores: dict[str, float], judged: dict[str, int], eps: float) -> list[str]:
@@ -218,8 +259,10 @@ def _independent_figures(backend, index, dataset, tiny_model, config) -> dict[st
         judged = dataset.qrels[qid]
         (vec,) = tiny_model.encode_queries([text], top_k=config["pruning"]["query_top_k"])
         query = {token_to_feature(t): q for t, q in tiny_model.tokens(vec).items()}
-        dot = {d: sum(_f32(_f32(q) * _nine_bits(doc[f])) for f, q in query.items() if f in doc)
-               for d, doc in stored.items()}
+        dot = {
+            d: sum(_f32(_f32(q) * _nine_bits(doc[f])) for f, q in query.items() if f in doc)
+            for d, doc in stored.items()
+        }
         dot = {d: s for d, s in dot.items() if s > 0}
         sparse = _ranking(dot, judged, eps=1e-5)[:candidates]
         rankings["sparse"][qid] = sparse[:depth]
@@ -235,8 +278,9 @@ def _independent_figures(backend, index, dataset, tiny_model, config) -> dict[st
     return {system: _figures(r, dataset.qrels) for system, r in rankings.items()}
 
 
-def test_sparse_and_hybrid_figures_equal_an_independent_computation(cli_run, beir_dir, module_index_name,
-                                                                    connection, backend, tiny_model):
+def test_sparse_and_hybrid_figures_equal_an_independent_computation(
+    cli_run, beir_dir, module_index_name, connection, backend, tiny_model
+):
     """The report's sparse and hybrid nDCG@10 / Recall@100 / MRR@10 (CLI, binary judgments) and the
     Evaluator's on graded judgments with several relevant documents per query equal the figures computed
     here from the dot product and an own implementation of the metrics and of the weighted fusion."""
@@ -321,15 +365,19 @@ def train_dir(tmp_path):
     with open(root / "corpus.jsonl", "w") as fh:
         for doc_id, (title, text) in DOCS.items():
             fh.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    queries = {"t1": "do school uniforms stop bullying over expensive clothes, or nuclear power carbon",
-               "t2": "nuclear power carbon savings and calm wind, school pupils"}
+    queries = {
+        "t1": "do school uniforms stop bullying over expensive clothes, or nuclear power carbon",
+        "t2": "nuclear power carbon savings and calm wind, school pupils",
+    }
     with open(root / "queries.jsonl", "w") as fh:
         for qid, text in queries.items():
             fh.write(json.dumps({"_id": qid, "text": text}) + "\n")
     with open(root / "qrels" / "train.tsv", "w") as fh:
-        fh.write("query-id\tcorpus-id\tscore\n"
-                 "t1\targ-school-uniforms\t1\nt1\tcounter-school-uniforms\t0\n"
-                 "t2\tcounter-nuclear-power\t2\nt2\targ-nuclear-power\t0\n")
+        fh.write(
+            "query-id\tcorpus-id\tscore\n"
+            "t1\targ-school-uniforms\t1\nt1\tcounter-school-uniforms\t0\n"
+            "t2\tcounter-nuclear-power\t2\nt2\targ-nuclear-power\t0\n"
+        )
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nt1\targ-school-uniforms\t1\n")
     return root
 
@@ -339,26 +387,48 @@ def test_mined_negatives_are_bm25_hits_never_judged(train_dir, index_name, conne
     from echo_splade.integration import HardNegativeMiner
 
     out = tmp_path / "train.jsonl"
-    result = CliRunner().invoke(cli, [
-        "mine-negatives", "--dataset", str(train_dir), "--index", index_name, "--output", str(out),
-        "--negatives", "2", "--no-progress", "--url", connection.urls[0]], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "mine-negatives",
+            "--dataset",
+            str(train_dir),
+            "--index",
+            index_name,
+            "--output",
+            str(out),
+            "--negatives",
+            "2",
+            "--no-progress",
+            "--url",
+            connection.urls[0],
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 2 training rows" in result.output
     rows = {r["query_id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert rows["t1"]["positive_id"] == "arg-school-uniforms" and rows["t2"]["positive_id"] == "counter-nuclear-power"
     assert rows["t1"]["positive"] == DOCS["arg-school-uniforms"][1]  # no title: the text alone
-    for qid, judged in (("t1", {"arg-school-uniforms", "counter-school-uniforms"}),
-                        ("t2", {"counter-nuclear-power", "arg-nuclear-power"})):
+    for qid, judged in (
+        ("t1", {"arg-school-uniforms", "counter-school-uniforms"}),
+        ("t2", {"counter-nuclear-power", "arg-nuclear-power"}),
+    ):
         negatives = rows[qid]["negative_ids"]
         assert len(negatives) == 2 and len(set(negatives)) == 2 and not set(negatives) & judged, negatives
         # BM25 hits of the query: every pool document shares a word with it
-        assert set(negatives) <= {"arg-school-uniforms", "counter-school-uniforms", "arg-nuclear-power",
-                                  "counter-nuclear-power"}
+        assert set(negatives) <= {
+            "arg-school-uniforms",
+            "counter-school-uniforms",
+            "arg-nuclear-power",
+            "counter-nuclear-power",
+        }
         assert rows[qid]["negative"] == [document_text_of(d) for d in negatives]
     # what `echo-splade train --data` reads: one example per negative
     examples = load_training_examples(out)
     assert len(examples) == 4 and {e.negative for e in examples} == {
-        document_text_of(d) for r in rows.values() for d in r["negative_ids"]}
+        document_text_of(d) for r in rows.values() for d in r["negative_ids"]
+    }
     # seeded: the same file again; the index now exists and is reused
     miner = HardNegativeMiner(connection, index_name, negatives=2)
     try:

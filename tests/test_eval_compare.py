@@ -16,26 +16,52 @@ from echo_splade.integration import METRICS, EvalReport
 def easy_beir(tmp_path):
     root = tmp_path / "easy"
     (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": t, "text": x}) + "\n"
-                                               for d, (t, x) in DOCS.items()))
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, (t, x) in DOCS.items())
+    )
     (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in EASY.items()))
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" +
-                                             "".join(f"{q}\t{d}\t1\n" for q, (_, d) in EASY.items()))
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in EASY.items())
+    )
     return root
 
 
 @pytest.mark.cluster
 def test_two_encoders_in_one_report(easy_beir, index_name, connection, backend, tmp_path):
     report_path = tmp_path / "compare.json"
-    result = CliRunner().invoke(cli, [
-        "eval", "--dataset", str(easy_beir), "--index", index_name, "--model", "tiny-mistral", "--model", "splade-tiny",
-        "--systems", "bm25,sparse,hybrid", "--max-length", "128", "--report", str(report_path), "--no-progress",
-        "--url", connection.urls[0],
-    ], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--dataset",
+            str(easy_beir),
+            "--index",
+            index_name,
+            "--model",
+            "tiny-mistral",
+            "--model",
+            "splade-tiny",
+            "--systems",
+            "bm25,sparse,hybrid",
+            "--max-length",
+            "128",
+            "--report",
+            str(report_path),
+            "--no-progress",
+            "--url",
+            connection.urls[0],
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     report = EvalReport.load(report_path)
-    assert list(report.systems) == ["bm25", "sparse [tiny-mistral]", "hybrid [tiny-mistral]", "sparse [splade-tiny]",
-                                    "hybrid [splade-tiny]"]
+    assert list(report.systems) == [
+        "bm25",
+        "sparse [tiny-mistral]",
+        "hybrid [tiny-mistral]",
+        "sparse [splade-tiny]",
+        "hybrid [splade-tiny]",
+    ]
     for name in report.systems:
         assert name in result.output
     # each encoder has its own index, named after it, holding its own vectors
@@ -46,7 +72,9 @@ def test_two_encoders_in_one_report(easy_beir, index_name, connection, backend, 
         assert runs[label]["model_rev"] == runs[label]["index_model_rev"]
         assert backend.count(f"{index_name}-{label}") == len(DOCS)
     assert runs["tiny-mistral"]["systems"] == ["bm25", "sparse", "hybrid"] and runs["splade-tiny"]["systems"] == [
-        "sparse", "hybrid"]
+        "sparse",
+        "hybrid",
+    ]
     assert runs["tiny-mistral"]["model_rev"] != runs["splade-tiny"]["model_rev"]
     # the easy queries repeat their document's rare words: BM25 and a real SPLADE model find every one
     assert report.systems["bm25"]["ndcg@10"] == 1.0
@@ -59,8 +87,10 @@ def test_two_encoders_in_one_report(easy_beir, index_name, connection, backend, 
 def test_combine_keeps_bm25_once_and_labels_the_rest():
     def rep(ndcg: float, systems: tuple[str, ...]) -> EvalReport:
         figures = {"ndcg@10": ndcg, "recall@100": 1.0, "mrr@10": ndcg, "p50_ms": 3.0}
-        return EvalReport(systems={s: dict(figures) for s in systems},
-                          config={"dataset_name": "d", "split": "test", "num_queries": 2, "failed_queries": {}})
+        return EvalReport(
+            systems={s: dict(figures) for s in systems},
+            config={"dataset_name": "d", "split": "test", "num_queries": 2, "failed_queries": {}},
+        )
 
     combined = EvalReport.combine({"a": rep(0.5, ("bm25", "sparse")), "b": rep(0.7, ("bm25", "sparse"))})
     assert list(combined.systems) == ["bm25", "sparse [a]", "sparse [b]"]

@@ -144,16 +144,25 @@ def test_too_long_token_is_rejected():
 
 
 def test_sparse_to_features_maps_and_drops_tiny_weights():
-    features = sparse_to_features({"a.b": 0.5, "▁x": 2, "zero": 0.0, "neg0": -0.0, "tiny": 1e-39,
-                                   "edge": FLOAT_MIN_NORMAL})
+    features = sparse_to_features(
+        {"a.b": 0.5, "▁x": 2, "zero": 0.0, "neg0": -0.0, "tiny": 1e-39, "edge": FLOAT_MIN_NORMAL}
+    )
     assert features == {"a~2Eb": 0.5, "▁x": 2.0, "edge": FLOAT_MIN_NORMAL}
     assert features_to_sparse(features) == {"a.b": 0.5, "▁x": 2.0, "edge": FLOAT_MIN_NORMAL}
 
 
 @pytest.mark.parametrize(
     "weight, message",
-    [(math.nan, "finite"), (math.inf, "finite"), (-math.inf, "finite"), (-0.1, "negative"),
-     (1e39, "32-bit"), ("1.0", "number"), (True, "number"), (None, "number")],
+    [
+        (math.nan, "finite"),
+        (math.inf, "finite"),
+        (-math.inf, "finite"),
+        (-0.1, "negative"),
+        (1e39, "32-bit"),
+        ("1.0", "number"),
+        (True, "number"),
+        (None, "number"),
+    ],
 )
 def test_sparse_to_features_rejects_bad_weights_naming_the_token(weight, message):
     with pytest.raises(ValueError, match=message) as info:
@@ -164,9 +173,46 @@ def test_sparse_to_features_rejects_bad_weights_naming_the_token(weight, message
 # -- on the real node ------------------------------------------------------------------------
 
 NASTY_TOKENS = [
-    "a.b", ".", "...", "", " ", "~", "~7E", "*", "?", "#", ",", "^", ":", "\\", '"', "/", "%", "+",
-    "_id", "_source", "__", "_", "<s>", "<|im_start|>", "[x]", "{y}", "a|b", "$;!'()@", "-",
-    "▁the", "Ġthe", "Ċ", "café", "中文", "😀", "\u00a0", "\u200b", "\x00\x01", "\ud83d", "x" * 300,
+    "a.b",
+    ".",
+    "...",
+    "",
+    " ",
+    "~",
+    "~7E",
+    "*",
+    "?",
+    "#",
+    ",",
+    "^",
+    ":",
+    "\\",
+    '"',
+    "/",
+    "%",
+    "+",
+    "_id",
+    "_source",
+    "__",
+    "_",
+    "<s>",
+    "<|im_start|>",
+    "[x]",
+    "{y}",
+    "a|b",
+    "$;!'()@",
+    "-",
+    "▁the",
+    "Ġthe",
+    "Ċ",
+    "café",
+    "中文",
+    "😀",
+    "\u00a0",
+    "\u200b",
+    "\x00\x01",
+    "\ud83d",
+    "x" * 300,
 ]
 
 
@@ -175,15 +221,17 @@ def test_nasty_tokens_index_and_match_with_rank_feature(backend, index_name):
     lines = []
     for i, token in enumerate(NASTY_TOKENS):
         features = sparse_to_features({token: 1.0 + i, "common": 1.0})
-        lines += [f'{{"index": {{"_index": "{index_name}", "_id": "{i}"}}}}',
-                  json.dumps({"sparse": features}, ensure_ascii=True)]
+        lines += [
+            f'{{"index": {{"_index": "{index_name}", "_id": "{i}"}}}}',
+            json.dumps({"sparse": features}, ensure_ascii=True),
+        ]
     result = backend.bulk(lines, refresh="true")
     assert not result["errors"], [item for item in result["items"] if "error" in item["index"]][:3]
     for i, token in enumerate(NASTY_TOKENS):
         query = {"rank_feature": {"field": f"sparse.{token_to_feature(token)}", "linear": {}}}
         hits = backend.search(index_name, {"query": query})["hits"]["hits"]
         assert [h["_id"] for h in hits] == [str(i)], f"token {token!r} did not match its document"
-        assert hits[0]["_score"] == pytest.approx(1.0 + i, rel=2 ** -8)
+        assert hits[0]["_score"] == pytest.approx(1.0 + i, rel=2**-8)
         assert features_to_sparse(hits[0]["_source"]["sparse"])[token] == 1.0 + i
 
 
@@ -192,8 +240,9 @@ def test_control_a_raw_dotted_key_silently_matches_nothing_on_opensearch(backend
     # splits the field path at the last dot and matches nothing; the escaped key matches.
     backend.request("PUT", f"/{index_name}", body={"mappings": {"properties": {"sparse": {"type": "rank_features"}}}})
     backend.request("PUT", f"/{index_name}/_doc/raw", params={"refresh": "true"}, body={"sparse": {"a.b": 1.0}})
-    backend.request("PUT", f"/{index_name}/_doc/safe", params={"refresh": "true"},
-                    body={"sparse": sparse_to_features({"a.b": 1.0})})
+    backend.request(
+        "PUT", f"/{index_name}/_doc/safe", params={"refresh": "true"}, body={"sparse": sparse_to_features({"a.b": 1.0})}
+    )
 
     def ids(key):
         query = {"rank_feature": {"field": f"sparse.{key}", "linear": {}}}

@@ -28,8 +28,10 @@ def test_chunks_close_on_docs_or_bytes_and_ids_overwrite(backend, index_name):
     assert actions == before  # the caller's documents are never modified
 
     # bytes: each action is ~ 100 + pad bytes; a 1 KB limit holds a few of them; an oversize doc goes alone
-    line_bytes = sum(len(json.dumps(x).encode()) for x in ({"index": {"_index": index_name, "_id": "d0"}},
-                                                           {"n": 0, "s": "x" * 300, "nested": {"tags": ["a"]}}))
+    line_bytes = sum(
+        len(json.dumps(x).encode())
+        for x in ({"index": {"_index": index_name, "_id": "d0"}}, {"n": 0, "s": "x" * 300, "nested": {"tags": ["a"]}})
+    )
     sized = BulkWriter(backend, index_name, max_chunk_docs=1000, max_chunk_bytes=1024)
     big = {"_id": "big", "_source": {"s": "y" * 5000}}
     indexed, failed = sized.bulk(_docs(20, pad=300) + [big])
@@ -45,17 +47,25 @@ def test_chunks_close_on_docs_or_bytes_and_ids_overwrite(backend, index_name):
 
 def test_pre_serialised_sources_and_other_op_types(backend, index_name):
     writer = BulkWriter(backend, index_name)
-    ok = list(writer.streaming_bulk([
-        {"_id": "1", "_source": json.dumps({"title": "pre-serialised"})},
-        {"_id": "2", "title": "plain keys"},
-        {"_op_type": "create", "_id": "3", "_source": {"title": "created"}},
-    ]))
+    ok = list(
+        writer.streaming_bulk(
+            [
+                {"_id": "1", "_source": json.dumps({"title": "pre-serialised"})},
+                {"_id": "2", "title": "plain keys"},
+                {"_op_type": "create", "_id": "3", "_source": {"title": "created"}},
+            ]
+        )
+    )
     assert all(o for o, _ in ok)
-    second = list(writer.streaming_bulk([
-        {"_op_type": "update", "_id": "2", "_source": {"title": "updated"}},
-        {"_op_type": "delete", "_id": "3"},
-        {"_op_type": "create", "_id": "1", "_source": {"title": "conflict"}},
-    ]))
+    second = list(
+        writer.streaming_bulk(
+            [
+                {"_op_type": "update", "_id": "2", "_source": {"title": "updated"}},
+                {"_op_type": "delete", "_id": "3"},
+                {"_op_type": "create", "_id": "1", "_source": {"title": "conflict"}},
+            ]
+        )
+    )
     assert [o for o, _ in second] == [True, True, False]
     assert second[2][1]["create"]["status"] == 409
     backend.refresh(index_name)
@@ -68,7 +78,9 @@ def test_pre_serialised_sources_and_other_op_types(backend, index_name):
 def test_per_document_rejections_carry_the_clusters_reason(backend, index_name):
     backend.request("PUT", f"/{index_name}", body={"mappings": {"properties": {"n": {"type": "integer"}}}})
     actions = [{"_id": "good", "_source": {"n": 1}}, {"_id": "bad", "_source": {"n": "not a number"}}]
-    results = dict((item["index"]["_id"], (ok, item)) for ok, item in BulkWriter(backend, index_name).streaming_bulk(actions))
+    results = dict(
+        (item["index"]["_id"], (ok, item)) for ok, item in BulkWriter(backend, index_name).streaming_bulk(actions)
+    )
     assert results["good"][0] is True
     ok, item = results["bad"]
     assert ok is False and item["index"]["status"] == 400
@@ -99,7 +111,7 @@ def test_backoff_is_capped_exponential_with_jitter_and_validates():
     backoff = Backoff(max_retries=10, initial=1.0, cap=8.0, seed=3)
     delays = [backoff.delay(n) for n in range(6)]
     for n, d in enumerate(delays):
-        base = min(8.0, 2.0 ** n)
+        base = min(8.0, 2.0**n)
         assert base / 2 <= d <= base
     assert len(set(delays)) == len(delays)  # jittered
     with pytest.raises(ValueError, match="max_retries must be >= 0"):

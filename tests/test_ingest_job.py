@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from _shared_data import shared_dataset
 
 from echo_splade.ingest import BulkWriter, IngestJob
@@ -20,8 +19,14 @@ from echo_splade.mappings import BULK_LOAD_META_KEY, DOC_PRUNING_META_KEY, read_
 CRANFIELD = shared_dataset("cranfield")
 # A fast tiny encoder: first 64-token window only, one torch thread (much faster than several
 # threads on a shared 2-core machine).
-FAST = dict(model="tiny-mistral", max_length=64, encoder_options={"truncate": True}, torch_threads=1,
-            batch_size=32, block_rows=200)
+FAST = dict(
+    model="tiny-mistral",
+    max_length=64,
+    encoder_options={"truncate": True},
+    torch_threads=1,
+    batch_size=32,
+    block_rows=200,
+)
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +38,13 @@ def ray_session():
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20,
-                 logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=256 << 20,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
     yield
     if started:
         ray.shutdown()
@@ -67,8 +77,9 @@ def _corpus_head(tmp_path, n: int) -> Path:
 
 
 def _all_found(backend, index, ids) -> bool:
-    docs = backend.request("POST", f"/{index}/_mget", body={"ids": list(ids)},
-                           params={"_source_includes": "model_rev"})["docs"]
+    docs = backend.request(
+        "POST", f"/{index}/_mget", body={"ids": list(ids)}, params={"_source_includes": "model_rev"}
+    )["docs"]
     return all(d.get("found") for d in docs)
 
 
@@ -76,7 +87,12 @@ def test_cranfield_ingests_exactly_once(backend, index_name, connection, ray_ses
     job = _job(CRANFIELD, index_name, connection, tmp_path)
     report = job.run()
     assert (report.status, report.read, report.encoded, report.indexed, report.skipped) == (
-        "completed", 1400, 1398, 1398, 0)
+        "completed",
+        1400,
+        1398,
+        1398,
+        0,
+    )
     assert report.dead_lettered == 2 and report.dead_letter_reasons == {"empty_document": 2}
     dead = [json.loads(x) for x in job.dead_letter_path.read_text().splitlines()]
     assert sorted(d["doc_id"] for d in dead) == ["471", "995"] and all(d["line"] > 0 for d in dead)
@@ -99,18 +115,25 @@ def test_cranfield_ingests_exactly_once(backend, index_name, connection, ray_ses
 
 # On OpenSearch the cranfield and resume tests cover this; here the same contract on Elasticsearch
 @pytest.mark.parametrize("engine", ["elasticsearch"], indirect=True)
-def test_a_small_corpus_ingests_exactly_once_into_elasticsearch(engine_backend, engine_connection, index_name,
-                                                                ray_session, tmp_path):
+def test_a_small_corpus_ingests_exactly_once_into_elasticsearch(
+    engine_backend, engine_connection, index_name, ray_session, tmp_path
+):
     """The ingest contract on the Elasticsearch node: provisioned with its sparse field (sparse_vector),
     every document exactly once, settings restored, the stored weights scored by the engine's sparse
     query; a resumed run skips everything."""
     from echo_splade.connector import sparse_clause, uses_term_clauses
 
     corpus = _corpus_head(tmp_path, 120)  # ids 1..120, all valid
-    report = _job(corpus, index_name, engine_connection, tmp_path, block_rows=50,
-                  writer_options={"max_chunk_docs": 40}).run()
+    report = _job(
+        corpus, index_name, engine_connection, tmp_path, block_rows=50, writer_options={"max_chunk_docs": 40}
+    ).run()
     assert (report.status, report.read, report.encoded, report.indexed, report.dead_lettered) == (
-        "completed", 120, 120, 120, 0)
+        "completed",
+        120,
+        120,
+        120,
+        0,
+    )
     ids = [str(i) for i in range(1, 121)]
     assert engine_backend.count(index_name) == 120 and _all_found(engine_backend, index_name, ids)
     _assert_settings_restored(engine_backend, index_name)
@@ -124,7 +147,7 @@ def test_a_small_corpus_ingests_exactly_once_into_elasticsearch(engine_backend, 
     query = sparse_clause({feature: 1.0}, "sparse", sparse_type, terms=uses_term_clauses(engine_backend, sparse_type))
     hits = engine_backend.search(index_name, {"query": query, "size": 120})["hits"]["hits"]
     score = {h["_id"]: h["_score"] for h in hits}["7"]
-    assert score == pytest.approx(weight, rel=2 ** -8)  # 9 significant bits stored
+    assert score == pytest.approx(weight, rel=2**-8)  # 9 significant bits stored
 
     again = _job(corpus, index_name, engine_connection, tmp_path, resume=True).run()
     assert (again.status, again.skipped, again.encoded, again.indexed) == ("completed", 120, 0, 0)
@@ -132,7 +155,8 @@ def test_a_small_corpus_ingests_exactly_once_into_elasticsearch(engine_backend, 
 
 
 def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settings_are_restored(
-        backend, index_name, connection, ray_session, tmp_path):
+    backend, index_name, connection, ray_session, tmp_path
+):
     corpus = _corpus_head(tmp_path, 500)  # holds one empty record (id 471): 499 valid ids
 
     def interrupt(report):
@@ -156,7 +180,8 @@ def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settin
 
 
 def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(
-        backend, index_name, connection, ray_session, tmp_path):
+    backend, index_name, connection, ray_session, tmp_path
+):
     good = [{"doc_id": f"g{i}", "name": str(i), "body": f"wing lift drag number {i}"} for i in range(30)]
     lines = [json.dumps(d).encode() for d in good]
     bad = [
@@ -172,15 +197,32 @@ def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(
     path = tmp_path / "c.jsonl"
     path.write_bytes(b"\n".join(lines[:10] + bad + lines[10:]) + b"\n")
     # an existing index used as is (--no-provision), whose mapping rejects non-numeric titles
-    backend.request("PUT", f"/{index_name}", body={"mappings": {"properties": {
-        "title": {"type": "integer"}, "sparse": {"type": "rank_features"}}}})
+    backend.request(
+        "PUT",
+        f"/{index_name}",
+        body={"mappings": {"properties": {"title": {"type": "integer"}, "sparse": {"type": "rank_features"}}}},
+    )
 
-    report = _job(path, index_name, connection, tmp_path, provision=False, id_field="doc_id",
-                  title_field="name", text_field="body").run()
+    report = _job(
+        path,
+        index_name,
+        connection,
+        tmp_path,
+        provision=False,
+        id_field="doc_id",
+        title_field="name",
+        text_field="body",
+    ).run()
     assert (report.read, report.indexed, report.dead_lettered) == (37, 30, 7)
-    assert report.dead_letter_reasons == {"invalid_json": 1, "missing_id": 1, "duplicate_id": 1,
-                                          "empty_document": 1, "undecodable_bytes": 1, "not_an_object": 1,
-                                          "rejected": 1}
+    assert report.dead_letter_reasons == {
+        "invalid_json": 1,
+        "missing_id": 1,
+        "duplicate_id": 1,
+        "empty_document": 1,
+        "undecodable_bytes": 1,
+        "not_an_object": 1,
+        "rejected": 1,
+    }
     dead = [json.loads(x) for x in (tmp_path / "report.dead-letter.jsonl").read_text().splitlines()]
     assert len(dead) == 7 and all(d["reason"] and d.get("detail") for d in dead)
     by_reason = {d["reason"]: d for d in dead}
@@ -197,9 +239,30 @@ def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(
 
     from echo_splade.cli import cli
 
-    args = ["ingest", "--corpus", str(path), "--index", index_name, "--url", connection.urls[0], "--no-provision",
-            "--model", "tiny-mistral", "--max-length", "64", "--threads", "1", "--id-field", "doc_id",
-            "--title-field", "name", "--text-field", "body", "--report", str(tmp_path / "cli" / "report.json")]
+    args = [
+        "ingest",
+        "--corpus",
+        str(path),
+        "--index",
+        index_name,
+        "--url",
+        connection.urls[0],
+        "--no-provision",
+        "--model",
+        "tiny-mistral",
+        "--max-length",
+        "64",
+        "--threads",
+        "1",
+        "--id-field",
+        "doc_id",
+        "--title-field",
+        "name",
+        "--text-field",
+        "body",
+        "--report",
+        str(tmp_path / "cli" / "report.json"),
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "completed: read 37, encoded 31, indexed 30, skipped 0, dead-lettered 7" in result.output
@@ -230,8 +293,13 @@ def tiny_queue_node():
     base = default_home().parent if os.geteuid() == 0 else None
     home = Path(tempfile.mkdtemp(prefix="echo-splade-ingest-test-", dir=base))
     os.chmod(home, 0o755)
-    node = LocalNode(port=_free_port(), home=home, heap="256m", download_dir=LocalNode().download_dir,
-                     settings={"thread_pool.write.queue_size": 1, "thread_pool.write.size": 1})
+    node = LocalNode(
+        port=_free_port(),
+        home=home,
+        heap="256m",
+        download_dir=LocalNode().download_dir,
+        settings={"thread_pool.write.queue_size": 1, "thread_pool.write.size": 1},
+    )
     try:
         node.start(timeout=180)
         config = ConnectionConfig(urls=(node.url,), timeout=60)
@@ -245,8 +313,10 @@ def test_throttled_bulk_requests_are_retried_and_nothing_is_lost(tiny_queue_node
     config, backend = tiny_queue_node
     index = "throttled"
     backend.request("PUT", f"/{index}", body={"settings": {"number_of_shards": 2, "number_of_replicas": 0}})
-    writers = [BulkWriter(backend, index, max_chunk_docs=20, max_retries=20, initial_backoff=0.05, max_backoff=1.0)
-               for _ in range(8)]
+    writers = [
+        BulkWriter(backend, index, max_chunk_docs=20, max_retries=20, initial_backoff=0.05, max_backoff=1.0)
+        for _ in range(8)
+    ]
 
     def write(k: int) -> int:
         actions = ({"_id": f"{k}-{i}", "_source": {"k": k, "i": i, "text": "lift " * 20}} for i in range(300))
@@ -263,8 +333,13 @@ def test_throttled_bulk_requests_are_retried_and_nothing_is_lost(tiny_queue_node
 
 def test_ingest_through_a_throttling_node_loses_nothing(tiny_queue_node, ray_session, tmp_path):
     config, backend = tiny_queue_node
-    report = _job(_corpus_head(tmp_path, 300), "throttled-ingest", config, tmp_path, writers=4,
-                  writer_options={"max_chunk_docs": 10, "initial_backoff": 0.05, "max_retries": 20}).run()
+    report = _job(
+        _corpus_head(tmp_path, 300),
+        "throttled-ingest",
+        config,
+        tmp_path,
+        writers=4,
+        writer_options={"max_chunk_docs": 10, "initial_backoff": 0.05, "max_retries": 20},
+    ).run()
     assert report.status == "completed" and report.dead_lettered == 0
     assert report.indexed == 300 and backend.count("throttled-ingest") == 300
-

@@ -7,7 +7,6 @@ import json
 import pickle
 
 import pytest
-
 from _shared_data import shared_dataset
 
 from echo_splade.ingest import DEAD_LETTER_REASONS, BulkIndexError, CorpusReader, DeadLetter
@@ -37,13 +36,13 @@ def test_jsonl_bad_records_are_marked_with_reason_and_position(tmp_path):
     path = tmp_path / "c.jsonl"
     lines = [
         b'{"id": "a", "name": "T", "body": "first"}',
-        b'not json at all',
+        b"not json at all",
         b'{"id": "b", "name": "", "body": "   "}',
         b'["a", "list"]',
         b'{"name": "no id", "body": "x"}',
         b'{"id": "a", "name": "dup", "body": "again"}',
         b'{"id": "c", "body": "caf\xff broken utf8"}',
-        b'',
+        b"",
         b'{"id": 7, "body": ["not", "text"]}',
         b'{"id": 8, "name": null, "body": 3.5}',
         b'{"id": true, "body": "bool id"}',
@@ -55,8 +54,16 @@ def test_jsonl_bad_records_are_marked_with_reason_and_position(tmp_path):
     assert reader.count_hint() == 11  # the blank line is not a record
     records = list(reader)
     assert [(r["doc_id"], r["reason"]) for r in records] == [
-        ("a", ""), ("", "invalid_json"), ("b", "empty_document"), ("", "not_an_object"), ("", "missing_id"),
-        ("a", "duplicate_id"), ("", "undecodable_bytes"), ("7", "invalid_field"), ("8", ""), ("", "invalid_field"),
+        ("a", ""),
+        ("", "invalid_json"),
+        ("b", "empty_document"),
+        ("", "not_an_object"),
+        ("", "missing_id"),
+        ("a", "duplicate_id"),
+        ("", "undecodable_bytes"),
+        ("7", "invalid_field"),
+        ("8", ""),
+        ("", "invalid_field"),
         ("", "invalid_field"),
     ]
     assert records[8]["text"] == "3.5" and records[8]["title"] == ""
@@ -79,7 +86,9 @@ def test_gzip_jsonl_and_parquet(tmp_path):
 
     folder = tmp_path / "pq"
     folder.mkdir()
-    table = pa.Table.from_pylist(rows + [{"_id": None, "title": "x", "text": "y"}, {"_id": "d3", "title": "", "text": "z"}])
+    table = pa.Table.from_pylist(
+        rows + [{"_id": None, "title": "x", "text": "y"}, {"_id": "d3", "title": "", "text": "z"}]
+    )
     pq.write_table(table.slice(0, 20), folder / "part-0.parquet", row_group_size=7)
     pq.write_table(table.slice(20), folder / "part-1.parquet")
     reader = CorpusReader(folder, batch_size=5)
@@ -113,8 +122,14 @@ def test_dead_letter_file(tmp_path):
             dead.add("whatever")
     assert dead.count == 2 and dead.counts == {"invalid_json": 1, "rejected": 1}
     lines = [json.loads(x) for x in path.read_text().splitlines()]
-    assert lines[0] == {"reason": "invalid_json", "file": "c.jsonl", "line": 3, "offset": 40,
-                        "detail": "Expecting value", "raw": "x" * DeadLetter.RAW_CHARS}
+    assert lines[0] == {
+        "reason": "invalid_json",
+        "file": "c.jsonl",
+        "line": 3,
+        "offset": 40,
+        "detail": "Expecting value",
+        "raw": "x" * DeadLetter.RAW_CHARS,
+    }
     assert lines[1] == {"reason": "rejected", "doc_id": "9", "detail": "HTTP 400: mapper_parsing_exception: boom"}
     # a new run truncates: the file describes one run
     DeadLetter(path).open().close()

@@ -12,24 +12,23 @@ import os
 import shutil
 import socket
 import tempfile
-import uuid
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from echo_splade.cli import cli
+from echo_splade.cli._cluster import _parse_settings
 from echo_splade.integration import (
     DEFAULT_OPENSEARCH_VERSION,
     EngineDistribution,
     JavaHome,
     LocalNode,
     MavenArtifact,
-    NodeStartError,
     default_home,
 )
-from echo_splade.cli._cluster import _parse_settings
 
 
 # ------------------------------------------------------------------ no cluster needed
@@ -59,8 +58,10 @@ def test_distribution_modules_and_validation():
     assert names["analysis-common"] == "org.opensearch.analysis.common.CommonAnalysisPlugin"
     assert names["lang-painless"] == "org.opensearch.painless.PainlessPlugin"
     # the install dir names the module set, so a changed set never overwrites a running install
-    assert os_dist.dir_name.startswith("opensearch-2.19.6-") and os_dist.dir_name != EngineDistribution.for_engine(
-        "opensearch", "2.19.5").dir_name
+    assert (
+        os_dist.dir_name.startswith("opensearch-2.19.6-")
+        and os_dist.dir_name != EngineDistribution.for_engine("opensearch", "2.19.5").dir_name
+    )
     assert os_dist.java[0] <= 17 <= os_dist.java[1]
     with pytest.raises(ValueError, match="opensearch"):
         EngineDistribution.for_engine("solr")
@@ -68,12 +69,15 @@ def test_distribution_modules_and_validation():
         EngineDistribution.for_engine("opensearch", "1.3.0")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"engine": "solr"}, "engine must be one of"),
-    ({"port": 80}, "port must be in"),
-    ({"heap": "lots"}, "heap must look like"),
-    ({"settings": {"bad key": 1}}, "invalid setting name"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"engine": "solr"}, "engine must be one of"),
+        ({"port": 80}, "port must be in"),
+        ({"heap": "lots"}, "heap must look like"),
+        ({"settings": {"bad key": 1}}, "invalid setting name"),
+    ],
+)
 def test_local_node_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LocalNode(**kwargs)
@@ -81,7 +85,10 @@ def test_local_node_rejects_bad_arguments(kwargs, message):
 
 def test_parse_settings_types():
     assert _parse_settings(("thread_pool.write.queue_size=1", "a.b=true", "c=x y")) == {
-        "thread_pool.write.queue_size": 1, "a.b": True, "c": "x y"}
+        "thread_pool.write.queue_size": 1,
+        "a.b": True,
+        "c": "x y",
+    }
     with pytest.raises(ValueError, match="KEY=VALUE"):
         _parse_settings(("novalue",))
 
@@ -96,9 +103,9 @@ def test_java_home_range_error_names_what_was_seen():
 def test_node_config_has_our_paths_heap_and_settings(tmp_path):
     node = LocalNode(port=9297, home=tmp_path, heap="256m", settings={"thread_pool.write.queue_size": 1})
     text = node._config_text()
-    assert "network.host: \"127.0.0.1\"" in text and "http.port: 9297" in text
-    assert "discovery.type: \"single-node\"" in text and "thread_pool.write.queue_size: 1" in text
-    assert f"path.data: \"{tmp_path / 'nodes' / 'opensearch-9297' / 'data'}\"" in text
+    assert 'network.host: "127.0.0.1"' in text and "http.port: 9297" in text
+    assert 'discovery.type: "single-node"' in text and "thread_pool.write.queue_size: 1" in text
+    assert f'path.data: "{tmp_path / "nodes" / "opensearch-9297" / "data"}"' in text
     assert "cluster.routing.allocation.disk.threshold_enabled: false" in text
 
 
@@ -109,8 +116,16 @@ def test_installed_module_descriptors_and_jvm_options():
     for module in node.distribution.modules:
         lines = (root / "modules" / module.name / "plugin-descriptor.properties").read_text().splitlines()
         keys = [line.split("=", 1)[0] for line in lines]
-        assert keys == ["name", "description", "version", "opensearch.version", "java.version", "classname",
-                        "extended.plugins", "has.native.controller"]
+        assert keys == [
+            "name",
+            "description",
+            "version",
+            "opensearch.version",
+            "java.version",
+            "classname",
+            "extended.plugins",
+            "has.native.controller",
+        ]
         for jar in module.jars:
             assert (root / "modules" / module.name / jar.file_name).is_file()
     options = node._jvm_options().splitlines()
@@ -153,18 +168,34 @@ def test_start_is_idempotent_on_the_running_node(backend):
 
 
 def test_rank_features_and_english_analysis_work(backend, index_name):
-    backend.request("PUT", f"/{index_name}", {"mappings": {"properties": {
-        "sparse": {"type": "rank_features"}, "text": {"type": "text", "analyzer": "english"}}}})
+    backend.request(
+        "PUT",
+        f"/{index_name}",
+        {
+            "mappings": {
+                "properties": {"sparse": {"type": "rank_features"}, "text": {"type": "text", "analyzer": "english"}}
+            }
+        },
+    )
     assert backend.get_settings(index_name)[index_name]["settings"]["index.number_of_replicas"] == "0"
     docs = {"a": ({"cat": 2.0, "dog": 0.5}, "The cats were running"), "b": ({"dog": 3.0}, "A dog runs")}
     lines = []
     for doc_id, (sparse, text) in docs.items():
-        lines += [json.dumps({"index": {"_index": index_name, "_id": doc_id}}), json.dumps({"sparse": sparse, "text": text})]
+        lines += [
+            json.dumps({"index": {"_index": index_name, "_id": doc_id}}),
+            json.dumps({"sparse": sparse, "text": text}),
+        ]
     assert not backend.bulk(lines, refresh="true")["errors"]
-    query = {"bool": {"should": [{"rank_feature": {"field": f"sparse.{f}", "linear": {}, "boost": w}}
-                                 for f, w in {"cat": 1.5, "dog": 2.0}.items()]}}
+    query = {
+        "bool": {
+            "should": [
+                {"rank_feature": {"field": f"sparse.{f}", "linear": {}, "boost": w}}
+                for f, w in {"cat": 1.5, "dog": 2.0}.items()
+            ]
+        }
+    }
     hits = {h["_id"]: h["_score"] for h in backend.search(index_name, {"query": query})["hits"]["hits"]}
-    assert hits == pytest.approx({"a": 2.0 * 1.5 + 0.5 * 2.0, "b": 3.0 * 2.0}, rel=2 ** -8)
+    assert hits == pytest.approx({"a": 2.0 * 1.5 + 0.5 * 2.0, "b": 3.0 * 2.0}, rel=2**-8)
     # english stemming (analysis-common): "run" finds "running" and "runs", "cat" finds "cats"
     found = backend.search(index_name, {"query": {"match": {"text": "run cat"}}})["hits"]["hits"]
     assert {h["_id"] for h in found} == {"a", "b"}
@@ -174,8 +205,12 @@ def test_rank_features_and_english_analysis_work(backend, index_name):
 def test_painless_scripts_work(backend, index_name):
     backend.request("PUT", f"/{index_name}", {"mappings": {"properties": {"n": {"type": "integer"}}}})
     backend.request("PUT", f"/{index_name}/_doc/1", {"n": 3}, params={"refresh": "true"})
-    backend.request("POST", f"/{index_name}/_update/1", {"script": {"source": "ctx._source.n += params.k", "params": {"k": 2}}},
-                    params={"refresh": "true"})
+    backend.request(
+        "POST",
+        f"/{index_name}/_update/1",
+        {"script": {"source": "ctx._source.n += params.k", "params": {"k": 2}}},
+        params={"refresh": "true"},
+    )
     query = {"script_score": {"query": {"match_all": {}}, "script": {"source": "doc['n'].value * 2 + 1"}}}
     hits = backend.search(index_name, {"query": query})["hits"]["hits"]
     assert [(h["_id"], h["_score"]) for h in hits] == [("1", 11.0)]
@@ -213,8 +248,13 @@ def test_own_node_lifecycle_with_settings(own_home):
     port = _free_port()
 
     def make() -> LocalNode:
-        return LocalNode(port=port, home=own_home, heap="256m", download_dir=LocalNode().download_dir,
-                         settings={"thread_pool.write.queue_size": 1})
+        return LocalNode(
+            port=port,
+            home=own_home,
+            heap="256m",
+            download_dir=LocalNode().download_dir,
+            settings={"thread_pool.write.queue_size": 1},
+        )
 
     node = make()
     assert not node.is_running()
@@ -241,10 +281,25 @@ def test_own_node_lifecycle_with_settings(own_home):
 @pytest.mark.slow
 def test_failed_start_reports_the_log_and_exits_non_zero(own_home):
     port = _free_port()
-    result = CliRunner().invoke(cli, [
-        "cluster", "start", "--port", str(port), "--home", str(own_home), "--heap", "256m", "--timeout", "120",
-        "--setting", "no.such.setting=1", "--downloads", str(LocalNode().download_dir),
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "cluster",
+            "start",
+            "--port",
+            str(port),
+            "--home",
+            str(own_home),
+            "--heap",
+            "256m",
+            "--timeout",
+            "120",
+            "--setting",
+            "no.such.setting=1",
+            "--downloads",
+            str(LocalNode().download_dir),
+        ],
+    )
     assert result.exit_code != 0
     assert "unknown setting [no.such.setting]" in result.output
     assert "exited with code" in result.output
@@ -264,8 +319,10 @@ def es_backend():
         b = connect(ConnectionConfig(urls=(ES_TEST_URL,), timeout=60))
         b.health(wait_for_status="yellow", timeout="30s")
     except ClusterError as exc:
-        pytest.fail(f"the Elasticsearch test node at {ES_TEST_URL} is not up "
-                    f"(start it: `echo-splade cluster start --engine elasticsearch`): {exc}")
+        pytest.fail(
+            f"the Elasticsearch test node at {ES_TEST_URL} is not up "
+            f"(start it: `echo-splade cluster start --engine elasticsearch`): {exc}"
+        )
     yield b
     b.close()
 
@@ -295,7 +352,7 @@ def test_elasticsearch_sparse_vector_scores_the_dot_product(es_backend, es_index
     assert not es_backend.bulk(lines, refresh="true")["errors"]
     query = {"sparse_vector": {"field": "sparse", "query_vector": {"cat": 1.5, "dog": 2.0}}}
     hits = {h["_id"]: h["_score"] for h in es_backend.search(es_index, {"query": query})["hits"]["hits"]}
-    assert hits == pytest.approx({"a": 2.0 * 1.5 + 0.5 * 2.0, "b": 3.0 * 2.0}, rel=2 ** -8)
+    assert hits == pytest.approx({"a": 2.0 * 1.5 + 0.5 * 2.0, "b": 3.0 * 2.0}, rel=2**-8)
 
 
 def test_elasticsearch_node_has_no_rank_features(es_backend, es_index):

@@ -47,8 +47,9 @@ def test_long_texts_are_windowed_and_batches_agree(splade_tiny):
     assert len(windows) > 1 and all(len(w.input_ids) <= 64 for _, w in windows)
     [together] = splade_tiny.encode_documents([long_text])
     parts = [splade_tiny.forward_inputs([w], [0], 1)[0] for _, w in windows]
-    torch.testing.assert_close(dense(together, splade_tiny.vocab_size), torch.stack(parts).max(dim=0).values,
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        dense(together, splade_tiny.vocab_size), torch.stack(parts).max(dim=0).values, atol=1e-5, rtol=1e-5
+    )
     texts = ["short one", long_text, "another short text about glaciers"]
     batch = splade_tiny.encode_documents(texts)
     for text, vec in zip(texts, batch):

@@ -41,7 +41,9 @@ def test_split_writes_a_beir_dev_folder_and_leak_free_train_pairs(tmp_path):
     assert len(load_training_examples(tmp_path / "capped" / "train_pairs.jsonl")) == 2
     again = PairsSplit(pairs, dev_size=10, distractors=3, seed=1).write(tmp_path / "again")
     assert again == counts
-    assert (tmp_path / "again" / "qrels" / "dev.tsv").read_text() == (tmp_path / "out" / "qrels" / "dev.tsv").read_text()
+    assert (tmp_path / "again" / "qrels" / "dev.tsv").read_text() == (
+        tmp_path / "out" / "qrels" / "dev.tsv"
+    ).read_text()
 
 
 def test_bad_pairs_are_named(tmp_path):
@@ -55,7 +57,8 @@ def test_bad_pairs_are_named(tmp_path):
 
 def test_split_pairs_cli(tmp_path):
     pairs = _pairs(tmp_path / "pairs.jsonl", [(f"q{i}", f"a{i}") for i in range(20)])
-    result = CliRunner().invoke(cli, ["split-pairs", "--pairs", str(pairs), "--output", str(tmp_path / "o"),
-                                      "--dev-size", "5"])
+    result = CliRunner().invoke(
+        cli, ["split-pairs", "--pairs", str(pairs), "--output", str(tmp_path / "o"), "--dev-size", "5"]
+    )
     assert result.exit_code == 0, result.output
     assert "5 dev queries over 5 documents" in result.output and "15 train pairs" in result.output

@@ -13,7 +13,9 @@ def test_plain_lines_when_not_on_a_terminal(capsys):
         progress.update(done)
     progress.close()
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 4 and lines[0].startswith("bm25: 1/10 queries (") and lines[-1].startswith("bm25: 3/10 queries")
+    assert (
+        len(lines) == 4 and lines[0].startswith("bm25: 1/10 queries (") and lines[-1].startswith("bm25: 3/10 queries")
+    )
     quiet = Progress("ingest", every=3600.0)
     quiet.update_from_report(types.SimpleNamespace(read=5, indexed=4, skipped=0, dead_lettered=1))
     quiet.close()  # nothing within the interval, and no closing line for a run shorter than one interval

@@ -37,8 +37,12 @@ def _alias_targets(backend, alias):
 
 
 def test_provision_creates_versioned_index_behind_alias(engine_backend, index_name):
-    spec = IndexSpec(index_name, model="tiny-mistral", model_rev="abc123",
-                     echo_templates={"query_prefix": "Query:", "doc_prefix": "Document:"})
+    spec = IndexSpec(
+        index_name,
+        model="tiny-mistral",
+        model_rev="abc123",
+        echo_templates={"query_prefix": "Query:", "doc_prefix": "Document:"},
+    )
     plan = provision(engine_backend, spec)
     # the sparse field type is the engine's own: rank_features on OpenSearch, sparse_vector on Elasticsearch 8.x
     sparse_type = {"opensearch": "rank_features", "elasticsearch": "sparse_vector"}[engine_backend.engine]
@@ -48,8 +52,14 @@ def test_provision_creates_versioned_index_behind_alias(engine_backend, index_na
 
     mapping = engine_backend.get_mapping(index_name)[f"{index_name}-v1"]["mappings"]
     types = {field: props["type"] for field, props in mapping["properties"].items()}
-    assert types == {"title": "text", "text": "text", "sparse": sparse_type,
-                     "doc_id": "keyword", "model": "keyword", "model_rev": "keyword"}
+    assert types == {
+        "title": "text",
+        "text": "text",
+        "sparse": sparse_type,
+        "doc_id": "keyword",
+        "model": "keyword",
+        "model_rev": "keyword",
+    }
     analyzer = detect_analyzer(engine_backend)
     assert mapping["properties"]["text"]["analyzer"] == analyzer == plan.analyzer
     settings = _settings(engine_backend, index_name)
@@ -98,10 +108,14 @@ def test_missing_model_meta_is_filled_in(engine_backend, index_name):
 
 
 def test_incompatible_mapping_is_refused_naming_the_difference(engine_backend, index_name):
-    engine_backend.request("PUT", f"/{index_name}-v1", body={
-        "aliases": {index_name: {}},
-        "mappings": {"properties": {"sparse": {"type": "float"}, "title": {"type": "text"}}},
-    })
+    engine_backend.request(
+        "PUT",
+        f"/{index_name}-v1",
+        body={
+            "aliases": {index_name: {}},
+            "mappings": {"properties": {"sparse": {"type": "float"}, "title": {"type": "text"}}},
+        },
+    )
     with pytest.raises(IncompatibleIndexError) as info:
         provision(engine_backend, IndexSpec(index_name))
     message = str(info.value)
@@ -129,8 +143,12 @@ def test_other_model_and_explicit_analyzer_and_shards_are_refused(engine_backend
 def _index_doc(backend, index, doc_id, tokens):
     from echo_splade.mappings import sparse_to_features
 
-    backend.request("PUT", f"/{index}/_doc/{doc_id}", params={"refresh": "true"},
-                    body={"doc_id": doc_id, "sparse": sparse_to_features(tokens)})
+    backend.request(
+        "PUT",
+        f"/{index}/_doc/{doc_id}",
+        params={"refresh": "true"},
+        body={"doc_id": doc_id, "sparse": sparse_to_features(tokens)},
+    )
 
 
 def test_new_version_swap_and_drop_old(engine_backend, index_name):
@@ -148,8 +166,9 @@ def test_new_version_swap_and_drop_old(engine_backend, index_name):
     assert swap.actions == ["swap"] and swap.live == v2
     aliases_calls = [r for r in swap.requests if r.path == "/_aliases"]
     assert len(swap.requests) == 1 and len(aliases_calls) == 1  # one atomic call
-    assert aliases_calls[0].body == {"actions": [{"remove": {"index": v1, "alias": index_name}},
-                                                 {"add": {"index": v2, "alias": index_name}}]}
+    assert aliases_calls[0].body == {
+        "actions": [{"remove": {"index": v1, "alias": index_name}}, {"add": {"index": v2, "alias": index_name}}]
+    }
     assert _alias_targets(engine_backend, index_name) == [v2]
     hits = engine_backend.search(index_name, {"query": {"match_all": {}}})["hits"]["hits"]
     assert [h["_id"] for h in hits] == ["new"]
@@ -163,8 +182,9 @@ def test_new_version_swap_and_drop_old(engine_backend, index_name):
 
 def test_new_version_with_swap_in_one_run(engine_backend, index_name):
     provision(engine_backend, IndexSpec(index_name))
-    plan = provision(engine_backend, IndexSpec(index_name, analyzer="standard"), new_version=True, swap=True,
-                     drop_old=True)
+    plan = provision(
+        engine_backend, IndexSpec(index_name, analyzer="standard"), new_version=True, swap=True, drop_old=True
+    )
     v1, v2 = f"{index_name}-v1", f"{index_name}-v2"
     assert plan.actions == ["create", "swap", "drop"] and plan.live == v2 and plan.dropped == [v1]
     assert _alias_targets(engine_backend, index_name) == [v2] and not engine_backend.exists(v1)
@@ -180,7 +200,9 @@ def test_dry_run_sends_nothing_and_shows_exact_bodies(engine_backend, index_name
     first, body = rendered.split("\n", 1)
     assert first == f"PUT /{index_name}-v1"
     concrete = spec.resolved(engine_backend.engine, engine_backend.version)
-    assert concrete.sparse_type == plan.sparse_type == default_sparse_type(engine_backend.engine, engine_backend.version)
+    assert (
+        concrete.sparse_type == plan.sparse_type == default_sparse_type(engine_backend.engine, engine_backend.version)
+    )
     assert json.loads(body) == concrete.create_body(plan.analyzer, alias=True)
     assert json.loads(body)["mappings"]["properties"]["sparse"] == {"type": plan.sparse_type}
     assert json.loads(body)["settings"]["index"]["number_of_replicas"] == 1
@@ -223,6 +245,7 @@ def test_sparse_vector_field_follows_the_engine(engine_backend, index_name):
 
 
 # -- bulk-load settings ------------------------------------------------------------------------
+
 
 def test_bulk_load_settings_applied_and_restored(engine_backend, index_name):
     provision(engine_backend, IndexSpec(index_name))
@@ -282,6 +305,7 @@ def test_settings_of_a_killed_job_are_restored(engine_backend, index_name):
 
 # -- CLI -----------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def run_cli(connection):
     from echo_splade.cli import cli
@@ -308,7 +332,8 @@ def test_cli_provision_noop_refusal_and_dry_run(backend, index_name, run_cli):
     assert refused.exit_code == 1
     assert refused.output.strip().splitlines() == [
         f"Error: index {index_name}-v1 is incompatible with the requested spec: number_of_shards is 1, "
-        "expected 2 (use --new-version to create a new index version)"]
+        "expected 2 (use --new-version to create a new index version)"
+    ]
 
     swapped = run_cli("--index", index_name, "--shards", "2", "--new-version", "--swap", "--drop-old")
     assert swapped.exit_code == 0, swapped.output
@@ -327,6 +352,7 @@ def test_cli_rejects_sparse_vector_on_opensearch_in_one_line(backend, index_name
 
 # -- Elasticsearch bodies (no cluster: the bodies and the version rules only) ----------------------
 
+
 def test_sparse_vector_body_for_elasticsearch():
     spec = IndexSpec("docs", model="m", sparse_type="sparse_vector", shards=2, replicas=1)
     body = spec.create_body("english", alias=True)
@@ -340,11 +366,17 @@ def test_sparse_vector_body_for_elasticsearch():
         IndexSpec("docs").create_body("standard")
 
 
-@pytest.mark.parametrize("engine, version, expected", [
-    ("opensearch", (2, 19, 6), "rank_features"), ("opensearch", (3, 1, 0), "rank_features"),
-    ("elasticsearch", (7, 17, 9), "rank_features"), ("elasticsearch", (8, 10, 4), "rank_features"),
-    ("elasticsearch", (8, 11, 0), "sparse_vector"), ("elasticsearch", (9, 1, 2), "sparse_vector"),
-])
+@pytest.mark.parametrize(
+    "engine, version, expected",
+    [
+        ("opensearch", (2, 19, 6), "rank_features"),
+        ("opensearch", (3, 1, 0), "rank_features"),
+        ("elasticsearch", (7, 17, 9), "rank_features"),
+        ("elasticsearch", (8, 10, 4), "rank_features"),
+        ("elasticsearch", (8, 11, 0), "sparse_vector"),
+        ("elasticsearch", (9, 1, 2), "sparse_vector"),
+    ],
+)
 def test_auto_sparse_type_follows_engine_and_version(engine, version, expected):
     assert default_sparse_type(engine, version) == expected
     assert IndexSpec("docs").resolved(engine, version).sparse_type == expected
@@ -352,10 +384,16 @@ def test_auto_sparse_type_follows_engine_and_version(engine, version, expected):
     assert explicit.resolved(engine, version) is explicit  # an explicit type is honoured as given
 
 
-@pytest.mark.parametrize("engine, number, ok", [
-    ("elasticsearch", "8.11.0", True), ("elasticsearch", "9.1.2", True),
-    ("elasticsearch", "8.10.4", False), ("elasticsearch", "7.17.9", False), ("opensearch", "2.19.1", False),
-])
+@pytest.mark.parametrize(
+    "engine, number, ok",
+    [
+        ("elasticsearch", "8.11.0", True),
+        ("elasticsearch", "9.1.2", True),
+        ("elasticsearch", "8.10.4", False),
+        ("elasticsearch", "7.17.9", False),
+        ("opensearch", "2.19.1", False),
+    ],
+)
 def test_sparse_vector_engine_rules(engine, number, ok):
     backend = Backend(raw=None, engine=engine, info={"version": {"number": number}})
     spec = IndexSpec("docs", sparse_type="sparse_vector")
@@ -367,13 +405,20 @@ def test_sparse_vector_engine_rules(engine, number, ok):
     _check_engine(backend, IndexSpec("docs"))  # rank_features everywhere
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"name": "Docs"}, "invalid index name"), ({"name": "_docs"}, "invalid index name"),
-    ({"name": "a*b"}, "invalid index name"), ({"name": ""}, "non-empty"),
-    ({"name": "d", "shards": 0}, "shards must be"), ({"name": "d", "replicas": -1}, "replicas must be"),
-    ({"name": "d", "sparse_type": "dense"}, "sparse_type must be one of"),
-    ({"name": "d", "analyzer": "french"}, "analyzer must be one of"), ({"name": "d", "model": ""}, "model must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "Docs"}, "invalid index name"),
+        ({"name": "_docs"}, "invalid index name"),
+        ({"name": "a*b"}, "invalid index name"),
+        ({"name": ""}, "non-empty"),
+        ({"name": "d", "shards": 0}, "shards must be"),
+        ({"name": "d", "replicas": -1}, "replicas must be"),
+        ({"name": "d", "sparse_type": "dense"}, "sparse_type must be one of"),
+        ({"name": "d", "analyzer": "french"}, "analyzer must be one of"),
+        ({"name": "d", "model": ""}, "model must be"),
+    ],
+)
 def test_index_spec_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         IndexSpec(**kwargs)

@@ -13,7 +13,7 @@ import pytest
 from echo_splade.mappings import IndexSpec, provision, read_index_meta, sparse_to_features, token_to_feature
 
 # Lucene keeps 9 significant bits of a feature value: relative error below 2**-8 (about 0.4%).
-NINE_BIT_TOLERANCE = 2.0 ** -8
+NINE_BIT_TOLERANCE = 2.0**-8
 TOKENS = ["▁the", "▁cat", "Ġdog", "a.b", "...", "_id", "~", "中文", "😀", " ", "*", "x" * 60, "▁Ġ", "#", "é"]
 
 
@@ -36,8 +36,13 @@ def sparse_query(query: dict[str, float], sparse_type: str = "rank_features", te
     """
     features = {token_to_feature(t): w for t, w in query.items()}
     if sparse_type == "rank_features":
-        return {"bool": {"should": [{"rank_feature": {"field": f"sparse.{f}", "linear": {}, "boost": w}}
-                                    for f, w in features.items()]}}
+        return {
+            "bool": {
+                "should": [
+                    {"rank_feature": {"field": f"sparse.{f}", "linear": {}, "boost": w}} for f, w in features.items()
+                ]
+            }
+        }
     if terms:
         return {"bool": {"should": [{"term": {"sparse": {"value": f, "boost": w}}} for f, w in features.items()]}}
     return {"sparse_vector": {"field": "sparse", "query_vector": features}}
@@ -113,8 +118,16 @@ def test_encoder_vectors_score_their_dot_product(engine_backend, index_name, tin
     lines = []
     for i, tokens in enumerate(doc_tokens):
         lines.append(json.dumps({"index": {"_index": index_name, "_id": str(i)}}))
-        lines.append(json.dumps({"doc_id": str(i), "sparse": sparse_to_features(tokens),
-                                 "model": tiny_model.model_id, "model_rev": tiny_model.model_rev}))
+        lines.append(
+            json.dumps(
+                {
+                    "doc_id": str(i),
+                    "sparse": sparse_to_features(tokens),
+                    "model": tiny_model.model_id,
+                    "model_rev": tiny_model.model_rev,
+                }
+            )
+        )
     assert not engine_backend.bulk(lines, refresh="true")["errors"]
     (query_vec,) = tiny_model.encode_queries(["cats on mats"], top_k=16)
     query = tiny_model.tokens(query_vec)

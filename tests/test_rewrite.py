@@ -15,48 +15,120 @@ MARK = "__sparse__"
 # (name, body, texts expected to be rewritten in walk order, substrings of the expected warnings)
 BODIES = [
     ("plain-match", {"query": {"match": {"text": "heart attack risk"}}}, ["heart attack risk"], []),
-    ("match-object-and-everything-else", {
-        "from": 10, "size": 5, "track_total_hits": True,
-        "_source": ["title", "doc_id"],
-        "sort": [{"_score": "desc"}, {"doc_id": "asc"}],
-        "query": {"match": {"text": {"query": "vitamin D", "boost": 2.0, "_name": "main", "operator": "and"}}},
-        "highlight": {"fields": {"text": {"fragment_size": 80}}},
-        "aggs": {"by_model": {"terms": {"field": "model"}},
-                 "lexical": {"filter": {"match": {"text": "vitamin"}}}},
-        "post_filter": {"match": {"text": "vitamin"}},
-    }, ["vitamin D"], []),
-    ("bool-with-filters", {"query": {"bool": {
-        "must": [{"multi_match": {"query": "gene expression", "fields": ["title^2", "text"]}}],
-        "filter": [{"term": {"model": "tiny-mistral"}}, {"match": {"text": "cell"}}],
-        "must_not": [{"match_phrase": {"text": "retracted paper"}}],
-        "minimum_should_match": 0,
-    }}}, ["gene expression"], []),
-    ("nested-bool", {"query": {"bool": {"should": [
-        {"match_phrase": {"text": "blood pressure"}},
-        {"bool": {"must": {"simple_query_string": {"query": "salt intake", "fields": ["text"]}},
-                  "filter": {"exists": {"field": "title"}}}},
-        {"term": {"doc_id": "d1"}},
-    ], "minimum_should_match": 1}}}, ["blood pressure", "salt intake"], []),
-    ("function-score", {"query": {"function_score": {
-        "query": {"match": {"text": "protein folding"}},
-        "functions": [{"filter": {"match": {"text": "protein"}}, "weight": 2}],
-        "score_mode": "sum", "boost_mode": "multiply",
-    }}}, ["protein folding"], []),
-    ("query-string-plain", {"query": {"query_string": {"query": "cancer immunotherapy", "default_field": "text"}}},
-     ["cancer immunotherapy"], []),
-    ("query-string-syntax", {"query": {"query_string": {"query": "title:cancer AND (immuno*)", "default_field": "text"}}},
-     [], ["query_string uses query syntax"]),
+    (
+        "match-object-and-everything-else",
+        {
+            "from": 10,
+            "size": 5,
+            "track_total_hits": True,
+            "_source": ["title", "doc_id"],
+            "sort": [{"_score": "desc"}, {"doc_id": "asc"}],
+            "query": {"match": {"text": {"query": "vitamin D", "boost": 2.0, "_name": "main", "operator": "and"}}},
+            "highlight": {"fields": {"text": {"fragment_size": 80}}},
+            "aggs": {"by_model": {"terms": {"field": "model"}}, "lexical": {"filter": {"match": {"text": "vitamin"}}}},
+            "post_filter": {"match": {"text": "vitamin"}},
+        },
+        ["vitamin D"],
+        [],
+    ),
+    (
+        "bool-with-filters",
+        {
+            "query": {
+                "bool": {
+                    "must": [{"multi_match": {"query": "gene expression", "fields": ["title^2", "text"]}}],
+                    "filter": [{"term": {"model": "tiny-mistral"}}, {"match": {"text": "cell"}}],
+                    "must_not": [{"match_phrase": {"text": "retracted paper"}}],
+                    "minimum_should_match": 0,
+                }
+            }
+        },
+        ["gene expression"],
+        [],
+    ),
+    (
+        "nested-bool",
+        {
+            "query": {
+                "bool": {
+                    "should": [
+                        {"match_phrase": {"text": "blood pressure"}},
+                        {
+                            "bool": {
+                                "must": {"simple_query_string": {"query": "salt intake", "fields": ["text"]}},
+                                "filter": {"exists": {"field": "title"}},
+                            }
+                        },
+                        {"term": {"doc_id": "d1"}},
+                    ],
+                    "minimum_should_match": 1,
+                }
+            }
+        },
+        ["blood pressure", "salt intake"],
+        [],
+    ),
+    (
+        "function-score",
+        {
+            "query": {
+                "function_score": {
+                    "query": {"match": {"text": "protein folding"}},
+                    "functions": [{"filter": {"match": {"text": "protein"}}, "weight": 2}],
+                    "score_mode": "sum",
+                    "boost_mode": "multiply",
+                }
+            }
+        },
+        ["protein folding"],
+        [],
+    ),
+    (
+        "query-string-plain",
+        {"query": {"query_string": {"query": "cancer immunotherapy", "default_field": "text"}}},
+        ["cancer immunotherapy"],
+        [],
+    ),
+    (
+        "query-string-syntax",
+        {"query": {"query_string": {"query": "title:cancer AND (immuno*)", "default_field": "text"}}},
+        [],
+        ["query_string uses query syntax"],
+    ),
     ("title-only-multi-match", {"query": {"multi_match": {"query": "x", "fields": ["title"]}}}, [], []),
     ("phrase-prefix", {"query": {"match_phrase_prefix": {"text": "insul"}}}, [], ["match_phrase_prefix"]),
-    ("dis-max-boosting-constant", {"query": {"dis_max": {"queries": [
-        {"boosting": {"positive": {"match": {"text": "obesity"}}, "negative": {"match": {"text": "mice"}},
-                      "negative_boost": 0.2}},
-        {"constant_score": {"filter": {"match": {"text": "diet"}}, "boost": 1.5}},
-    ], "tie_breaker": 0.3}}}, ["obesity"], []),
+    (
+        "dis-max-boosting-constant",
+        {
+            "query": {
+                "dis_max": {
+                    "queries": [
+                        {
+                            "boosting": {
+                                "positive": {"match": {"text": "obesity"}},
+                                "negative": {"match": {"text": "mice"}},
+                                "negative_boost": 0.2,
+                            }
+                        },
+                        {"constant_score": {"filter": {"match": {"text": "diet"}}, "boost": 1.5}},
+                    ],
+                    "tie_breaker": 0.3,
+                }
+            }
+        },
+        ["obesity"],
+        [],
+    ),
     ("unknown-compound", {"query": {"hybrid": {"queries": [{"match": {"text": "x"}}]}}}, [], ["unknown compound"]),
-    ("rescore", {"query": {"match": {"text": "sleep"}},
-                 "rescore": {"window_size": 10, "query": {"rescore_query": {"match_phrase": {"text": "sleep apnea"}}}}},
-     ["sleep"], ["rescore"]),
+    (
+        "rescore",
+        {
+            "query": {"match": {"text": "sleep"}},
+            "rescore": {"window_size": 10, "query": {"rescore_query": {"match_phrase": {"text": "sleep apnea"}}}},
+        },
+        ["sleep"],
+        ["rescore"],
+    ),
     ("no-query", {"size": 0, "aggs": {"m": {"terms": {"field": "model"}}}}, [], []),
     ("wildcard-fields", {"query": {"multi_match": {"query": "fever", "fields": ["*"]}}}, ["fever"], []),
     ("boosted-pattern-field", {"query": {"simple_query_string": {"query": "flu", "fields": ["tex*^3"]}}}, ["flu"], []),
@@ -68,6 +140,7 @@ def _fake_factory(calls):
     def make(text, max_terms, original, boost, name):
         calls.append((text, max_terms, boost, name))
         return {MARK: {"original": copy.deepcopy(original), "text": text}}
+
     return make
 
 
@@ -116,9 +189,18 @@ def test_rewrite_shares_clause_budget():
     assert len(calls) == 2
     assert all(c[1] == (100 - 2) // 2 for c in calls)
     with pytest.raises(ValueError, match="no room"):
-        QueryRewriter("text").rewrite({"query": {"bool": {"must": [{"match": {"text": "a"}}],
-                                                          "filter": [{"terms": {"doc_id": list(map(str, range(50)))}}]}}},
-                                      _fake_factory([]), clause_limit=40)
+        QueryRewriter("text").rewrite(
+            {
+                "query": {
+                    "bool": {
+                        "must": [{"match": {"text": "a"}}],
+                        "filter": [{"terms": {"doc_id": list(map(str, range(50)))}}],
+                    }
+                }
+            },
+            _fake_factory([]),
+            clause_limit=40,
+        )
 
 
 def test_rewrite_other_field_and_validation():

@@ -36,11 +36,21 @@ class Transcript:
         self.files: list[Path] = []
 
     def run(self, args: list[str], env: dict | None = None, verbose: str = "-v", timeout: float = 600):
-        full_env = {k: v for k, v in os.environ.items()
-                    if k not in ("ECHO_SPLADE_PASSWORD", "ECHO_SPLADE_API_KEY", "ECHO_SPLADE_USER")}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("ECHO_SPLADE_PASSWORD", "ECHO_SPLADE_API_KEY", "ECHO_SPLADE_USER")
+        }
         full_env.update({"RAY_TMPDIR": str(self.ray_tmp), "PYTHONUNBUFFERED": "1", **(env or {})})
-        result = subprocess.run([sys.executable, "-m", "echo_splade", verbose, *args], env=full_env, check=False,
-                                capture_output=True, text=True, timeout=timeout, cwd=self.root)
+        result = subprocess.run(
+            [sys.executable, "-m", "echo_splade", verbose, *args],
+            env=full_env,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+        )
         self.outputs.append(result.stdout + result.stderr)
         return result
 
@@ -58,8 +68,14 @@ def secure(secure_es, tmp_path_factory):
 
     elastic = secure_es.backend
     tag = uuid.uuid4().hex[:8]
-    ns = {"tag": tag, "index": f"secure-t-{tag}", "url": secure_es.url, "ca": secure_es.ca_certs,
-          "node": secure_es, "secrets": [secure_es.elastic_password]}
+    ns = {
+        "tag": tag,
+        "index": f"secure-t-{tag}",
+        "url": secure_es.url,
+        "ca": secure_es.ca_certs,
+        "node": secure_es,
+        "secrets": [secure_es.elastic_password],
+    }
     for role in ("provisioner", "ingest", "search"):
         elastic.request("PUT", f"/_security/role/{role_name(role)}", body=role_descriptor(role))
     users = {}
@@ -72,17 +88,27 @@ def secure(secure_es, tmp_path_factory):
     keys = {}
     # an API key limited by role descriptors (created by elastic) ...
     for label, roles in (("ingest", ("ingest",)), ("ingest+search", ("ingest", "search"))):
-        body = {"name": f"t-{label}-{tag}", "expiration": "1h",
-                "role_descriptors": {role: role_descriptor(role) for role in roles}}
+        body = {
+            "name": f"t-{label}-{tag}",
+            "expiration": "1h",
+            "role_descriptors": {role: role_descriptor(role) for role in roles},
+        }
         answer = elastic.request("POST", "/_security/api_key", body=body)
         keys[label] = answer["encoded"]
         ns["secrets"] += [answer["encoded"], answer["api_key"]]
     # ... and one granted FOR the search user (owned by it, its own privileges; the role needs no
     # manage_own_api_key for that)
     name, password = users["search"]
-    answer = elastic.request("POST", "/_security/api_key/grant", body={
-        "grant_type": "password", "username": name, "password": password,
-        "api_key": {"name": f"t-search-own-{tag}", "expiration": "1h"}})
+    answer = elastic.request(
+        "POST",
+        "/_security/api_key/grant",
+        body={
+            "grant_type": "password",
+            "username": name,
+            "password": password,
+            "api_key": {"name": f"t-search-own-{tag}", "expiration": "1h"},
+        },
+    )
     keys["search"] = answer["encoded"]
     ns["secrets"] += [answer["encoded"], answer["api_key"]]
     ns["keys"] = keys
@@ -91,7 +117,7 @@ def secure(secure_es, tmp_path_factory):
     from echo_splade.client import ClusterError
 
     try:
-        for role, (name, _) in users.items():
+        for name, _ in users.values():
             elastic.request("DELETE", f"/_security/user/{name}")
         for label in ("ingest", "ingest+search", "search-own"):
             elastic.request("DELETE", "/_security/api_key", body={"name": f"t-{label}-{tag}"})
@@ -145,14 +171,27 @@ def test_provisioner_creates_the_index_and_is_refused_what_it_lacks(secure):
     assert result.returncode == 0, result.stderr
     assert f"created {secure['index']}-v1" in result.stdout
     # --drop-old needs delete_index, which the role does not grant: the 403 names the refused action
-    result = t.run(["provision", "--index", secure["index"], "--analyzer", "standard", "--new-version", "--swap",
-                    "--drop-old", *_conn(secure, *args)], env)
+    result = t.run(
+        [
+            "provision",
+            "--index",
+            secure["index"],
+            "--analyzer",
+            "standard",
+            "--new-version",
+            "--swap",
+            "--drop-old",
+            *_conn(secure, *args),
+        ],
+        env,
+    )
     err = _one_error(result)
     assert "permission denied (HTTP 403)" in err and "action [indices:admin/delete]" in err
     assert "hint:" in err
     # an index outside the role's pattern
-    result = t.run(["provision", "--index", f"other-{secure['tag']}", "--analyzer", "standard",
-                    *_conn(secure, *args)], env)
+    result = t.run(
+        ["provision", "--index", f"other-{secure['tag']}", "--analyzer", "standard", *_conn(secure, *args)], env
+    )
     assert "permission denied (HTTP 403)" in _one_error(result)
     # without --analyzer the cluster-level _analyze probe needs `manage`: the error says what to pass
     result = t.run(["provision", "--index", secure["index"] + "-x", *_conn(secure, *args)], env)
@@ -164,9 +203,21 @@ def test_ingest_with_an_api_key_of_the_ingest_role(secure):
     t = secure["transcript"]
     report, dead = t.root / "ingest.json", t.root / "ingest.dead-letter.jsonl"
     # the key on the command line on purpose: it must not survive in argv-derived records (Ray's entrypoint)
-    result = t.run(["ingest", "--corpus", str(SAMPLE / "sample_corpus.jsonl"), "--index", secure["index"], *FAST,
-                    "--report", str(report), "--dead-letter", str(dead),
-                    *_conn(secure, "--api-key", secure["keys"]["ingest"])])
+    result = t.run(
+        [
+            "ingest",
+            "--corpus",
+            str(SAMPLE / "sample_corpus.jsonl"),
+            "--index",
+            secure["index"],
+            *FAST,
+            "--report",
+            str(report),
+            "--dead-letter",
+            str(dead),
+            *_conn(secure, "--api-key", secure["keys"]["ingest"]),
+        ]
+    )
     assert result.returncode == 0, result.stderr
     assert "completed: read 52, encoded 52, indexed 52" in result.stdout
     assert json.loads(report.read_text())["indexed"] == 52
@@ -179,11 +230,37 @@ def test_ingest_with_an_api_key_of_the_ingest_role(secure):
 def test_search_with_basic_auth_and_with_the_search_users_own_api_key(secure):
     t = secure["transcript"]
     args, env = _basic(secure, "search")
-    result = t.run(["search", "why does my pulse race when I am frightened", "--index", secure["index"],
-                    "--model", "tiny-mistral", "--hybrid", "rrf", "--explain", "--k", "3", *_conn(secure, *args)], env)
+    result = t.run(
+        [
+            "search",
+            "why does my pulse race when I am frightened",
+            "--index",
+            secure["index"],
+            "--model",
+            "tiny-mistral",
+            "--hybrid",
+            "rrf",
+            "--explain",
+            "--k",
+            "3",
+            *_conn(secure, *args),
+        ],
+        env,
+    )
     assert result.returncode == 0, result.stderr
-    result = t.run(["search", "cooking noodles on a mountain", "--index", secure["index"], "--model", "tiny-mistral",
-                    "--json", *_conn(secure)], {"ECHO_SPLADE_API_KEY": secure["keys"]["search"]})
+    result = t.run(
+        [
+            "search",
+            "cooking noodles on a mountain",
+            "--index",
+            secure["index"],
+            "--model",
+            "tiny-mistral",
+            "--json",
+            *_conn(secure),
+        ],
+        {"ECHO_SPLADE_API_KEY": secure["keys"]["search"]},
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)
 
@@ -213,8 +290,9 @@ def sample_beir(secure):
     (root / "qrels").mkdir(parents=True)
     (root / "corpus.jsonl").write_text((SAMPLE / "sample_corpus.jsonl").read_text())
     queries = [json.loads(line) for line in (SAMPLE / "sample_queries.jsonl").read_text().splitlines() if line]
-    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q["_id"], "text": q["text"]}) + "\n"
-                                                for q in queries))
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q["_id"], "text": q["text"]}) + "\n" for q in queries)
+    )
     rows = "".join(f"{q['_id']}\t{doc}\t1\n" for q in queries for doc in q["relevant"])
     for split in ("test", "train"):
         (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
@@ -225,14 +303,42 @@ def test_eval_and_mine_negatives_with_the_search_role(secure, sample_beir):
     t = secure["transcript"]
     args, env = _basic(secure, "search")
     report = t.root / "eval.json"
-    result = t.run(["eval", "--dataset", str(sample_beir), "--index", secure["index"], *FAST[:4], "--truncate",
-                    "--report", str(report), "--no-progress", *_conn(secure, *args)], env)
+    result = t.run(
+        [
+            "eval",
+            "--dataset",
+            str(sample_beir),
+            "--index",
+            secure["index"],
+            *FAST[:4],
+            "--truncate",
+            "--report",
+            str(report),
+            "--no-progress",
+            *_conn(secure, *args),
+        ],
+        env,
+    )
     assert result.returncode == 0, result.stderr
     systems = json.loads(report.read_text())
     assert "bm25" in json.dumps(systems)
     out = t.root / "train.jsonl"
-    result = t.run(["mine-negatives", "--dataset", str(sample_beir), "--index", secure["index"], "--output", str(out),
-                    "--split", "train", "--no-progress", *_conn(secure, *args)], env)
+    result = t.run(
+        [
+            "mine-negatives",
+            "--dataset",
+            str(sample_beir),
+            "--index",
+            secure["index"],
+            "--output",
+            str(out),
+            "--split",
+            "train",
+            "--no-progress",
+            *_conn(secure, *args),
+        ],
+        env,
+    )
     assert result.returncode == 0, result.stderr
     assert out.read_text().strip()
 
@@ -243,11 +349,14 @@ def test_demo_against_the_existing_secured_cluster(secure):
     # the provisioner creates the demo's index (the demo's own encoder settings); the demo then ingests and
     # searches with an API key of the ingest and search roles
     args, env = _basic(secure, "provisioner")
-    result = t.run(["provision", "--index", index, "--model", "tiny-mistral", "--analyzer", "standard",
-                    *_conn(secure, *args)], env)
+    result = t.run(
+        ["provision", "--index", index, "--model", "tiny-mistral", "--analyzer", "standard", *_conn(secure, *args)], env
+    )
     assert result.returncode == 0, result.stderr
-    result = t.run(["demo", "--index", index, "--model", "tiny-mistral", "--no-start", "--k", "2", *_conn(secure)],
-                   {"ECHO_SPLADE_API_KEY": secure["keys"]["ingest+search"]})
+    result = t.run(
+        ["demo", "--index", index, "--model", "tiny-mistral", "--no-start", "--k", "2", *_conn(secure)],
+        {"ECHO_SPLADE_API_KEY": secure["keys"]["ingest+search"]},
+    )
     assert result.returncode == 0, result.stderr
     assert "[1/4] Cluster at https://127.0.0.1" in result.stdout and "Expected passage" in result.stdout
 
@@ -258,8 +367,20 @@ def test_ingest_with_the_search_role_stops_with_the_resume_hint_and_loses_nothin
     before = secure["node"].backend.count(secure["index"])
     args, env = _basic(secure, "search")
     report = t.root / "refused.json"
-    result = t.run(["ingest", "--corpus", str(SAMPLE / "sample_corpus.jsonl"), "--index", secure["index"], *FAST,
-                    "--report", str(report), *_conn(secure, *args)], env)
+    result = t.run(
+        [
+            "ingest",
+            "--corpus",
+            str(SAMPLE / "sample_corpus.jsonl"),
+            "--index",
+            secure["index"],
+            *FAST,
+            "--report",
+            str(report),
+            *_conn(secure, *args),
+        ],
+        env,
+    )
     err = _one_error(result)
     assert "permission denied (HTTP 403)" in err and "action [indices:" in err and "--resume" in err
     assert json.loads(report.read_text())["status"] == "failed"
@@ -274,14 +395,27 @@ def test_wrong_credentials_fail_in_one_line(secure, how):
     else:
         args, env = [], {"ECHO_SPLADE_API_KEY": "V3Jvbmc6a2V5LW5vdC12YWxpZA=="}
     # (provision --dry-run: a command that reads the cluster without importing torch)
-    result = t.run(["provision", "--index", secure["index"], "--analyzer", "standard", "--dry-run",
-                    *_conn(secure, *args)], env)
+    result = t.run(
+        ["provision", "--index", secure["index"], "--analyzer", "standard", "--dry-run", *_conn(secure, *args)], env
+    )
     err = _one_error(result)
     assert "authentication failed (HTTP 401)" in err
     assert len([line for line in err.splitlines() if line.startswith("Error:")]) == 1
     report = t.root / "ingest-401.json"
-    result = t.run(["ingest", "--corpus", str(SAMPLE / "sample_corpus.jsonl"), "--index", secure["index"], *FAST,
-                    "--report", str(report), *_conn(secure, *args)], env)
+    result = t.run(
+        [
+            "ingest",
+            "--corpus",
+            str(SAMPLE / "sample_corpus.jsonl"),
+            "--index",
+            secure["index"],
+            *FAST,
+            "--report",
+            str(report),
+            *_conn(secure, *args),
+        ],
+        env,
+    )
     err = _one_error(result)
     assert "authentication failed (HTTP 401)" in err and "--resume" in err
 
@@ -321,13 +455,23 @@ def test_repr_of_configs_and_objects_holds_no_secret(secure):
     from echo_splade.ingest import IngestJob
 
     name, password = secure["users"]["search"]
-    config = ConnectionConfig(urls=(secure["url"].replace("https://", f"https://{name}:{password}@"),),
-                              ca_certs=secure["ca"])
+    config = ConnectionConfig(
+        urls=(secure["url"].replace("https://", f"https://{name}:{password}@"),), ca_certs=secure["ca"]
+    )
     assert config.user == name and config.password == password and "@" not in config.urls[0]
     backend = connect(config)
     job = IngestJob(SAMPLE / "sample_corpus.jsonl", secure["index"], config, model="tiny-mistral")
-    shown = " ".join([repr(config), str(config), config.describe(), repr(backend), repr(job),
-                      repr(config.without_secrets()), repr(secure["node"])])
+    shown = " ".join(
+        [
+            repr(config),
+            str(config),
+            config.describe(),
+            repr(backend),
+            repr(job),
+            repr(config.without_secrets()),
+            repr(secure["node"]),
+        ]
+    )
     backend.close()
     assert password not in shown and name in shown
     key_config = ConnectionConfig(urls=(secure["url"],), api_key=secure["keys"]["search"], ca_certs=secure["ca"])
@@ -363,13 +507,18 @@ def test_secure_node_configuration(tmp_path):
     node = LocalNode(engine="elasticsearch", secure=True, home=tmp_path)
     assert node.port == 9202 and node.url == "https://127.0.0.1:9202" and "secure=True" in repr(node)
     text = node._config_text()
-    for line in ('xpack.security.enabled: true', 'xpack.security.http.ssl.enabled: true',
-                 'xpack.security.http.ssl.certificate_authorities: ["certs/ca.crt"]'):
+    for line in (
+        "xpack.security.enabled: true",
+        "xpack.security.http.ssl.enabled: true",
+        'xpack.security.http.ssl.certificate_authorities: ["certs/ca.crt"]',
+    ):
         assert line in text
     assert "xpack.security.enabled: false" not in text and "anonymous" not in text
     assert node.security.password_file.parent == node.node_dir / "secrets"
-    assert role_descriptor("search") == {"cluster": [], "indices": [{"names": ["secure-*"],
-                                                                      "privileges": ["read", "view_index_metadata"]}]}
+    assert role_descriptor("search") == {
+        "cluster": [],
+        "indices": [{"names": ["secure-*"], "privileges": ["read", "view_index_metadata"]}],
+    }
     with pytest.raises(ValueError, match="role must be one of"):
         role_descriptor("admin")
     plain = LocalNode(engine="elasticsearch", home=tmp_path)

@@ -28,9 +28,20 @@ TOY = [
 
 
 def toy_config(**overrides) -> TrainingConfig:
-    settings = dict(model="tiny-mistral", max_length=64, steps=12, batch_size=4, learning_rate=1e-2, warmup_steps=0,
-                    lambda_q=1e-3, lambda_d=1e-3, flops_ramp_steps=4, checkpoint_every=5, lora_dropout=0.0,
-                    gradient_checkpointing=True)
+    settings = dict(
+        model="tiny-mistral",
+        max_length=64,
+        steps=12,
+        batch_size=4,
+        learning_rate=1e-2,
+        warmup_steps=0,
+        lambda_q=1e-3,
+        lambda_d=1e-3,
+        flops_ramp_steps=4,
+        checkpoint_every=5,
+        lora_dropout=0.0,
+        gradient_checkpointing=True,
+    )
     settings.update(overrides)
     return TrainingConfig(**settings)
 
@@ -61,8 +72,11 @@ def test_training_lowers_the_loss_and_the_adapter_reloads(tmp_path, tiny_model):
     with torch.no_grad():
         trained = trainer.encoder.forward([TOY[0].positive], "document")[0]
     [vec] = reloaded.encode_documents([TOY[0].positive])
-    assert torch.allclose(torch.zeros(reloaded.vocab_size).index_put_(
-        (torch.tensor(vec.indices),), torch.tensor(vec.values)), trained, atol=1e-4)
+    assert torch.allclose(
+        torch.zeros(reloaded.vocab_size).index_put_((torch.tensor(vec.indices),), torch.tensor(vec.values)),
+        trained,
+        atol=1e-4,
+    )
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -103,8 +117,15 @@ def test_collapse_to_zero_stops_with_a_clear_message(tmp_path, tiny_model):
         head += head.abs().mean() * 4
     model.save_pretrained(tmp_path / "aniso")
     tiny_model.tokenizer.save_pretrained(tmp_path / "aniso")
-    config = toy_config(model=str(tmp_path / "aniso"), lambda_q=50.0, lambda_d=50.0, flops_ramp_steps=0, steps=40,
-                        learning_rate=5e-2, checkpoint_every=0)
+    config = toy_config(
+        model=str(tmp_path / "aniso"),
+        lambda_q=50.0,
+        lambda_d=50.0,
+        flops_ramp_steps=0,
+        steps=40,
+        learning_rate=5e-2,
+        checkpoint_every=0,
+    )
     with pytest.raises(TrainingCollapsedError, match="all-zero"):
         SpladeTrainer(config, TOY, tmp_path / "out", device="cpu").train()
 
@@ -118,8 +139,8 @@ def test_loss_parts_and_flops_ramp():
     parts = SpladeLoss(lambda_q=0.1, lambda_d=0.2, ramp_steps=0)(q, d, neg)
     scores = torch.tensor([[3.0, 0.0, 8.0], [0.0, 3.0, 0.0]])
     ranking = torch.nn.functional.cross_entropy(scores, torch.tensor([0, 1]))
-    flops_q = (0.5 ** 2 + 0.5 ** 2 + 1.0 ** 2)
-    flops_d = ((1 / 3) ** 2 + 1.0 ** 2 + (5 / 3) ** 2)
+    flops_q = 0.5**2 + 0.5**2 + 1.0**2
+    flops_d = (1 / 3) ** 2 + 1.0**2 + (5 / 3) ** 2
     assert float(parts["ranking"]) == pytest.approx(float(ranking))
     assert float(parts["flops_q"]) == pytest.approx(flops_q)
     assert float(parts["flops_d"]) == pytest.approx(flops_d)
@@ -131,10 +152,16 @@ def test_loss_parts_and_flops_ramp():
 def test_training_data_formats(tmp_path):
     jsonl = tmp_path / "pairs.jsonl"
     jsonl.write_text(
-        json.dumps({"query": "q1", "positive": "p1"}) + "\n\n"
-        + json.dumps({"query": "q2", "positive": "p2", "negative": ["n1", "n2"]}) + "\n")
+        json.dumps({"query": "q1", "positive": "p1"})
+        + "\n\n"
+        + json.dumps({"query": "q2", "positive": "p2", "negative": ["n1", "n2"]})
+        + "\n"
+    )
     assert load_training_examples(jsonl) == [
-        TrainingExample("q1", "p1"), TrainingExample("q2", "p2", "n1"), TrainingExample("q2", "p2", "n2")]
+        TrainingExample("q1", "p1"),
+        TrainingExample("q2", "p2", "n1"),
+        TrainingExample("q2", "p2", "n2"),
+    ]
     (tmp_path / "bad.jsonl").write_text(json.dumps({"query": "q"}) + "\n")
     with pytest.raises(ValueError, match="bad.jsonl:1: 'positive'"):
         load_training_examples(tmp_path / "bad.jsonl")
@@ -142,8 +169,11 @@ def test_training_data_formats(tmp_path):
     beir = tmp_path / "beir"
     (beir / "qrels").mkdir(parents=True)
     (beir / "corpus.jsonl").write_text(
-        json.dumps({"_id": "d1", "title": "T", "text": "body"}) + "\n"
-        + json.dumps({"_id": "d2", "title": "", "text": "other"}) + "\n")
+        json.dumps({"_id": "d1", "title": "T", "text": "body"})
+        + "\n"
+        + json.dumps({"_id": "d2", "title": "", "text": "other"})
+        + "\n"
+    )
     (beir / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "question"}) + "\n")
     (beir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\n")
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
@@ -166,11 +196,25 @@ def test_config_validation():
 
 def test_head_stage_fits_the_vocab_bias_then_lora_continues(tmp_path, tiny_model):
     # Random tiny model: log-probabilities are ~log(1/32000) = -10.4 everywhere; a bias of 10.45 lets a few through.
-    head_only = toy_config(steps=0, head_steps=25, head_batch_size=4, head_learning_rate=0.05,
-                           vocab_bias_init=10.45, normalize="log_softmax", flops_ramp_steps=0, lambda_q=0.0,
-                           lambda_d=0.0)
-    start = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", max_length=64,
-                              normalize="log_softmax", vocab_bias=VocabBias(tiny_model.vocab_size))
+    head_only = toy_config(
+        steps=0,
+        head_steps=25,
+        head_batch_size=4,
+        head_learning_rate=0.05,
+        vocab_bias_init=10.45,
+        normalize="log_softmax",
+        flops_ramp_steps=0,
+        lambda_q=0.0,
+        lambda_d=0.0,
+    )
+    start = EchoSpladeEncoder(
+        tiny_model.model,
+        tiny_model.tokenizer,
+        "tiny-mistral",
+        max_length=64,
+        normalize="log_softmax",
+        vocab_bias=VocabBias(tiny_model.vocab_size),
+    )
     with torch.no_grad():
         start.vocab_bias.bias.fill_(10.45)
     before = ranking_loss(start)
@@ -189,12 +233,14 @@ def test_head_stage_fits_the_vocab_bias_then_lora_continues(tmp_path, tiny_model
         cached = reloaded.vocab_bias(reloaded.max_logits([TOY[1].positive], "document"))[0]
     assert torch.allclose(direct, cached, atol=1e-5)
 
-    both = toy_config(steps=3, head_steps=4, head_batch_size=4, vocab_bias_init=10.45, normalize="log_softmax",
-                      checkpoint_every=0)
+    both = toy_config(
+        steps=3, head_steps=4, head_batch_size=4, vocab_bias_init=10.45, normalize="log_softmax", checkpoint_every=0
+    )
     trainer = SpladeTrainer(both, TOY, tmp_path / "both", device="cpu")
     out = trainer.train()
     assert [(r["stage"], r["step"]) for r in trainer.history] == [("head", i) for i in range(1, 5)] + [
-        ("lora", i) for i in range(1, 4)]
+        ("lora", i) for i in range(1, 4)
+    ]
     assert (out / "adapter_config.json").is_file() and (out / "vocab_bias.safetensors").is_file()
     with pytest.raises(ValueError, match="set vocab_bias_init"):
         toy_config(head_steps=3)

@@ -43,7 +43,7 @@ def test_mask_on_the_mistral_vocabulary(mistral_tokenizer):
         VocabFilter([], ["no-such-token"]).mask(tok, len(vocab))
     # an LM head wider than the tokenizer never emits the extra ids
     wide = VocabFilter(["special"]).mask(tok, len(vocab) + 5)
-    assert wide[len(vocab):].all()
+    assert wide[len(vocab) :].all()
 
 
 def test_encoder_never_emits_excluded_tokens_and_records_the_filter(tiny_model, tmp_path):
@@ -64,8 +64,9 @@ def test_encoder_never_emits_excluded_tokens_and_records_the_filter(tiny_model, 
     weights = tiny_model.forward(texts, "document")
     assert torch.count_nonzero(weights[:, tiny_model.excluded]) == 0
 
-    custom = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", exclude=["special"],
-                               exclude_tokens=["▁the"])
+    custom = EchoSpladeEncoder(
+        tiny_model.model, tiny_model.tokenizer, "tiny-mistral", exclude=["special"], exclude_tokens=["▁the"]
+    )
     custom.save_pretrained(tmp_path / "custom")
     saved = json.loads((tmp_path / "custom" / "echo_splade.json").read_text())
     assert saved["exclude"] == ["special"] and saved["exclude_tokens"] == ["▁the"]

@@ -37,7 +37,18 @@ def cli(verbose: int) -> None:
 def _register() -> None:
     from . import _cluster, _demo, _encode, _eval, _ingest, _mine_negatives, _provision, _search, _split_pairs, _train
 
-    for module in (_cluster, _provision, _ingest, _search, _eval, _mine_negatives, _split_pairs, _train, _encode, _demo):
+    for module in (
+        _cluster,
+        _provision,
+        _ingest,
+        _search,
+        _eval,
+        _mine_negatives,
+        _split_pairs,
+        _train,
+        _encode,
+        _demo,
+    ):
         cli.add_command(module.command)
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -12,31 +13,64 @@ from ._options import run_guarded
 def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options that pick one local node; pass ``node`` (a ``LocalNode``)."""
 
-    @click.option("--engine", type=click.Choice(["opensearch", "elasticsearch"]), default="opensearch",
-                  show_default=True, help="Which server to run.")
-    @click.option("--version", "version", help="Server version. [default: 2.19.6 for OpenSearch, 8.19.21 for "
-                                               "Elasticsearch]")
-    @click.option("--port", type=click.IntRange(1024, 65535),
-                  help="HTTP port on 127.0.0.1. [default: 9200 for OpenSearch, 9201 for Elasticsearch]")
-    @click.option("--home", type=click.Path(file_okay=False),
-                  help="Downloads, installs and node data. [default: $ECHO_SPLADE_HOME, else /var/lib/echo-splade "
-                       "as root, else ~/.cache/echo-splade]")
-    @click.option("--downloads", type=click.Path(file_okay=False), envvar="ECHO_SPLADE_DOWNLOADS", show_envvar=True,
-                  help="Maven download cache, shareable between homes. [default: HOME/maven]")
+    @click.option(
+        "--engine",
+        type=click.Choice(["opensearch", "elasticsearch"]),
+        default="opensearch",
+        show_default=True,
+        help="Which server to run.",
+    )
+    @click.option(
+        "--version", "version", help="Server version. [default: 2.19.6 for OpenSearch, 8.19.21 for Elasticsearch]"
+    )
+    @click.option(
+        "--port",
+        type=click.IntRange(1024, 65535),
+        help="HTTP port on 127.0.0.1. [default: 9200 for OpenSearch, 9201 for Elasticsearch]",
+    )
+    @click.option(
+        "--home",
+        type=click.Path(file_okay=False),
+        help="Downloads, installs and node data. [default: $ECHO_SPLADE_HOME, else /var/lib/echo-splade "
+        "as root, else ~/.cache/echo-splade]",
+    )
+    @click.option(
+        "--downloads",
+        type=click.Path(file_okay=False),
+        envvar="ECHO_SPLADE_DOWNLOADS",
+        show_envvar=True,
+        help="Maven download cache, shareable between homes. [default: HOME/maven]",
+    )
     @click.option("--heap", default="512m", show_default=True, help="JVM heap (min = max), e.g. 512m or 2g.")
-    @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
-                  help="Extra node setting, repeatable, e.g. --setting thread_pool.write.queue_size=1.")
-    @click.option("--secure", is_flag=True,
-                  help="Elasticsearch only: security on (HTTPS with a local CA, user 'elastic' whose password is "
-                       "$ELASTIC_PASSWORD or generated into a mode-0600 file, least-privilege roles). "
-                       "[default port 9202]")
+    @click.option(
+        "--setting",
+        "settings",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Extra node setting, repeatable, e.g. --setting thread_pool.write.queue_size=1.",
+    )
+    @click.option(
+        "--secure",
+        is_flag=True,
+        help="Elasticsearch only: security on (HTTPS with a local CA, user 'elastic' whose password is "
+        "$ELASTIC_PASSWORD or generated into a mode-0600 file, least-privilege roles). "
+        "[default port 9202]",
+    )
     @functools.wraps(func)
     def wrapper(*args: Any, engine, version, port, home, downloads, heap, settings, secure, **kwargs):
         from echo_splade.integration import LocalNode
 
         try:
-            node = LocalNode(engine=engine, version=version, port=port, home=home, heap=heap,
-                             settings=_parse_settings(settings), download_dir=downloads, secure=secure)
+            node = LocalNode(
+                engine=engine,
+                version=version,
+                port=port,
+                home=home,
+                heap=heap,
+                settings=_parse_settings(settings),
+                download_dir=downloads,
+                secure=secure,
+            )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         return func(*args, node=node, **kwargs)
@@ -91,10 +125,20 @@ def install(node) -> None:
 
 @command.command("start")
 @node_options
-@click.option("--timeout", type=click.FloatRange(min=1), default=180.0, show_default=True,
-              help="Seconds to wait for the node to answer with the wanted health.")
-@click.option("--wait-for", type=click.Choice(["green", "yellow"]), default="green", show_default=True,
-              help="Cluster health to wait for.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=180.0,
+    show_default=True,
+    help="Seconds to wait for the node to answer with the wanted health.",
+)
+@click.option(
+    "--wait-for",
+    type=click.Choice(["green", "yellow"]),
+    default="green",
+    show_default=True,
+    help="Cluster health to wait for.",
+)
 def start(node, timeout, wait_for) -> None:
     """Start the node (no-op when it already runs) and wait until it is healthy; print its URL."""
     from echo_splade.integration import NodeStartError
@@ -109,15 +153,22 @@ def start(node, timeout, wait_for) -> None:
     else:
         click.echo(f"already running: {node.engine} {node.version} (pid {node.pid}) at {node.url}")
     if node.security is not None:
-        click.echo(f"security on: --ca-certs {node.security.ca_cert}; user elastic, password in "
-                   f"{node.security.password_file}; role users' passwords in {node.security.users_file}")
+        click.echo(
+            f"security on: --ca-certs {node.security.ca_cert}; user elastic, password in "
+            f"{node.security.password_file}; role users' passwords in {node.security.users_file}"
+        )
     click.echo(node.url)
 
 
 @command.command("stop")
 @node_options
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds to wait after SIGTERM before SIGKILL.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait after SIGTERM before SIGKILL.",
+)
 def stop(node, timeout) -> None:
     """Stop the node that 'cluster start' started with the same --engine/--port/--home (pidfile)."""
     pid = node.pid

@@ -6,9 +6,14 @@ from ._options import connection_options, run_guarded
 
 
 @click.command("demo")
-@click.option("--model", help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, smollm2-135m, "
-                              "tiny-mistral) or folder. [default: the built-in model]")
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model.")
+@click.option(
+    "--model",
+    help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, smollm2-135m, "
+    "tiny-mistral) or folder. [default: the built-in model]",
+)
+@click.option(
+    "--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model."
+)
 @click.option("--index", help="Index (alias) for the sample corpus. [default: echo-splade-demo-<model_rev>]")
 @click.option("--no-start", is_flag=True, help="Do not start the local node when nothing answers at --url.")
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True, help="Hits shown per example query.")
@@ -32,8 +37,9 @@ def command(conn, model, adapter, index, no_start, k, doc_top_k, query_top_k) ->
             options["doc_top_k"] = doc_top_k
         if query_top_k is not None:
             options["query_top_k"] = query_top_k
-        Demo(conn, model=model, adapter=adapter, index=index, start_node=not no_start, k=k,
-             echo=click.echo, **options).run()
+        Demo(
+            conn, model=model, adapter=adapter, index=index, start_node=not no_start, k=k, echo=click.echo, **options
+        ).run()
 
     try:
         run_guarded(action)

@@ -17,49 +17,123 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     names = tuple(s.strip() for s in value.split(",") if s.strip())
     unknown = [s for s in names if s not in _SYSTEMS]
     if unknown or not names:
-        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(_SYSTEMS)} (comma-separated)")
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(_SYSTEMS)} (comma-separated)"
+        )
     if len(set(names)) != len(names):
         raise click.BadParameter(f"a system is listed twice: {value}")
     return names
 
 
 @click.command("eval")
-@click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.",
+)
 @click.option("--index", required=True, help="Index (alias) holding the corpus; provisioned and ingested when missing.")
-@click.option("--model", "models", multiple=True,
-              help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, echo-splade-bert-tiny, "
-                   "smollm2-135m, splade-tiny, tiny-mistral) or folder. Repeat it to compare encoders in one report: "
-                   "each then gets its own index, --index plus '-' plus the model's name. "
-                   "[default: the built-in model; none for --systems bm25]")
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model.")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, echo-splade-bert-tiny, "
+    "smollm2-135m, splade-tiny, tiny-mistral) or folder. Repeat it to compare encoders in one report: "
+    "each then gets its own index, --index plus '-' plus the model's name. "
+    "[default: the built-in model; none for --systems bm25]",
+)
+@click.option(
+    "--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model."
+)
 @click.option("--split", default="test", show_default=True, help="Qrels split (qrels/<split>.tsv).")
-@click.option("--systems", default=",".join(_SYSTEMS), show_default=True, callback=_systems,
-              help="Comma-separated systems to evaluate.")
+@click.option(
+    "--systems",
+    default=",".join(_SYSTEMS),
+    show_default=True,
+    callback=_systems,
+    help="Comma-separated systems to evaluate.",
+)
 @click.option("--max-queries", type=click.IntRange(min=1), help="Evaluate only the first N judged queries.")
-@click.option("--self-hits", type=click.Choice(["auto", "drop", "keep"]), default="auto", show_default=True,
-              help="Drop a query's own document from its results (ArguAna convention); auto: when the "
-                   "queries are corpus documents (same id and text).")
-@click.option("--hybrid", "hybrid_method", type=click.Choice(["rrf", "weighted"]), default="weighted", show_default=True,
-              help="Fusion of the hybrid system.")
-@click.option("--sparse-weight", type=click.FloatRange(0, 1), default=DEFAULT_SPARSE_WEIGHT, show_default=True,
-              help="Weight of the sparse list in the hybrid fusion (BM25 gets 1 - w).")
-@click.option("--query-top-k", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Query terms kept by the sparse systems.")
-@click.option("--doc-top-k", type=click.IntRange(min=1), help="Document pruning when the index is ingested here. "
-                                                               "[default: the ingest default]")
-@click.option("--max-length", type=click.IntRange(min=16), help="Encoder input limit per window, for ingest and "
-                                                              "queries alike. [default: the model's]")
-@click.option("--truncate", is_flag=True, help="Encode only the first window of long documents and queries "
-              "(faster on a CPU; recorded in the report). [default: max-pool all windows]")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="JSON report path. [default: eval-<index>-<split>.json]")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="PNG plot path (quality vs p50 latency). [default: the report path with .png]")
+@click.option(
+    "--self-hits",
+    type=click.Choice(["auto", "drop", "keep"]),
+    default="auto",
+    show_default=True,
+    help="Drop a query's own document from its results (ArguAna convention); auto: when the "
+    "queries are corpus documents (same id and text).",
+)
+@click.option(
+    "--hybrid",
+    "hybrid_method",
+    type=click.Choice(["rrf", "weighted"]),
+    default="weighted",
+    show_default=True,
+    help="Fusion of the hybrid system.",
+)
+@click.option(
+    "--sparse-weight",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_SPARSE_WEIGHT,
+    show_default=True,
+    help="Weight of the sparse list in the hybrid fusion (BM25 gets 1 - w).",
+)
+@click.option(
+    "--query-top-k",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Query terms kept by the sparse systems.",
+)
+@click.option(
+    "--doc-top-k",
+    type=click.IntRange(min=1),
+    help="Document pruning when the index is ingested here. [default: the ingest default]",
+)
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=16),
+    help="Encoder input limit per window, for ingest and queries alike. [default: the model's]",
+)
+@click.option(
+    "--truncate",
+    is_flag=True,
+    help="Encode only the first window of long documents and queries "
+    "(faster on a CPU; recorded in the report). [default: max-pool all windows]",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON report path. [default: eval-<index>-<split>.json]",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG plot path (quality vs p50 latency). [default: the report path with .png]",
+)
 @click.option("--no-progress", is_flag=True, help="No progress (bars on a terminal, else a line every 30 s).")
 @connection_options
-def command(conn, dataset, index, models, adapter, split, systems, max_queries, self_hits, hybrid_method,
-            sparse_weight, query_top_k, doc_top_k, max_length, truncate, report_path, plot_path, no_progress) -> None:
+def command(
+    conn,
+    dataset,
+    index,
+    models,
+    adapter,
+    split,
+    systems,
+    max_queries,
+    self_hits,
+    hybrid_method,
+    sparse_weight,
+    query_top_k,
+    doc_top_k,
+    max_length,
+    truncate,
+    report_path,
+    plot_path,
+    no_progress,
+) -> None:
     """Evaluate BM25, learned sparse and hybrid retrieval in the cluster on a BEIR folder.
 
     Prints a table of nDCG@10, Recall@100, MRR@10 (ranx) and p50 latency per
@@ -70,8 +144,11 @@ def command(conn, dataset, index, models, adapter, split, systems, max_queries, 
         from echo_splade.integration import EvalDataset, EvalReport
 
         if len(models) > 1 and adapter:
-            raise click.BadParameter("--adapter applies to one --model; save the adapted encoder as a folder "
-                                     "(echo-splade train) to compare it with others", param_hint="--adapter")
+            raise click.BadParameter(
+                "--adapter applies to one --model; save the adapted encoder as a folder "
+                "(echo-splade train) to compare it with others",
+                param_hint="--adapter",
+            )
         report = Path(report_path or f"eval-{index}-{split}.json")
         plot = Path(plot_path or report.with_suffix(".png"))
         data = EvalDataset(dataset, split=split, max_queries=max_queries)
@@ -108,20 +185,31 @@ def command(conn, dataset, index, models, adapter, split, systems, max_queries, 
             bars.setdefault(system, Progress(system, total, unit="query", units="queries")).update(done)
 
         evaluator = Evaluator(
-            conn, index, systems=systems, model=model, adapter=adapter, self_hits=self_hits,
-            hybrid={"method": hybrid_method, "sparse_weight": sparse_weight}, query_top_k=query_top_k,
-            doc_top_k=doc_top_k, max_length=max_length, truncate=truncate,
+            conn,
+            index,
+            systems=systems,
+            model=model,
+            adapter=adapter,
+            self_hits=self_hits,
+            hybrid={"method": hybrid_method, "sparse_weight": sparse_weight},
+            query_top_k=query_top_k,
+            doc_top_k=doc_top_k,
+            max_length=max_length,
+            truncate=truncate,
             progress=False if no_progress else query_progress,
         )
         try:
-            built = evaluator.ensure_index(data, report_dir=report_dir,
-                                           progress=None if no_progress else ingest_progress)
+            built = evaluator.ensure_index(
+                data, report_dir=report_dir, progress=None if no_progress else ingest_progress
+            )
             if "ingest" in bars:
                 bars.pop("ingest").close()
             if built:
                 info = evaluator.ingest_info
-                click.echo(f"indexed {info['indexed']} documents of {data.corpus_path} into {index} "
-                           f"({info['mode']}, {info['seconds']:.0f}s)")
+                click.echo(
+                    f"indexed {info['indexed']} documents of {data.corpus_path} into {index} "
+                    f"({info['mode']}, {info['seconds']:.0f}s)"
+                )
             else:
                 click.echo(f"index {index} exists; evaluating it as is")
             return evaluator.evaluate(data)
@@ -143,5 +231,6 @@ def _failed(result) -> dict[str, int]:
     runs = result.config.get("runs")
     if runs is None:
         return dict(result.config["failed_queries"])
-    return {f"{system} [{label}]": n for label, config in runs.items() for system, n in config["failed_queries"].items()}
-
+    return {
+        f"{system} [{label}]": n for label, config in runs.items() for system, n in config["failed_queries"].items()
+    }

@@ -21,8 +21,14 @@ class Progress:
         every: seconds between lines when not on a terminal.
     """
 
-    def __init__(self, label: str, total: Optional[int] = None, unit: str = "doc", every: float = LINE_EVERY,
-                 units: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: Optional[int] = None,
+        unit: str = "doc",
+        every: float = LINE_EVERY,
+        units: Optional[str] = None,
+    ) -> None:
         self.label, self.total, self.unit, self.every = label, total, unit, every
         self.units = units or f"{unit}s"
         self.started = self.last_line = time.monotonic()

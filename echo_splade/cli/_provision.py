@@ -7,26 +7,54 @@ from ._options import connection_options, run_guarded
 
 @click.command("provision")
 @click.option("--index", "name", required=True, help="Alias name; the physical index is NAME-v<N>.")
-@click.option("--model", help="Record this encoder (short name, HF dir or saved dir) in the index _meta; "
-                              "loads it once to read its revision and echo templates.")
+@click.option(
+    "--model",
+    help="Record this encoder (short name, HF dir or saved dir) in the index _meta; "
+    "loads it once to read its revision and echo templates.",
+)
 @click.option("--adapter", type=click.Path(exists=True), help="LoRA adapter of --model.")
 @click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True, help="Primary shards.")
 @click.option("--replicas", type=click.IntRange(min=0), default=0, show_default=True, help="Replica shards.")
-@click.option("--analyzer", type=click.Choice(["auto", "english", "standard"]), default="auto", show_default=True,
-              help="Analyzer of the BM25 fields title/text (auto: english when the node has it).")
-@click.option("--sparse-type", type=click.Choice(["auto", "rank_features", "sparse_vector"]), default="auto",
-              show_default=True,
-              help="Sparse field type (auto: sparse_vector on Elasticsearch >= 8.11, else rank_features; "
-                   "sparse_vector: Elasticsearch >= 8.11 only).")
+@click.option(
+    "--analyzer",
+    type=click.Choice(["auto", "english", "standard"]),
+    default="auto",
+    show_default=True,
+    help="Analyzer of the BM25 fields title/text (auto: english when the node has it).",
+)
+@click.option(
+    "--sparse-type",
+    type=click.Choice(["auto", "rank_features", "sparse_vector"]),
+    default="auto",
+    show_default=True,
+    help="Sparse field type (auto: sparse_vector on Elasticsearch >= 8.11, else rank_features; "
+    "sparse_vector: Elasticsearch >= 8.11 only).",
+)
 @click.option("--new-version", is_flag=True, help="Create NAME-v<N+1> (the alias stays unless --swap).")
-@click.option("--swap", is_flag=True, help="Move the alias to the newest version in one atomic _aliases call (old index kept).")
+@click.option(
+    "--swap", is_flag=True, help="Move the alias to the newest version in one atomic _aliases call (old index kept)."
+)
 @click.option("--drop-old", is_flag=True, help="Delete versions older than the one the alias points at.")
 @click.option("--dry-run", is_flag=True, help="Print the exact REST calls and JSON bodies; change nothing.")
-@click.option("--restore-settings", is_flag=True,
-              help="Only put back refresh/replica settings saved by an interrupted bulk load.")
+@click.option(
+    "--restore-settings", is_flag=True, help="Only put back refresh/replica settings saved by an interrupted bulk load."
+)
 @connection_options
-def command(conn, name, model, adapter, shards, replicas, analyzer, sparse_type, new_version, swap, drop_old,
-            dry_run, restore_settings) -> None:
+def command(
+    conn,
+    name,
+    model,
+    adapter,
+    shards,
+    replicas,
+    analyzer,
+    sparse_type,
+    new_version,
+    swap,
+    drop_old,
+    dry_run,
+    restore_settings,
+) -> None:
     """Create or check the index NAME-v<N> behind the alias NAME (blue/green versions).
 
     Fields: title, text (BM25), sparse (rank_features or sparse_vector), doc_id, model, model_rev (keyword);
@@ -57,8 +85,7 @@ def command(conn, name, model, adapter, shards, replicas, analyzer, sparse_type,
                 return
             options = dict(shards=shards, replicas=replicas, analyzer=analyzer, sparse_type=sparse_type)
             spec = _spec_from_model(name, model, adapter, options) if model else IndexSpec(name=name, **options)
-            plan = provision(backend, spec, new_version=new_version, swap=swap, drop_old=drop_old,
-                             dry_run=dry_run)
+            plan = provision(backend, spec, new_version=new_version, swap=swap, drop_old=drop_old, dry_run=dry_run)
             if dry_run:
                 for request in plan.requests:
                     click.echo(request.render())

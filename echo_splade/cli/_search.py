@@ -24,31 +24,84 @@ def _top_k(value: str):
 @click.command("search")
 @click.argument("query")
 @click.option("--index", required=True, help="Alias or index to search.")
-@click.option("--model", help="Encoder name or directory (llm mode) / tokenizer (inference-free). "
-                              "[default: the model recorded in the index _meta]")
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter directory for the encoder.")
-@click.option("--mode", type=click.Choice(["llm", "inference-free", "tokens"]), default="llm", show_default=True,
-              help="Query encoding: the encoder, IDF-weighted tokens (no model), or QUERY as a JSON {token: weight}.")
+@click.option(
+    "--model",
+    help="Encoder name or directory (llm mode) / tokenizer (inference-free). "
+    "[default: the model recorded in the index _meta]",
+)
+@click.option(
+    "--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter directory for the encoder."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["llm", "inference-free", "tokens"]),
+    default="llm",
+    show_default=True,
+    help="Query encoding: the encoder, IDF-weighted tokens (no model), or QUERY as a JSON {token: weight}.",
+)
 @click.option("--k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to return.")
-@click.option("--hybrid", type=click.Choice(["none", "rrf", "weighted"]), default="none", show_default=True,
-              help="Fuse with BM25 on title/text: reciprocal-rank fusion or normalised weighted sum.")
-@click.option("--sparse-weight", type=click.FloatRange(0, 1), default=DEFAULT_SPARSE_WEIGHT, show_default=True,
-              help="Weight of the sparse list in hybrid fusion (BM25 gets 1 - this).")
-@click.option("--query-top-k", type=str, default="64", show_default=True, callback=lambda _c, _p, v: _top_k(v),
-              help="Keep this many query terms ('all': as many as the clause limit allows).")
-@click.option("--min-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Drop query terms weighing less.")
-@click.option("--filter", "filters", multiple=True,
-              help='A JSON query clause for bool.filter, e.g. \'{"term": {"model": "x"}}\'; repeatable.')
+@click.option(
+    "--hybrid",
+    type=click.Choice(["none", "rrf", "weighted"]),
+    default="none",
+    show_default=True,
+    help="Fuse with BM25 on title/text: reciprocal-rank fusion or normalised weighted sum.",
+)
+@click.option(
+    "--sparse-weight",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_SPARSE_WEIGHT,
+    show_default=True,
+    help="Weight of the sparse list in hybrid fusion (BM25 gets 1 - this).",
+)
+@click.option(
+    "--query-top-k",
+    type=str,
+    default="64",
+    show_default=True,
+    callback=lambda _c, _p, v: _top_k(v),
+    help="Keep this many query terms ('all': as many as the clause limit allows).",
+)
+@click.option(
+    "--min-weight", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Drop query terms weighing less."
+)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    help='A JSON query clause for bool.filter, e.g. \'{"term": {"model": "x"}}\'; repeatable.',
+)
 @click.option("--explain", is_flag=True, help="Show the expansion terms each hit matched.")
-@click.option("--explain-terms", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Terms shown per hit with --explain.")
-@click.option("--refresh-df", is_flag=True,
-              help="inference-free: recompute the stored document frequencies before searching.")
+@click.option(
+    "--explain-terms",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Terms shown per hit with --explain.",
+)
+@click.option(
+    "--refresh-df", is_flag=True, help="inference-free: recompute the stored document frequencies before searching."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
 @connection_options
-def command(conn, query, index, model, adapter, mode, k, hybrid, sparse_weight, query_top_k, min_weight, filters,
-            explain, explain_terms, refresh_df, as_json) -> None:
+def command(
+    conn,
+    query,
+    index,
+    model,
+    adapter,
+    mode,
+    k,
+    hybrid,
+    sparse_weight,
+    query_top_k,
+    min_weight,
+    filters,
+    explain,
+    explain_terms,
+    refresh_df,
+    as_json,
+) -> None:
     """Search INDEX for QUERY with learned sparse retrieval (optionally hybrid with BM25)."""
     top_k = query_top_k
 
@@ -72,16 +125,21 @@ def command(conn, query, index, model, adapter, mode, k, hybrid, sparse_weight, 
         backend = connect(conn)
         try:
             retriever = SparseRetriever(
-                backend, index, encoder=model if mode == "llm" else None, mode=mode,
-                tokenizer=model if mode == "inference-free" else None, adapter=adapter,
-                query_top_k=top_k, min_weight=min_weight, explain_top_n=explain_terms,
+                backend,
+                index,
+                encoder=model if mode == "llm" else None,
+                mode=mode,
+                tokenizer=model if mode == "inference-free" else None,
+                adapter=adapter,
+                query_top_k=top_k,
+                min_weight=min_weight,
+                explain_top_n=explain_terms,
             )
             if refresh_df:
                 if mode != "inference-free":
                     raise ValueError("--refresh-df only applies to --mode inference-free")
                 retriever.refresh_document_frequencies()
-            hits = retriever.search(text, k=k, filters=parsed_filters or None, hybrid=fusion or False,
-                                    explain=explain)
+            hits = retriever.search(text, k=k, filters=parsed_filters or None, hybrid=fusion or False, explain=explain)
         finally:
             backend.close()
         if as_json:
