@@ -23,7 +23,7 @@ OUT=runs/quality
 mkdir -p "$OUT"
 PEER=echo-splade-bert-tiny
 ECHO=echo-splade-smollm2-135m
-# the fusion: the connector's default (weighted, sparse weight 0.4: chosen on the dev data of the `fusion` stage)
+# the fusion: the connector's default (weighted, sparse weight 0.5: chosen on the dev data of the `fusion` stage)
 FUSION=(--hybrid weighted ${SPARSE_WEIGHT:+--sparse-weight "$SPARSE_WEIGHT"})
 
 ev() {  # ev NAME DATASET SPLIT MODEL [extra eval options...]

@@ -17,7 +17,7 @@ Usage::
     body = retriever.rewrite(existing_body, field="text")                        # drop-in for an app's own bodies
 
 Defaults: ``query_top_k=64`` terms, ``min_weight=0``, no hybrid; hybrid fusion defaults to
-weighted fusion (min-max normalised scores, sparse weight 0.4, 100 candidates per list; chosen on dev data). Query text only ever
+weighted fusion (min-max normalised scores, sparse weight 0.5, 100 candidates per list; chosen on dev data). Query text only ever
 reaches ``rank_feature``/``sparse_vector`` clauses and ``multi_match``, never ``query_string``.
 """
 
