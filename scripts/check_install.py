@@ -10,17 +10,17 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-PACKAGES = (
-    "echo_splade.cli",
-    "echo_splade.client",
-    "echo_splade.connector",
-    "echo_splade.encoder",
-    "echo_splade.ingest",
-    "echo_splade.integration",
-    "echo_splade.mappings",
-)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def packages() -> list[str]:
+    """The sub-packages pyproject.toml declares (its ``[tool.setuptools] packages``, the one list of them)."""
+    with open(REPO_ROOT / "pyproject.toml", "rb") as handle:
+        declared = tomllib.load(handle)["tool"]["setuptools"]["packages"]
+    return [name for name in declared if name != "echo_splade"]
 
 
 def public_modules() -> list[str]:
@@ -28,7 +28,7 @@ def public_modules() -> list[str]:
     names = ["echo_splade"]
     # The sub-packages are mapped from the repository's top-level folders (pyproject's package-dir), which an
     # editable install serves through its own finder: list them from the distribution, then walk each.
-    for package in PACKAGES:
+    for package in packages():
         module = importlib.import_module(package)
         names.append(package)
         for info in pkgutil.walk_packages(module.__path__, f"{package}."):
