@@ -35,7 +35,20 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import _cluster, _demo, _encode, _eval, _ingest, _mine_negatives, _provision, _search, _split_pairs, _train
+    from . import (
+        _cluster,
+        _demo,
+        _encode,
+        _eval,
+        _ingest,
+        _mine_negatives,
+        _provision,
+        _proxy,
+        _search,
+        _split_pairs,
+        _train,
+        _ui,
+    )
 
     for module in (
         _cluster,
@@ -48,6 +61,8 @@ def _register() -> None:
         _train,
         _encode,
         _demo,
+        _proxy,
+        _ui,
     ):
         cli.add_command(module.command)
 

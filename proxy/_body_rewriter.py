@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Optional
+from urllib.parse import unquote
+
+from echo_splade.client import ClusterError
+from echo_splade.connector import Hybrid, RewriteWarning, SparseRetriever
+from echo_splade.mappings import read_index_meta
+
+from ._alias_rule import AliasRule
+from ._json_splice import JsonSplice, MalformedJson
+from ._query_encoder import EncoderUnavailable, GuardedEncoder, QueryEncoder, load_query_encoder
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BodyRewriter", "RewriteOutcome", "RewriteTarget"]
+
+TargetKind = Literal["search", "count", "msearch"]
+_ENDPOINTS: dict[str, TargetKind] = {"_search": "search", "_count": "count", "_msearch": "msearch"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RewriteTarget:
+    """A request whose body the proxy may rewrite: ``kind`` on ``alias`` (``None``: ``/_msearch``,
+    where each header line names its index)."""
+
+    kind: TargetKind
+    alias: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class RewriteOutcome:
+    """The body to send and what happened (``status``: the ``X-Echo-Splade-Rewrite`` response header)."""
+
+    body: bytes
+    status: str
+    rewritten: int = 0
+
+
+class BodyRewriter:
+    """Rewrites search bodies on configured aliases with :class:`~echo_splade.connector.SparseRetriever`'s
+    ``rewrite`` (the rules of ``QueryRewriter``); every byte it does not rewrite stays as sent.
+
+    Synchronous (the proxy calls it in a worker thread): the query encoder, the cluster's clause
+    limit, the sparse field's type and document frequencies are read through ``backend``, the proxy's
+    own connection, once per alias and cached.
+
+    Args:
+        backend: an ``echo_splade.client.Backend`` on the upstream cluster, or a function that
+            connects one (called on first need, so the proxy starts while the cluster is down).
+        rules: one :class:`AliasRule` per alias.
+        encoder_factory: model name -> :class:`QueryEncoder` for ``llm`` aliases, called once per
+            model (default: the in-process ``EchoSpladeEncoder``; the seam for a remote service).
+        device: the in-process encoder's device.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        rules: Sequence[AliasRule],
+        encoder_factory: Optional[Callable[[str], QueryEncoder]] = None,
+        device: Optional[str] = None,
+    ) -> None:
+        self._backend = backend
+        self.rules: dict[str, AliasRule] = {}
+        for rule in rules:
+            if rule.name in self.rules:
+                raise ValueError(f"alias {rule.name!r} is configured twice")
+            self.rules[rule.name] = rule
+        self.encoder_factory = encoder_factory or (lambda name: load_query_encoder(name, device=device))
+        self._encoders: dict[str, GuardedEncoder] = {}
+        self._retrievers: dict[str, SparseRetriever] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def backend(self) -> Any:
+        """The proxy's own connection to the cluster (connected on first use)."""
+        with self._lock:
+            if callable(self._backend) and not hasattr(self._backend, "request"):
+                self._backend = self._backend()
+            return self._backend
+
+    # -- which requests ----------------------------------------------------
+    def target(self, method: str, path: str) -> Optional[RewriteTarget]:
+        """The rewrite target of a request, or ``None`` (the request passes through untouched)."""
+        if method not in ("GET", "POST"):
+            return None
+        parts = path.strip("/").split("/")
+        if len(parts) == 1 and parts[0] == "_msearch":
+            return RewriteTarget("msearch", None)
+        if len(parts) == 2 and parts[1] in _ENDPOINTS:
+            alias = unquote(parts[0])
+            if alias in self.rules or (parts[1] == "_msearch"):
+                return RewriteTarget(_ENDPOINTS[parts[1]], alias)
+        return None
+
+    # -- preparing ---------------------------------------------------------
+    def prepare(self) -> None:
+        """Load what each alias needs now (encoder or tokenizer, clause limit, field type, stored
+        document frequencies) instead of on its first request. Raises what fails."""
+        for name in self.rules:
+            retriever = self.retriever(name)
+            _ = retriever.clause_limit, retriever.field_type
+            if retriever.mode == "inference-free":
+                _ = retriever.tokenizer
+                retriever.document_frequencies.get([])
+            logger.info("alias %s ready (%s)", name, self.rules[name].mode)
+
+    def retriever(self, alias: str) -> SparseRetriever:
+        """The :class:`SparseRetriever` that rewrites bodies on ``alias`` (created once)."""
+        found = self._retrievers.get(alias)
+        if found is not None:
+            return found
+        backend = self.backend
+        with self._lock:
+            found = self._retrievers.get(alias)
+            if found is not None:
+                return found
+            rule = self.rules[alias]
+            encoder = self._encoder_for(rule) if rule.mode == "llm" else None
+            retriever = SparseRetriever(
+                backend,
+                alias,
+                encoder=encoder,
+                mode=rule.mode,
+                field=rule.sparse_field,
+                query_top_k=rule.query_top_k,
+                tokenizer=rule.model if rule.mode == "inference-free" else None,
+            )
+            self._retrievers[alias] = retriever
+            return retriever
+
+    def _encoder_for(self, rule: AliasRule) -> GuardedEncoder:
+        name = rule.model
+        if name is None:
+            model = (read_index_meta(self._backend, rule.name) or {}).get("model")
+            if not model:
+                raise ValueError(f"index {rule.name!r} records no model in its _meta; give the alias a model")
+            name = str(model)
+        if name not in self._encoders:
+            self._encoders[name] = GuardedEncoder(self.encoder_factory(name))
+        return self._encoders[name]
+
+    # -- rewriting ---------------------------------------------------------
+    def rewrite(self, target: RewriteTarget, body: bytes) -> RewriteOutcome:
+        """The body to send for ``target``. Raises :class:`EncoderUnavailable` when the encoder fails;
+        anything else that goes wrong sends the body unchanged (the status says why)."""
+        if not body.strip():
+            return RewriteOutcome(body, "unchanged; no body")
+        try:
+            if target.kind == "msearch":
+                return self._rewrite_msearch(target.alias, body)
+            new, count = self._rewrite_one(target.alias or "", body)
+        except (MalformedJson, UnicodeDecodeError) as exc:
+            logger.info("%s body on %s passed through unchanged: %s", target.kind, target.alias, exc)
+            return RewriteOutcome(body, "passthrough; malformed body")
+        except EncoderUnavailable:
+            raise
+        except (ValueError, ClusterError) as exc:
+            logger.warning("%s body on %s passed through unchanged: %s", target.kind, target.alias, exc)
+            return RewriteOutcome(body, f"passthrough; {_header_safe(str(exc))}")
+        return self._outcome(new, count)
+
+    def _outcome(self, body: bytes, count: int) -> RewriteOutcome:
+        return RewriteOutcome(body, "rewritten" if count else "unchanged; no text clause to rewrite", count)
+
+    def _rewrite_one(self, alias: str, raw: bytes) -> tuple[bytes, int]:
+        rule = self.rules[alias]
+        splice = JsonSplice(raw.decode("utf-8"))
+        if not isinstance(splice.value, Mapping):
+            raise MalformedJson("the body is not a JSON object")
+        hybrid: Any = Hybrid(sparse_weight=rule.sparse_weight) if rule.hybrid else False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RewriteWarning)  # QueryRewriter logs each one as well
+            new = self.retriever(alias).rewrite(splice.value, field=rule.fields, hybrid=hybrid)
+        if new == splice.value:
+            return raw, 0
+        return splice.apply(new).encode("utf-8"), 1
+
+    def _rewrite_msearch(self, default: Optional[str], body: bytes) -> RewriteOutcome:
+        lines = body.split(b"\n")
+        end = len(lines) - 1 if lines[-1] == b"" else len(lines)
+        if end % 2:
+            raise MalformedJson("an _msearch body needs a header line and a body line per search")
+        count = 0
+        for i in range(0, end, 2):
+            try:
+                header = json.loads(lines[i]) if lines[i].strip() else {}
+            except ValueError as exc:
+                raise MalformedJson(f"_msearch header line {i + 1}: {exc}") from None
+            if not isinstance(header, Mapping):
+                raise MalformedJson(f"_msearch header line {i + 1} is not a JSON object")
+            index = header.get("index", default)
+            if isinstance(index, list) and len(index) == 1:
+                index = index[0]
+            if isinstance(index, str) and index in self.rules and lines[i + 1].strip():
+                lines[i + 1], n = self._rewrite_one(index, lines[i + 1])
+                count += n
+        return self._outcome(b"\n".join(lines), count) if count else RewriteOutcome(body, self._outcome(body, 0).status)
+
+
+def _header_safe(text: str, limit: int = 200) -> str:
+    """One line of printable ASCII for a response header."""
+    clean = "".join(c if " " <= c < "\x7f" else "?" for c in " ".join(text.split()))
+    return clean[:limit]

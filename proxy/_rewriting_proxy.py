@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any, Optional
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ._body_rewriter import BodyRewriter, RewriteOutcome
+from ._proxy_config import ProxyConfig
+from ._query_encoder import EncoderUnavailable
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RewritingProxy", "REWRITE_HEADER"]
+
+#: Response header on requests to configured aliases: what the proxy did to the body.
+REWRITE_HEADER = "x-echo-splade-rewrite"
+# Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection; host and length are set anew.
+_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_DROP_REQUEST = _HOP | {b"host", b"content-length"}
+_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+def engine_error(status: int, error_type: str, reason: str) -> Response:
+    """An error in the format OpenSearch and Elasticsearch answer with."""
+    cause = {"type": error_type, "reason": reason}
+    body = {"error": {"root_cause": [cause], **cause}, "status": status}
+    return Response(json.dumps(body), status_code=status, media_type="application/json; charset=UTF-8")
+
+
+class RewritingProxy:
+    """A reverse proxy in front of a cluster that rewrites search bodies on configured aliases.
+
+    Every request passes through as sent (method, path and query string byte for byte, headers
+    including ``Authorization``, body), and every response comes back as the upstream sent it
+    (status, headers, the body streamed chunk by chunk, compressed or not), except:
+
+    - ``_search`` / ``_count`` on a configured alias and ``_msearch`` searches naming one: the body
+      goes through :class:`BodyRewriter` (only the rewritten clauses change) and the response carries
+      ``X-Echo-Splade-Rewrite`` saying what was done;
+    - no upstream reachable: ``502`` with a JSON error in the engine's format (each upstream is tried
+      in turn, round robin, before giving up); no answer within the timeout: ``504``;
+    - the query encoder fails: ``503`` (``on_encoder_error="fail"``) or the unmodified body with
+      ``X-Echo-Splade-Rewrite: passthrough; encoder unavailable ...``.
+
+    ``app`` is the ASGI application (Starlette); run it with uvicorn (:meth:`serve`). Headers,
+    bodies and credentials are never logged.
+    """
+
+    def __init__(self, config: ProxyConfig, rewriter: BodyRewriter, prepare: bool = True) -> None:
+        self.config = config
+        self.rewriter = rewriter
+        self.prepare = prepare
+        self._next = itertools.cycle(range(len(config.upstreams)))
+        self._client: Optional[httpx.AsyncClient] = None
+        self.app = Starlette(
+            routes=[Route("/{path:path}", self._handle, methods=_METHODS)],
+            lifespan=self._lifespan,
+        )
+
+    # -- lifecycle -----------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._client = self._make_client()
+        if self.prepare and self.rewriter.rules:
+            try:
+                await run_in_threadpool(self.rewriter.prepare)
+            except Exception as exc:  # the cluster may come up later: each alias retries on first use
+                logger.warning(
+                    "could not prepare the rewriting of %s yet (%s); retried on first use",
+                    list(self.rewriter.rules),
+                    exc,
+                )
+        try:
+            yield
+        finally:
+            await self._client.aclose()
+
+    def _make_client(self) -> httpx.AsyncClient:
+        verify: Any = True
+        if not self.config.verify_certs:
+            verify = False
+        elif self.config.ca_certs:
+            verify = ssl.create_default_context(cafile=self.config.ca_certs)
+        return httpx.AsyncClient(
+            verify=verify,
+            timeout=httpx.Timeout(self.config.timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def serve(self) -> None:
+        """Run the proxy with uvicorn until interrupted."""
+        import uvicorn
+
+        uvicorn.run(
+            self.app,
+            host=self.config.host,
+            port=self.config.port,
+            ssl_certfile=self.config.certfile,
+            ssl_keyfile=self.config.keyfile,
+            log_level="warning",
+            access_log=False,  # an access log line names no header, but keep logs minimal
+            server_header=False,  # the upstream's headers come back as they are
+            date_header=False,
+        )
+
+    # -- one request -----------------------------------------------------------
+    async def _handle(self, request: Request) -> Response:
+        scope = request.scope
+        method = request.method
+        body = await request.body()
+        status: Optional[str] = None
+        target = self.rewriter.target(method, scope["path"])
+        if target is not None:
+            outcome = await self._rewrite(target, body, request.headers.get("content-encoding"))
+            if isinstance(outcome, Response):
+                return outcome
+            body, status = outcome.body, outcome.status
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() not in _DROP_REQUEST]
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        if scope.get("query_string"):
+            raw_path += b"?" + scope["query_string"]
+        return await self._forward(method, raw_path, headers, body, status)
+
+    async def _rewrite(self, target: Any, body: bytes, encoding: Optional[str]) -> RewriteOutcome | Response:
+        if encoding and encoding.lower() != "identity":
+            return RewriteOutcome(body, f"passthrough; {encoding}-encoded body")
+        try:
+            return await run_in_threadpool(self.rewriter.rewrite, target, body)
+        except EncoderUnavailable as exc:
+            if self.config.on_encoder_error == "fail":
+                logger.error("%s", exc)
+                return engine_error(
+                    503, "echo_splade_encoder_unavailable", f"{exc} (the proxy runs with --on-encoder-error fail)"
+                )
+            logger.warning("%s; the query passes through unmodified", exc)
+            return RewriteOutcome(body, "passthrough; encoder unavailable")
+
+    async def _forward(
+        self, method: str, raw_path: bytes, headers: list[tuple[bytes, bytes]], body: bytes, status: Optional[str]
+    ) -> Response:
+        client = self._client
+        if client is None:
+            raise RuntimeError("the proxy's lifespan has not started (run the app with uvicorn)")
+        upstreams = self.config.upstreams
+        first = next(self._next)
+        failures = []
+        for attempt in range(len(upstreams)):
+            base = upstreams[(first + attempt) % len(upstreams)]
+            url = httpx.URL(base).copy_with(raw_path=raw_path)
+            # a bare Request, not client.build_request: that adds the client's default headers (Accept-Encoding, ...)
+            request = httpx.Request(method, url, headers=headers, content=body)
+            try:
+                upstream = await client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failures.append(f"{base}: {exc or type(exc).__name__}")
+                continue
+            except httpx.TimeoutException as exc:
+                return engine_error(504, "timeout_exception", f"no answer from {base} in time: {type(exc).__name__}")
+            except httpx.TransportError as exc:
+                return engine_error(502, "proxy_upstream_error", f"{base}: {type(exc).__name__}: {exc}")
+            out = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP]
+            if status is not None:
+                out.append((REWRITE_HEADER.encode(), status.encode("latin-1", "replace")))
+            response = StreamingResponse(
+                upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
+            )
+            response.raw_headers = out
+            return response
+        logger.error("no upstream reachable: %s", "; ".join(failures))
+        return engine_error(502, "connect_exception", "no upstream reachable: " + "; ".join(failures))
