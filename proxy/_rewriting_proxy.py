@@ -113,21 +113,24 @@ class RewritingProxy:
             trust_env=False,
         )
 
+    def server_options(self) -> dict[str, Any]:
+        """uvicorn's options for this proxy (TLS, no headers of its own, no access log)."""
+        return {
+            "ssl_certfile": self.config.certfile,
+            "ssl_keyfile": self.config.keyfile,
+            "access_log": False,  # an access log line names no header, but keep logs minimal
+            "server_header": False,  # the upstream's headers come back as they are
+            "date_header": False,
+        }
+
     def serve(self) -> None:
         """Run the proxy with uvicorn until interrupted."""
         import uvicorn
 
-        uvicorn.run(
-            self.app,
-            host=self.config.host,
-            port=self.config.port,
-            ssl_certfile=self.config.certfile,
-            ssl_keyfile=self.config.keyfile,
-            log_level="warning",
-            access_log=False,  # an access log line names no header, but keep logs minimal
-            server_header=False,  # the upstream's headers come back as they are
-            date_header=False,
-        )
+        # httpcore logs response headers at DEBUG; nothing of a request's headers goes to any log
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        uvicorn.run(self.app, host=self.config.host, port=self.config.port, log_level="warning", **self.server_options())
 
     # -- one request -----------------------------------------------------------
     async def _handle(self, request: Request) -> Response:

