@@ -130,7 +130,9 @@ class RewritingProxy:
         # httpcore logs response headers at DEBUG; nothing of a request's headers goes to any log
         for name in ("httpx", "httpcore"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        uvicorn.run(self.app, host=self.config.host, port=self.config.port, log_level="warning", **self.server_options())
+        uvicorn.run(
+            self.app, host=self.config.host, port=self.config.port, log_level="warning", **self.server_options()
+        )
 
     # -- one request -----------------------------------------------------------
     async def _handle(self, request: Request) -> Response:
