@@ -12,9 +12,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from ._body_rewriter import BodyRewriter, RewriteOutcome
 from ._proxy_config import ProxyConfig
@@ -41,7 +39,8 @@ _HOP = frozenset(
     }
 )
 _DROP_REQUEST = _HOP | {b"host", b"content-length"}
-_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+#: answers up to this size (by their Content-Length) are read whole and sent in one piece; larger ones stream
+_BUFFERED_MAX = 64 * 1024
 
 
 def engine_error(status: int, error_type: str, reason: str) -> Response:
@@ -66,7 +65,7 @@ class RewritingProxy:
     - the query encoder fails: ``503`` (``on_encoder_error="fail"``) or the unmodified body with
       ``X-Echo-Splade-Rewrite: passthrough; encoder unavailable ...``.
 
-    ``app`` is the ASGI application (Starlette); run it with uvicorn (:meth:`serve`). Headers,
+    :meth:`app` is the ASGI application; run it with uvicorn (:meth:`serve`). Headers,
     bodies and credentials are never logged.
     """
 
@@ -76,10 +75,26 @@ class RewritingProxy:
         self.prepare = prepare
         self._next = itertools.cycle(range(len(config.upstreams)))
         self._client: Optional[httpx.AsyncClient] = None
-        self.app = Starlette(
-            routes=[Route("/{path:path}", self._handle, methods=_METHODS)],
-            lifespan=self._lifespan,
-        )
+        self._lifespan_app = Starlette(lifespan=self._lifespan)
+
+    async def app(self, scope: Any, receive: Any, send: Any) -> None:
+        """The ASGI application: HTTP requests go straight to the proxy (no routing or middleware per
+        request); the lifespan (the upstream client, preparing the aliases) runs through Starlette."""
+        if scope["type"] != "http":
+            await self._lifespan_app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        try:
+            response = await self._handle(scope, b"".join(chunks))
+        except Exception as exc:  # a bug here must not look like the cluster's answer
+            logger.exception("proxy error on %s %s", scope["method"], scope["path"])
+            response = engine_error(500, "echo_splade_proxy_error", f"{type(exc).__name__}: {exc}")
+        await response(scope, receive, send)
 
     # -- lifecycle -----------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -121,6 +136,8 @@ class RewritingProxy:
             "access_log": False,  # an access log line names no header, but keep logs minimal
             "server_header": False,  # the upstream's headers come back as they are
             "date_header": False,
+            "interface": "asgi3",  # app is a bound coroutine method, which uvicorn's detection takes for ASGI2
+            "proxy_headers": False,  # X-Forwarded-* are the client's headers: passed on, not interpreted
         }
 
     def serve(self) -> None:
@@ -135,18 +152,18 @@ class RewritingProxy:
         )
 
     # -- one request -----------------------------------------------------------
-    async def _handle(self, request: Request) -> Response:
-        scope = request.scope
-        method = request.method
-        body = await request.body()
+    async def _handle(self, scope: Any, body: bytes) -> Response:
+        method = scope["method"]
         status: Optional[str] = None
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         target = self.rewriter.target(method, scope["path"])
         if target is not None:
-            outcome = await self._rewrite(target, body, request.headers.get("content-encoding"))
+            encoding = next((v.decode("latin-1") for k, v in raw_headers if k.lower() == b"content-encoding"), None)
+            outcome = await self._rewrite(target, body, encoding)
             if isinstance(outcome, Response):
                 return outcome
             body, status = outcome.body, outcome.status
-        headers = [(k, v) for k, v in request.headers.raw if k.lower() not in _DROP_REQUEST]
+        headers = [(k, v) for k, v in raw_headers if k.lower() not in _DROP_REQUEST]
         raw_path = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             raw_path += b"?" + scope["query_string"]
@@ -192,9 +209,21 @@ class RewritingProxy:
             out = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP]
             if status is not None:
                 out.append((REWRITE_HEADER.encode(), status.encode("latin-1", "replace")))
-            response = StreamingResponse(
-                upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
-            )
+            length = upstream.headers.get("content-length")
+            response: Response
+            if length is not None and length.isdigit() and int(length) <= _BUFFERED_MAX:
+                # a small answer in one piece (fewer writes); the raw bytes: a compressed body stays compressed
+                try:
+                    content = b"".join([chunk async for chunk in upstream.aiter_raw()])
+                except httpx.TransportError as exc:
+                    return engine_error(502, "proxy_upstream_error", f"{base}: {type(exc).__name__}: {exc}")
+                finally:
+                    await upstream.aclose()
+                response = Response(content, status_code=upstream.status_code)
+            else:  # large or unknown length: streamed chunk by chunk as it arrives
+                response = StreamingResponse(
+                    upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
+                )
             response.raw_headers = out
             return response
         logger.error("no upstream reachable: %s", "; ".join(failures))

@@ -297,7 +297,8 @@ def test_encoder_down(backend, sample, direct_client, policy):
         upstreams=(TEST_URL,), aliases=(AliasRule(sample, mode="llm", model="remote"),), on_encoder_error=policy
     )
     rewriter = BodyRewriter(backend, config.aliases, encoder_factory=lambda name: _BrokenEncoder())
-    with ServerThread(RewritingProxy(config, rewriter).app) as server:
+    proxy = RewritingProxy(config, rewriter)
+    with ServerThread(proxy.app, **proxy.server_options()) as server:
         r = httpx.post(f"{server.url}/{sample}/_search", json=APP_BODY, timeout=60)
         if policy == "fail":
             assert r.status_code == 503
@@ -319,7 +320,8 @@ def test_llm_mode_with_the_in_process_encoder(backend, sample, bert_tiny):
     config = ProxyConfig(upstreams=(TEST_URL,), aliases=(AliasRule(sample, mode="llm"),))
     loaded = []
     rewriter = BodyRewriter(backend, config.aliases, encoder_factory=lambda name: loaded.append(name) or bert_tiny)
-    with ServerThread(RewritingProxy(config, rewriter).app) as server:
+    proxy = RewritingProxy(config, rewriter)
+    with ServerThread(proxy.app, **proxy.server_options()) as server:
         client = OpenSearch(server.url, timeout=60)
         got = [_ids_scores(client.search(index=sample, body=APP_BODY)) for _ in range(2)]
     assert loaded == ["echo-splade-bert-tiny"]  # the model named in the index _meta, loaded once
