@@ -28,7 +28,7 @@ class ServerThread:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        options = {"server_header": False, "date_header": False, **kwargs}
+        options = {"server_header": False, "date_header": False, "timeout_graceful_shutdown": 2, **kwargs}
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", **options)
         if kwargs.get("ssl_certfile"):
             self.url = f"https://127.0.0.1:{self.port}"
