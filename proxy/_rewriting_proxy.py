@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import itertools
 import json
 import logging
@@ -41,6 +42,10 @@ _HOP = frozenset(
 _DROP_REQUEST = _HOP | {b"host", b"content-length"}
 #: answers up to this size (by their Content-Length) are read whole and sent in one piece; larger ones stream
 _BUFFERED_MAX = 64 * 1024
+
+
+def _header_safe(text: str) -> str:
+    return "".join(c if " " <= c < "\x7f" else "?" for c in text)[:80]
 
 
 def engine_error(status: int, error_type: str, reason: str) -> Response:
@@ -170,10 +175,21 @@ class RewritingProxy:
         return await self._forward(method, raw_path, headers, body, status)
 
     async def _rewrite(self, target: Any, body: bytes, encoding: Optional[str]) -> RewriteOutcome | Response:
-        if encoding and encoding.lower() != "identity":
-            return RewriteOutcome(body, f"passthrough; {encoding}-encoded body")
+        encoding = (encoding or "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            return RewriteOutcome(body, f"passthrough; {_header_safe(encoding)}-encoded body")
         try:
-            return await run_in_threadpool(self.rewriter.rewrite, target, body)
+            if encoding == "identity":
+                return await run_in_threadpool(self.rewriter.rewrite, target, body)
+            # a gzip-compressed body (opensearch-py's http_compress, the JS client's compression: "gzip")
+            try:
+                plain = gzip.decompress(body)
+            except (OSError, EOFError):
+                return RewriteOutcome(body, "passthrough; malformed gzip body")
+            outcome = await run_in_threadpool(self.rewriter.rewrite, target, plain)
+            if not outcome.rewritten:
+                return RewriteOutcome(body, outcome.status, outcome.rewritten)
+            return RewriteOutcome(gzip.compress(outcome.body), outcome.status, outcome.rewritten)
         except EncoderUnavailable as exc:
             if self.config.on_encoder_error == "fail":
                 logger.error("%s", exc)

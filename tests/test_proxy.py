@@ -492,3 +492,20 @@ def test_credentials_and_tls_to_a_secured_upstream(secure_es, caplog):
             assert info.value.meta.status == 401
     records = "\n".join(r.getMessage() for r in caplog.records)
     assert secure_es.elastic_password not in records and wrong not in records
+
+
+def test_gzip_compressed_request_bodies_are_rewritten_too(backend, sample, proxy):
+    """opensearch-py's ``http_compress=True`` sends gzip-compressed bodies: rewritten all the same."""
+    from opensearchpy import OpenSearch
+
+    client = OpenSearch(proxy.url, http_compress=True, timeout=60)
+    assert _ids_scores(client.search(index=sample, body=copy.deepcopy(APP_BODY))) == _ids_scores(
+        _expected(backend, sample, APP_BODY)
+    )
+    r = httpx.post(
+        f"{proxy.url}/{sample}/_search",
+        content=gzip.compress(json.dumps(APP_BODY).encode()),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+        timeout=60,
+    )
+    assert r.status_code == 200 and r.headers["x-echo-splade-rewrite"] == "rewritten"
