@@ -11,6 +11,7 @@ import gzip
 import json
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import httpx
@@ -399,23 +400,30 @@ def test_javascript_client_through_the_proxy(backend, sample, proxy, proxied_cli
 # -- elasticsearch-py on the real Elasticsearch node (sparse_vector field) --------------------------------------
 @pytest.fixture(scope="module")
 def es_backend():
-    from conftest import ES_TEST_URL, _config, _connect
+    """The real Elasticsearch node (``ECHO_SPLADE_ES_TEST_URL``); fails, never skips, when it is down."""
+    from conftest import ES_TEST_URL
 
-    b = _connect(_config(ES_TEST_URL), "elasticsearch")
+    from echo_splade.client import ClusterError, ConnectionConfig, connect
+
+    try:
+        b = connect(ConnectionConfig(urls=(ES_TEST_URL,), timeout=60))
+        b.health(wait_for_status="yellow", timeout="30s")
+    except ClusterError as exc:
+        pytest.fail(
+            f"the Elasticsearch test node at {ES_TEST_URL} is not up (`echo-splade cluster start --engine elasticsearch`): {exc}"
+        )
     yield b
     b.close()
 
 
 @pytest.fixture(scope="module")
 def es_sample(es_backend, bert_tiny, sample_vectors):
-    from conftest import _unique_index
-
-    names = _unique_index(es_backend, "proxy-es")
-    name = next(names)
+    name = f"t-proxy-es-{uuid.uuid4().hex[:8]}"
     docs, features = sample_vectors
     build_sample_index(es_backend, name, bert_tiny, docs, features)
     yield name
-    next(names, None)
+    for row in es_backend.request("GET", f"/_cat/indices/{name}*", params={"format": "json", "h": "index"}):
+        es_backend.request("DELETE", f"/{row['index']}", params={"ignore_unavailable": True})
 
 
 def test_elasticsearch_py_through_the_proxy(es_backend, es_sample):
