@@ -11,10 +11,13 @@ Imports ``client``, ``mappings``, ``connector`` and the public ``encoder`` API (
 """
 
 from ._alias_rule import PROXY_MODES, AliasRule, ProxyMode
-from ._body_rewriter import BodyRewriter, RewriteOutcome, RewriteTarget
+from ._body_rewriter import BodyRewriter
+from ._guarded_encoder import GuardedEncoder
 from ._json_splice import JsonSplice, MalformedJson
 from ._proxy_config import ENCODER_ERROR_POLICIES, EncoderErrorPolicy, ProxyConfig
-from ._query_encoder import EncoderUnavailable, GuardedEncoder, QueryEncoder, load_query_encoder
+from ._query_encoder import EncoderUnavailable, QueryEncoder, load_query_encoder
+from ._rewrite_outcome import RewriteOutcome
+from ._rewrite_target import RewriteTarget
 from ._rewriting_proxy import REWRITE_HEADER, RewritingProxy, engine_error
 from ._search_page import SearchPage
 

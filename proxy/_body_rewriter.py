@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 from urllib.parse import unquote
 
 from echo_splade.client import ClusterError
@@ -14,33 +13,17 @@ from echo_splade.connector import Hybrid, RewriteWarning, SparseRetriever
 from echo_splade.mappings import read_index_meta
 
 from ._alias_rule import AliasRule
+from ._guarded_encoder import GuardedEncoder
 from ._json_splice import JsonSplice, MalformedJson
-from ._query_encoder import EncoderUnavailable, GuardedEncoder, QueryEncoder, load_query_encoder
+from ._query_encoder import EncoderUnavailable, QueryEncoder, load_query_encoder
+from ._rewrite_outcome import RewriteOutcome
+from ._rewrite_target import RewriteTarget, TargetKind
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BodyRewriter", "RewriteOutcome", "RewriteTarget"]
+__all__ = ["BodyRewriter"]
 
-TargetKind = Literal["search", "count", "msearch"]
 _ENDPOINTS: dict[str, TargetKind] = {"_search": "search", "_count": "count", "_msearch": "msearch"}
-
-
-@dataclasses.dataclass(frozen=True)
-class RewriteTarget:
-    """A request whose body the proxy may rewrite: ``kind`` on ``alias`` (``None``: ``/_msearch``,
-    where each header line names its index)."""
-
-    kind: TargetKind
-    alias: Optional[str]
-
-
-@dataclasses.dataclass(frozen=True)
-class RewriteOutcome:
-    """The body to send and what happened (``status``: the ``X-Echo-Splade-Rewrite`` response header)."""
-
-    body: bytes
-    status: str
-    rewritten: int = 0
 
 
 class BodyRewriter:
