@@ -79,6 +79,7 @@ class RewritingProxy:
         self.rewriter = rewriter
         self.prepare = prepare
         self._next = itertools.cycle(range(len(config.upstreams)))
+        self._bases = [httpx.URL(u) for u in config.upstreams]  # parsed once
         self._client: Optional[httpx.AsyncClient] = None
         self._lifespan_app = Starlette(lifespan=self._lifespan)
 
@@ -210,7 +211,7 @@ class RewritingProxy:
         failures = []
         for attempt in range(len(upstreams)):
             base = upstreams[(first + attempt) % len(upstreams)]
-            url = httpx.URL(base).copy_with(raw_path=raw_path)
+            url = self._bases[(first + attempt) % len(upstreams)].copy_with(raw_path=raw_path)
             # a bare Request, not client.build_request: that adds the client's default headers (Accept-Encoding, ...)
             request = httpx.Request(method, url, headers=headers, content=body)
             try:
