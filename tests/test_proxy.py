@@ -20,7 +20,7 @@ from _sample_index import build_sample_index
 from _servers import ProxyProcess, ServerThread, free_port
 
 from echo_splade.connector import Hybrid, SparseRetriever
-from echo_splade.proxy import (
+from echo_splade.connector.proxy import (
     AliasRule,
     BodyRewriter,
     JsonSplice,
@@ -263,7 +263,8 @@ def _pass_through(*upstreams, **config):
     return ServerThread(proxy.app, **proxy.server_options())
 
 
-def test_upstream_down_is_a_502_in_the_engines_format():
+def test_upstream_down_is_a_502_in_the_engines_format(backend):
+    """``backend``: the second upstream is the real test node (and the fixture marks the test ``cluster``)."""
     from conftest import TEST_URL
 
     dead = f"http://127.0.0.1:{free_port()}"

@@ -15,7 +15,7 @@ import pytest
 from _sample_index import build_sample_index
 from _servers import ServerThread
 
-from echo_splade.proxy import SearchPage
+from echo_splade.connector.proxy import SearchPage
 
 QUERY = "how much sleep do adults need"
 

@@ -146,7 +146,7 @@ def command(ctx: click.Context, **opts) -> None:
 
     def action():
         from echo_splade.client import ConnectionConfig, connect
-        from echo_splade.proxy import AliasRule, BodyRewriter, ProxyConfig, RewritingProxy
+        from echo_splade.connector.proxy import AliasRule, BodyRewriter, ProxyConfig, RewritingProxy
 
         def given(name: str) -> bool:
             return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)

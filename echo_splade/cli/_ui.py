@@ -38,7 +38,7 @@ def command(conn, aliases, port, host, mode, model, k) -> None:
         import uvicorn
 
         from echo_splade.client import connect
-        from echo_splade.proxy import SearchPage
+        from echo_splade.connector.proxy import SearchPage
 
         backend = connect(conn)
         page = SearchPage(

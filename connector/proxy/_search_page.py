@@ -81,7 +81,7 @@ class SearchPage:
     @staticmethod
     def html() -> str:
         """The page (one file shipped with the package)."""
-        return resources.files("echo_splade.proxy").joinpath("search_page.html").read_text(encoding="utf-8")
+        return resources.files("echo_splade.connector.proxy").joinpath("search_page.html").read_text(encoding="utf-8")
 
     def retriever(self, alias: str) -> SparseRetriever:
         with self._lock:
