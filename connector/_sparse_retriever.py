@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Optional, Union
 
 from echo_splade.client import ClusterError, wrap_client
-from echo_splade.mappings import feature_to_token, read_index_meta, token_to_feature
+from echo_splade.mappings import feature_to_token, read_index_meta, sparse_to_features, token_to_feature
 
 from ._document_frequencies import DocumentFrequencies
 from ._explanation import Explanation
@@ -238,10 +238,7 @@ class SparseRetriever:
             else:
                 weights = None
         if weights is not None:
-            features: dict[str, float] = {}
-            for token, w in weights.items():
-                key = token_to_feature(token)
-                features[key] = max(features.get(key, 0.0), float(w))
+            features = sparse_to_features(weights)  # the one conversion, the same rules as the documents'
         else:
             features = self._idf_weights(text)
         return select_terms(features, self.query_top_k, self.min_weight, max(1, max_terms))

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from echo_splade.client import connect
 from echo_splade.encoder import document_text  # torch-free: the encoder package loads lazily
-from echo_splade.mappings import FLOAT_MIN_NORMAL, sparse_to_features
+from echo_splade.mappings import FLOAT_MIN_NORMAL, MODEL_REV_FIELD, document_source, model_name
 
 from ._backoff import Backoff
 
@@ -66,7 +66,8 @@ class EncodeBatch:
         self.doc_top_k = doc_top_k
         # Lucene rejects feature weights below Float.MIN_NORMAL: prune them rather than fail the document.
         self.min_weight = max(min_weight or 0.0, FLOAT_MIN_NORMAL)
-        self.model_id = getattr(self.encoder, "source", None) or self.encoder.model_id  # what reloads it
+        #: the name that reloads the encoder, recorded in each document (``mappings.model_name``)
+        self.model = model_name(self.encoder)
         self.model_rev = self.encoder.model_rev
         self._resume_index: Optional[str] = None
         self._backend: Any = None
@@ -80,7 +81,8 @@ class EncodeBatch:
         """The encoder: ``EchoSpladeEncoder.from_pretrained(model, **kwargs)``.
 
         A subclass may return any object with ``encode_documents(texts, top_k=, min_weight=)``,
-        ``tokens(vector)``, ``model_id`` and ``model_rev`` (e.g. one serving precomputed vectors).
+        ``tokens(vector)``, ``source`` or ``model_id`` (the name recorded as the documents' ``model``)
+        and ``model_rev`` (e.g. one serving precomputed vectors).
         """
         from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
@@ -95,25 +97,26 @@ class EncodeBatch:
                 "POST",
                 f"/{self._resume_index}/_mget",
                 body={"ids": ids},
-                params={"_source_includes": "model_rev"},
+                params={"_source_includes": MODEL_REV_FIELD},
             ),
             what="resume check (_mget)",
         )
         return {
             d["_id"]
             for d in response.get("docs", [])
-            if d.get("found") and (d.get("_source") or {}).get("model_rev") == self.model_rev
+            if d.get("found") and (d.get("_source") or {}).get(MODEL_REV_FIELD) == self.model_rev
         }
 
     def _source(self, row: dict, vector: Any) -> str:
-        source = {
-            "doc_id": row["doc_id"],
-            "title": row["title"],
-            "text": row["text"],
-            "sparse": sparse_to_features(self.encoder.tokens(vector)),
-            "model": self.model_id,
-            "model_rev": self.model_rev,
-        }
+        """The document source (``mappings.document_source``) as compact JSON."""
+        source = document_source(
+            row["doc_id"],
+            row["title"],
+            row["text"],
+            self.encoder.tokens(vector),
+            model=self.model,
+            model_rev=self.model_rev,
+        )
         return json.dumps(source, ensure_ascii=False, separators=(",", ":"))
 
     def _encode(self, rows: list[dict]) -> list[tuple[str, str, str]]:

@@ -12,6 +12,7 @@ from typing import Any, Optional, TypeVar, Union
 
 from echo_splade.client import ClusterError, ConnectionConfig, connect
 from echo_splade.encoder import DEFAULT_MODEL
+from echo_splade.mappings import model_name
 
 from ._corpus_datasource import CorpusDatasource
 from ._corpus_reader import CorpusFormat, CorpusReader
@@ -45,8 +46,8 @@ def _model_info(model: str, adapter: Optional[str], device: Optional[str], optio
     from echo_splade.encoder import EchoSpladeEncoder
 
     encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, **options)
-    # ``source`` reloads this very encoder (a built-in or trained folder), ``model_id`` is only its base model.
-    info = {"model_id": encoder.source, "model_rev": encoder.model_rev, "config": encoder.config}
+    # ``model``: the name that reloads this very encoder (a built-in or trained folder), not its base model.
+    info = {"model": model_name(encoder), "model_rev": encoder.model_rev, "config": encoder.config}
     del encoder
     return info
 
@@ -299,7 +300,7 @@ class IngestJob:
         return actors, {"num_cpus": min(float(threads), spare / actors)}, "cpu", threads
 
     def _model_info(self, resources: dict, device: Optional[str]) -> Any:
-        """The encoder's ``model_id``, ``model_rev`` and ``config``.
+        """The encoder's ``model`` (the name that reloads it), ``model_rev`` and ``config``.
 
         On a single CPU-only node the driver loads the encoder once on the CPU (in a long-lived
         process such as a notebook or a test session this costs the imports only once); on a
@@ -326,7 +327,7 @@ class IngestJob:
 
         if not self.provision:
             return
-        plan = provision(backend, IndexSpec.from_encoder(self.index, info))
+        plan = provision(backend, IndexSpec.for_model(self.index, info.model, info.model_rev, info.config))
         logger.info("index %s: %s", self.index, plan.summary())
 
     def _record_pruning(self, backend: Any) -> None:
@@ -480,12 +481,12 @@ class IngestJob:
             started_ray = self._start_ray()
             actors, resources, device, threads = self._encoder_resources()
             info = self._model_info(resources, device)
-            report.model, report.model_rev = info.model_id, info.model_rev
+            report.model, report.model_rev = info.model, info.model_rev
             logger.info(
                 "ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",
                 self.reader.path,
                 self.index,
-                info.model_id,
+                info.model,
                 info.model_rev,
                 actors,
                 resources,

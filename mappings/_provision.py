@@ -7,8 +7,9 @@ from typing import Any, Optional
 
 from echo_splade.client import ClusterError
 
+from ._document import SPARSE_FIELD
 from ._incompatible_index_error import IncompatibleIndexError
-from ._index_spec import SPARSE_FIELD, SPARSE_VECTOR_SINCE, IndexSpec
+from ._index_spec import SPARSE_VECTOR_SINCE, IndexSpec
 from ._provision_plan import PlannedRequest, ProvisionPlan
 
 logger = logging.getLogger(__name__)
