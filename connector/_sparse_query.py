@@ -9,6 +9,8 @@ from typing import Any, Literal, Optional
 
 from echo_splade.client import ClusterError
 
+from ._query_dsl import walk_query
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -33,7 +35,7 @@ SPARSE_VECTOR_QUERY_SINCE = (8, 15)
 DEFAULT_CLAUSE_LIMIT = 1024
 CLAUSE_SETTING = "indices.query.bool.max_clause_count"
 
-# Queries whose children are queries; everything else counts as leaves.
+# Text queries: one leaf per word per field.
 _TEXT_QUERIES = (
     "match",
     "match_phrase",
@@ -149,39 +151,21 @@ def estimate_leaf_clauses(node: Any) -> int:
 
     Lucene counts every leaf (and every term of a multi-term query) against the
     clause limit. Text queries count one per whitespace-separated word per
-    field; other leaves count one; ``terms`` counts one per value.
+    field; other leaves count one; ``terms`` counts one per value. The tree is
+    walked by :func:`walk_query` (the rewriter's walker), in every context.
     """
-    if isinstance(node, list):
-        return sum(estimate_leaf_clauses(n) for n in node)
-    if not isinstance(node, Mapping) or not node:
-        return 0
-    total = 0
-    for qtype, params in node.items():
-        if qtype == "bool" and isinstance(params, Mapping):
-            total += sum(estimate_leaf_clauses(params.get(k)) for k in ("must", "should", "filter", "must_not"))
-        elif qtype in ("constant_score",) and isinstance(params, Mapping):
-            total += estimate_leaf_clauses(params.get("filter"))
-        elif qtype in ("function_score", "script_score", "nested", "has_child", "has_parent") and isinstance(
-            params, Mapping
-        ):
-            total += estimate_leaf_clauses(params.get("query"))
-            for fn in params.get("functions") or []:
-                if isinstance(fn, Mapping):
-                    total += estimate_leaf_clauses(fn.get("filter"))
-        elif qtype == "dis_max" and isinstance(params, Mapping):
-            total += estimate_leaf_clauses(params.get("queries"))
-        elif qtype == "boosting" and isinstance(params, Mapping):
-            total += estimate_leaf_clauses(params.get("positive")) + estimate_leaf_clauses(params.get("negative"))
-        elif qtype == "sparse_vector" and isinstance(params, Mapping):
-            total += len(params.get("query_vector") or {}) or 1
-        elif qtype in _TEXT_QUERIES:
-            total += _text_query_terms(qtype, params)
-        elif qtype == "terms" and isinstance(params, Mapping):
-            values = [v for k, v in params.items() if k != "boost" and isinstance(v, list)]
-            total += max(1, sum(len(v) for v in values))
-        else:
-            total += 1
-    return total
+    return sum(_leaf_count(visit.query_type, visit.params) for visit in walk_query(node) if not visit.compound)
+
+
+def _leaf_count(qtype: str, params: Any) -> int:
+    if qtype == "sparse_vector" and isinstance(params, Mapping):
+        return len(params.get("query_vector") or {}) or 1
+    if qtype in _TEXT_QUERIES:
+        return _text_query_terms(qtype, params)
+    if qtype == "terms" and isinstance(params, Mapping):
+        values = [v for k, v in params.items() if k != "boost" and isinstance(v, list)]
+        return max(1, sum(len(v) for v in values))
+    return 1
 
 
 def _text_query_terms(qtype: str, params: Any) -> int:
