@@ -174,7 +174,7 @@ class Demo:
                 and parts.scheme == "http"
             ):
                 raise
-            from ._local_node import LocalNode
+            from .node import LocalNode
 
             node = LocalNode(port=parts.port or 9200, **self.node_options)
             self.echo(

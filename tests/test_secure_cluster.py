@@ -64,7 +64,7 @@ class Transcript:
 @pytest.fixture(scope="module")
 def secure(secure_es, tmp_path_factory):
     """Users, API keys (distinctive secrets), the roles, a shared index name, and the transcript."""
-    from echo_splade.integration._node_security import role_descriptor, role_name
+    from echo_splade.integration.node import role_descriptor, role_name
 
     elastic = secure_es.backend
     tag = uuid.uuid4().hex[:8]
@@ -500,7 +500,7 @@ def test_no_secret_in_any_byte_written(secure):
 # -- offline: the secured node's configuration -------------------------------------------------------------------
 def test_secure_node_configuration(tmp_path):
     from echo_splade.integration import LocalNode
-    from echo_splade.integration._node_security import role_descriptor
+    from echo_splade.integration.node import role_descriptor
 
     with pytest.raises(ValueError, match="--secure needs --engine elasticsearch"):
         LocalNode(engine="opensearch", secure=True, home=tmp_path)
