@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
-from echo_splade.client import Backend
+from echo_splade.client import Backend, ClusterStateError
 from echo_splade.mappings import MODEL_FIELD, MODEL_REV_FIELD, read_index_meta
 
 from ._document_frequencies import DocumentFrequencies
@@ -87,11 +87,13 @@ class IndexFacts:
         """The name that reloads the index's encoder (``_meta`` ``model``), to load ``what`` from.
 
         Raises:
-            ValueError: the index records no model.
+            ClusterStateError: the index records no model.
         """
         model = self.meta.get(MODEL_FIELD)
         if not model:
-            raise ValueError(f"index {self.index!r} records no model in its _meta; pass the {what} explicitly")
+            raise ClusterStateError(
+                f"index {self.index!r} records no model in its _meta; pass the {what} explicitly", option=what
+            )
         return str(model)
 
     def warn_if_other_model(self, encoder: Any) -> None:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal, Optional
 
-from echo_splade.client import ClusterError
+from echo_splade.client import Backend, ClusterError, ClusterStateError
 
 from ._query_dsl import walk_query
 
@@ -111,7 +111,7 @@ def sparse_clause(
     return {"bool": {"should": should, **extra}}
 
 
-def uses_term_clauses(backend: Any, field_type: SparseFieldType) -> bool:
+def uses_term_clauses(backend: Backend, field_type: SparseFieldType) -> bool:
     """Whether a ``field_type`` field is queried with ``term`` clauses (:func:`sparse_clause` ``terms``):
     a ``sparse_vector`` field on Elasticsearch before 8.15, which has no ``sparse_vector`` query."""
     return (
@@ -121,7 +121,7 @@ def uses_term_clauses(backend: Any, field_type: SparseFieldType) -> bool:
     )
 
 
-def read_clause_limit(backend: Any) -> int:
+def read_clause_limit(backend: Backend) -> int:
     """The cluster's boolean clause limit; :data:`DEFAULT_CLAUSE_LIMIT` when it cannot be read.
 
     OpenSearch: ``indices.query.bool.max_clause_count`` (transient, then
@@ -184,11 +184,11 @@ def _text_query_terms(qtype: str, params: Any) -> int:
     return words * n_fields
 
 
-def detect_field_type(backend: Any, index: str, field: str) -> SparseFieldType:
+def detect_field_type(backend: Backend, index: str, field: str) -> SparseFieldType:
     """The mapped type of ``field`` in every index behind ``index`` (an alias or index name).
 
-    Raises ``ValueError`` when the field is missing, not a sparse type, or mapped
-    differently in different indices behind the alias.
+    Raises ``ClusterStateError`` (a ``ValueError``) when the field is missing, not a sparse type, or
+    mapped differently in different indices behind the alias.
     """
     resp = backend.request("GET", f"/{index}/_mapping/field/{field}")
     leaf = field.rsplit(".", 1)[-1]
@@ -198,16 +198,14 @@ def detect_field_type(backend: Any, index: str, field: str) -> SparseFieldType:
         if mapping:
             types.add(mapping.get("type"))
     if not types:
-        raise ValueError(
-            f"index {index!r} has no field {field!r}; is it an echo-splade index (see `echo-splade provision`)?"
-        )
+        raise ClusterStateError(f"index {index!r} has no field {field!r}; is it an echo-splade index (provisioned)?")
     if len(types) > 1:
-        raise ValueError(
+        raise ClusterStateError(
             f"field {field!r} has different types across the indices behind {index!r}: {sorted(map(str, types))}"
         )
     (ftype,) = types
     if ftype not in SPARSE_FIELD_TYPES:
-        raise ValueError(
+        raise ClusterStateError(
             f"field {field!r} of index {index!r} is a {ftype!r} field; expected one of {SPARSE_FIELD_TYPES}"
         )
     return ftype

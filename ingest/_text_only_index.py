@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, Union
 
+from echo_splade.client import Backend
 from echo_splade.mappings import IndexSpec, bulk_load_settings, document_source, provision
 
 from ._bulk_writer import BulkWriter
@@ -19,7 +20,7 @@ __all__ = ["index_text_only"]
 
 
 def index_text_only(
-    backend: Any, index: str, corpus: Union[str, os.PathLike], format: CorpusFormat = "beir"
+    backend: Backend, index: str, corpus: Union[str, os.PathLike], format: CorpusFormat = "beir"
 ) -> dict[str, Any]:
     """Provision ``index`` and write each corpus document's ``doc_id``/``title``/``text``, no vectors.
 

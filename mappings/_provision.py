@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Optional
 
-from echo_splade.client import ClusterError
+from echo_splade.client import Backend, ClusterError
 
 from ._document import SPARSE_FIELD
 from ._incompatible_index_error import IncompatibleIndexError
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["provision", "plan_provision", "detect_analyzer"]
 
 
-def detect_analyzer(backend: Any) -> str:
+def detect_analyzer(backend: Backend) -> str:
     """``"english"`` when the node has the English analyzer (module analysis-common), else ``"standard"``."""
     try:
         backend.request("POST", "/_analyze", body={"analyzer": "english", "text": "running"})
@@ -39,7 +39,7 @@ def detect_analyzer(backend: Any) -> str:
         raise
 
 
-def _check_engine(backend: Any, spec: IndexSpec) -> None:
+def _check_engine(backend: Backend, spec: IndexSpec) -> None:
     if spec.sparse_type != "sparse_vector":
         return
     if backend.engine != "elasticsearch":
@@ -50,7 +50,7 @@ def _check_engine(backend: Any, spec: IndexSpec) -> None:
         )
 
 
-def _versions(backend: Any, spec: IndexSpec) -> dict[int, str]:
+def _versions(backend: Backend, spec: IndexSpec) -> dict[int, str]:
     """Existing physical indices ``<name>-v<N>`` by version number."""
     found = backend.request(
         "GET", f"/{spec.name}-v*/_alias", params={"expand_wildcards": "all", "allow_no_indices": True}
@@ -63,7 +63,7 @@ def _versions(backend: Any, spec: IndexSpec) -> dict[int, str]:
     return versions
 
 
-def _live_index(backend: Any, spec: IndexSpec) -> tuple[Optional[str], bool]:
+def _live_index(backend: Backend, spec: IndexSpec) -> tuple[Optional[str], bool]:
     """``(physical index behind the alias or None, whether spec.name is a concrete index instead)``."""
     targets = sorted(backend.get_aliases(spec.name))
     if len(targets) > 1:
@@ -75,14 +75,14 @@ def _live_index(backend: Any, spec: IndexSpec) -> tuple[Optional[str], bool]:
     return None, False
 
 
-def _existing(backend: Any, index: str) -> tuple[dict, dict]:
+def _existing(backend: Backend, index: str) -> tuple[dict, dict]:
     mapping = backend.get_mapping(index)[index]["mappings"]
     settings = backend.get_settings(index)[index]["settings"]
     return mapping, settings
 
 
 def plan_provision(
-    backend: Any,
+    backend: Backend,
     spec: IndexSpec,
     *,
     new_version: bool = False,
@@ -149,7 +149,7 @@ def plan_provision(
     return plan
 
 
-def _check_existing(backend: Any, spec: IndexSpec, target: str, hint: Optional[str] = None) -> ProvisionPlan:
+def _check_existing(backend: Backend, spec: IndexSpec, target: str, hint: Optional[str] = None) -> ProvisionPlan:
     """A plan that keeps ``target`` (filling in missing model ``_meta``), or the differences as an error."""
     mapping, settings = _existing(backend, target)
     differences = spec.differences(mapping, settings)
@@ -181,7 +181,7 @@ def _move_alias(plan: ProvisionPlan, alias: str, old: Optional[str], new: str) -
 
 
 def provision(
-    backend: Any,
+    backend: Backend,
     spec: IndexSpec,
     *,
     new_version: bool = False,

@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional, Union
 
 from tqdm.auto import tqdm
 
-from echo_splade.client import ClusterError, connect
+from echo_splade.client import ClusterError, ClusterStateError, connect
 from echo_splade.connector import Hybrid, SparseRetriever
 from echo_splade.encoder import DEFAULT_MODEL
 from echo_splade.ingest import index_text_only
@@ -250,9 +250,10 @@ class Evaluator:
         meta = read_index_meta(self.backend, self.index)
         stored = meta.get("model_rev")
         if not stored:
-            raise ValueError(
+            raise ClusterStateError(
                 f"index {self.index!r} records no model: it holds no sparse vectors (e.g. it was built "
-                "for a BM25-only evaluation); evaluate the sparse systems on another --index"
+                "for a BM25-only evaluation); evaluate the sparse systems on another index",
+                option="index",
             )
         if not any(s in _LLM_SYSTEMS for s in self.systems):
             return
