@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from echo_splade.client import Backend, ClusterError
+from echo_splade.client import Backend, ClusterError, ClusterStateError, ConfigurationError
 
 from ._document import SPARSE_FIELD
 from ._incompatible_index_error import IncompatibleIndexError
@@ -43,10 +43,14 @@ def _check_engine(backend: Backend, spec: IndexSpec) -> None:
     if spec.sparse_type != "sparse_vector":
         return
     if backend.engine != "elasticsearch":
-        raise ValueError("sparse type `sparse_vector` needs Elasticsearch >= 8.11; on OpenSearch use `rank_features`")
+        raise ConfigurationError(
+            "sparse type `sparse_vector` needs Elasticsearch >= 8.11; on OpenSearch use `rank_features`",
+            option="sparse_type",
+        )
     if tuple(backend.version[:2]) < SPARSE_VECTOR_SINCE:
-        raise ValueError(
-            f"sparse type `sparse_vector` needs Elasticsearch >= 8.11, the cluster runs {backend.version_string}"
+        raise ConfigurationError(
+            f"sparse type `sparse_vector` needs Elasticsearch >= 8.11, the cluster runs {backend.version_string}",
+            option="sparse_type",
         )
 
 
@@ -109,9 +113,10 @@ def plan_provision(
     live, is_concrete = _live_index(backend, spec)
     if is_concrete:
         if new_version or swap or drop_old:
-            raise ValueError(
-                f"{spec.name} is a concrete index, not an alias: --new-version/--swap/--drop-old manage "
-                f"`NAME-v<N>` indices behind an alias NAME; pass the alias name as --index"
+            raise ClusterStateError(
+                f"{spec.name} is a concrete index, not an alias: new versions, swaps and dropping old versions "
+                f"manage `NAME-v<N>` indices behind an alias NAME; give the alias name",
+                option="index",
             )
         return _check_existing(backend, spec, spec.name)
     versions = _versions(backend, spec)
@@ -134,7 +139,7 @@ def plan_provision(
         hint = None
         live_version = spec.parse_version(target)
         if live_version is not None and newest > live_version:
-            hint = f"{versions[newest]} is newer: --swap moves the alias {spec.name} to it"
+            hint = f"{versions[newest]} is newer: swapping moves the alias {spec.name} to it"
         plan = _check_existing(backend, spec, target, hint)
         if target != live:
             plan.actions.insert(0, "swap" if live is not None else "alias")
@@ -154,7 +159,7 @@ def _check_existing(backend: Backend, spec: IndexSpec, target: str, hint: Option
     mapping, settings = _existing(backend, target)
     differences = spec.differences(mapping, settings)
     if differences:
-        raise IncompatibleIndexError(target, differences, *([hint] if hint else []))
+        raise IncompatibleIndexError(target, differences, *([hint, "swap"] if hint else []))
     meta = mapping.get("_meta", {}) or {}
     sparse = (mapping.get("properties", {}) or {}).get(SPARSE_FIELD, {}).get("type")
     plan = ProvisionPlan(

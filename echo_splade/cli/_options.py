@@ -91,6 +91,10 @@ _OPTION_FLAGS: dict[str, Union[str, Callable[[Any], str]]] = {
     "corpus": "--corpus",
     "id_field/text_field": "--id-field/--text-field",
     "index": "--index",
+    "new_version": "--new-version",
+    "swap": "--swap",
+    "sparse_type": "--sparse-type",
+    "device": "--device",
     "provision": lambda exc: (
         f" (--no-provision): create it first (`echo-splade provision --index {exc.context.get('index', 'NAME')}`)"
     ),
@@ -103,7 +107,12 @@ def library_error_message(exc: BaseException) -> str:
     flag = _OPTION_FLAGS.get(option) if isinstance(option, str) else None
     if flag is None:
         return str(exc)
-    return f"{exc}{flag(exc)}" if callable(flag) else f"{exc} ({flag})"
+    if callable(flag):
+        return f"{exc}{flag(exc)}"
+    message, hint = str(exc), getattr(exc, "hint", None)
+    if isinstance(hint, str) and hint and message.endswith(f"({hint})"):  # "... (what would help: --flag)"
+        return f"{message[: -len(hint) - 1]}{hint}: {flag})"
+    return f"{message} ({flag})"
 
 
 def cluster_error_message(exc: Exception) -> str:
