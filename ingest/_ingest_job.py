@@ -413,12 +413,12 @@ class IngestJob:
             if cause is not None:
                 message = (
                     f"{cause} -- the job stopped after indexing {report.indexed} document(s); "
-                    f"run it again with --resume to finish"
+                    f"run it again with resume=True to finish"
                 )
                 report.error = message
-                raise type(cause)(
-                    message, status=cause.status, error_type=cause.error_type, reason=cause.reason
-                ) from exc
+                stopped = type(cause)(message, status=cause.status, error_type=cause.error_type, reason=cause.reason)
+                stopped.option = "resume"  # the parameter that finishes it (the CLI names --resume)
+                raise stopped from exc
             report.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:

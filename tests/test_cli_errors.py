@@ -44,3 +44,15 @@ def test_a_plain_value_error_keeps_its_traceback_for_verbose(caplog):
     assert "invalid literal for int()" in out.value.message
     (record,) = [r for r in caplog.records if r.exc_info]
     assert record.levelno == logging.INFO and "buggy" in caplog.text  # the frame where it happened
+
+
+def test_a_stopped_ingest_names_resume_in_the_cli():
+    from echo_splade.client import ClusterError
+
+    stopped = ClusterError(
+        "HTTP 503 -- the job stopped after indexing 3 document(s); run it again with resume=True to finish"
+    )
+    stopped.option = "resume"
+    with pytest.raises(click.ClickException) as out:
+        run_guarded(_fail(stopped))
+    assert out.value.message.endswith("run it again with resume=True to finish (--resume)")

@@ -88,6 +88,7 @@ _OPTION_FLAGS: dict[str, Union[str, Callable[[Any], str]]] = {
     "api_key": "--api-key",
     "ca_certs": "--ca-certs",
     "actors": "--actors",
+    "resume": "--resume",
     "corpus": "--corpus",
     "id_field/text_field": "--id-field/--text-field",
     "index": "--index",
@@ -118,7 +119,8 @@ def library_error_message(exc: BaseException) -> str:
 def cluster_error_message(exc: Exception) -> str:
     """The one line the CLI prints for a ``ClusterError``: its message plus a hint naming the flag to fix."""
     hint = _HINTS.get(type(exc).__name__)
-    return f"{exc}\nhint: {hint}" if hint else str(exc)
+    message = library_error_message(exc)  # e.g. an ingest that stopped: "... resume=True ... (--resume)"
+    return f"{message}\nhint: {hint}" if hint else message
 
 
 _SECRET_OPTIONS = ("--password", "--api-key")
