@@ -35,7 +35,7 @@ from pathlib import Path
 
 from echo_splade.client import ConnectionConfig, connect
 from echo_splade.ingest import CorpusReader, EncodeBatch, IngestJob, document_text
-from echo_splade.mappings import IndexSpec, bulk_load_settings, provision, sparse_to_features
+from echo_splade.mappings import IndexSpec, bulk_load_settings, document_source, model_name, provision
 
 TINY = dict(model="tiny-mistral", max_length=64, encoder_options={"truncate": True})
 
@@ -46,7 +46,7 @@ class PrecomputedEncoder:
     def __init__(self, path: str):
         with open(path, "rb") as fh:
             payload = pickle.load(fh)
-        self.model_id, self.model_rev, self.vectors = payload["model_id"], payload["model_rev"], payload["vectors"]
+        self.source, self.model_rev, self.vectors = payload["model"], payload["model_rev"], payload["vectors"]
 
     def encode_documents(self, texts, top_k=None, min_weight=None):
         return [self.vectors[t] for t in texts]
@@ -88,14 +88,14 @@ def precompute(base: list[dict], path: Path, threads: int) -> dict:
     vectors = encoder.encode_documents(texts, top_k=256, min_weight=1.1754944e-38)
     seconds = time.perf_counter() - started
     payload = {
-        "model_id": encoder.model_id,
+        "model": model_name(encoder),
         "model_rev": encoder.model_rev,
         "vectors": {t: encoder.tokens(v) for t, v in zip(texts, vectors)},
     }
     with open(path, "wb") as fh:
         pickle.dump(payload, fh)
     return {
-        "model_id": encoder.model_id,
+        "model": model_name(encoder),
         "model_rev": encoder.model_rev,
         "docs": len(texts),
         "seconds": seconds,
@@ -109,10 +109,7 @@ def raw_bulk(
 ) -> tuple[int, float]:
     from opensearchpy import helpers
 
-    class Spec:  # what IndexSpec.from_encoder reads
-        model_id, model_rev, config = info["model_id"], info["model_rev"], info["encoder_config"]
-
-    provision(backend, IndexSpec.from_encoder(index, Spec))
+    provision(backend, IndexSpec.for_model(index, info["model"], info["model_rev"], info["encoder_config"]))
 
     def actions():
         with open(corpus, encoding="utf-8") as fh:
@@ -122,14 +119,9 @@ def raw_bulk(
                 yield {
                     "_index": index,
                     "_id": r["_id"],
-                    "_source": {
-                        "doc_id": r["_id"],
-                        "title": r["title"],
-                        "text": r["text"],
-                        "sparse": sparse_to_features(vectors[text]),
-                        "model": info["model_id"],
-                        "model_rev": info["model_rev"],
-                    },
+                    "_source": document_source(
+                        r["_id"], r["title"], r["text"], vectors[text], model=info["model"], model_rev=info["model_rev"]
+                    ),
                 }
 
     from opensearchpy import OpenSearch
@@ -259,7 +251,7 @@ def main(argv=None) -> int:
             vectors = pickle.load(fh)["vectors"]
         print(f"node: {backend.version_string} at {args.url}; machine: {os.cpu_count()} CPUs")
         print(
-            f"corpus: {args.corpus.name} x{args.copies} = {total} docs; vectors: {info['model_id']} "
+            f"corpus: {args.corpus.name} x{args.copies} = {total} docs; vectors: {info['model']} "
             f"(first 64-token window, top 256), {info['features']:.0f} features/doc on average; "
             f"encoding them once took {info['seconds']:.1f}s ({info['docs'] / info['seconds']:.0f} docs/s)"
         )

@@ -7,13 +7,18 @@ OpenSearch and Elasticsearch. No torch in here.
 
 from ._backend import AuthenticationError, AuthorizationError, Backend, ClusterError, TLSError, connect, wrap_client
 from ._connection import ConnectionConfig, redact_url
+from ._errors import ClusterStateError, ConfigurationError, EchoSpladeValueError, InputError
 
 __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "Backend",
     "ClusterError",
+    "ClusterStateError",
+    "ConfigurationError",
     "ConnectionConfig",
+    "EchoSpladeValueError",
+    "InputError",
     "TLSError",
     "connect",
     "redact_url",

@@ -203,6 +203,33 @@ class Backend:
     def search(self, index: str, body: Mapping[str, Any], **params: Any) -> dict:
         return self.request("POST", f"/{index}/_search", body=dict(body), params=params)
 
+    def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]], **params: Any) -> list[dict]:
+        """Several searches of ``index`` in one ``_msearch`` request: their responses, in order.
+
+        Raises:
+            ClusterError: a search failed (its error; ``_msearch`` itself answers 200).
+        """
+        lines = []
+        for body in bodies:
+            lines.append(json.dumps({"index": index}))
+            lines.append(json.dumps(dict(body)))
+        resp = self.request("POST", "/_msearch", body="\n".join(lines) + "\n", params=params, ndjson=True)
+        out = []
+        for item in resp["responses"]:
+            if "error" in item:
+                err = item["error"]
+                reason = err.get("reason") if isinstance(err, Mapping) else err
+                raise ClusterError(f"POST /_msearch: {reason}", status=item.get("status"), body=err)
+            out.append(item)
+        return out
+
+    def mget(self, index: str, ids: Sequence[str], **params: Any) -> dict[str, dict]:
+        """The documents of ``index`` with these ids that exist, ``{_id: doc}`` (one ``_mget``)."""
+        if not ids:
+            return {}
+        resp = self.request("POST", f"/{index}/_mget", body={"ids": list(ids)}, params=params)
+        return {d["_id"]: d for d in resp.get("docs", []) if d.get("found")}
+
     def count(self, index: str, query: Optional[Mapping[str, Any]] = None) -> int:
         body = {"query": dict(query)} if query else None
         return int(self.request("POST", f"/{index}/_count", body=body)["count"])

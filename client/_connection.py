@@ -7,6 +7,8 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Optional
 
+from ._errors import ConfigurationError
+
 DEFAULT_URL = "http://127.0.0.1:9200"
 Engine = Literal["opensearch", "elasticsearch"]
 ENGINES = ("opensearch", "elasticsearch")
@@ -49,9 +51,14 @@ class ConnectionConfig:
             clean, url_user, url_password = _split_userinfo(str(url))
             if url_user is not None:
                 if user is not None and user != url_user:
-                    raise ValueError(f"the URL {redact_url(str(url))} names a different user than --user")
+                    raise ConfigurationError(
+                        f"the URL {redact_url(str(url))} names a different user than the given user", option="user"
+                    )
                 if url_password is not None and password is not None and password != url_password:
-                    raise ValueError(f"the URL {redact_url(str(url))} holds a different password than --password")
+                    raise ConfigurationError(
+                        f"the URL {redact_url(str(url))} holds a different password than the given password",
+                        option="password",
+                    )
                 user = url_user
                 password = url_password if url_password is not None else password
             urls.append(clean)
@@ -61,11 +68,11 @@ class ConnectionConfig:
         if self.engine is not None and self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.password is not None and self.user is None:
-            raise ValueError("a password was given without --user")
+            raise ConfigurationError("a password was given without a user", option="user")
         if self.api_key is not None and not self.api_key.strip():
-            raise ValueError("the API key is empty")
+            raise ConfigurationError("the API key is empty", option="api_key")
         if self.ca_certs is not None and not os.path.isfile(self.ca_certs):
-            raise ValueError(f"--ca-certs {self.ca_certs}: no such file")
+            raise ConfigurationError(f"CA bundle {self.ca_certs}: no such file", option="ca_certs")
         object.__setattr__(self, "secrets_from_env", tuple(self.secrets_from_env))
         unknown = set(self.secrets_from_env) - set(_SECRET_ENV)
         if unknown:

@@ -4,7 +4,9 @@ import datetime
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional
+from typing import Optional
+
+from echo_splade.client import Backend
 
 from ._sparse_query import SparseFieldType, sparse_clause, uses_term_clauses
 
@@ -40,7 +42,7 @@ class DocumentFrequencies:
 
     def __init__(
         self,
-        backend: Any,
+        backend: Backend,
         index: str,
         field: str = "sparse",
         field_type: SparseFieldType = "rank_features",

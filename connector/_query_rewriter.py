@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional, Union
 
+from ._query_dsl import walk_query
 from ._sparse_query import estimate_leaf_clauses
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class QueryRewriter:
             logger.info("rewrite: the body has no query; nothing to rewrite")
             return out
         sites: list[_Site] = []
-        self._walk(query, out, "query", "query", scoring=True, sites=sites)
+        self._walk(query, out, "query", sites)
         if not sites:
             logger.info("rewrite: no text clause on %s in a scoring position", list(self.fields))
             return out
@@ -125,41 +126,22 @@ class QueryRewriter:
         return out
 
     # -- walking -----------------------------------------------------------
-    def _walk(self, node: Any, container: Any, key: Any, path: str, scoring: bool, sites: list[_Site]) -> None:
-        if not isinstance(node, Mapping):
-            return
-        for qtype, params in node.items():
-            here = f"{path}.{qtype}"
-            if qtype == "bool" and isinstance(params, Mapping):
-                for occur in ("must", "should", "filter", "must_not"):
-                    self._walk_many(params, occur, f"{here}.{occur}", scoring and occur in ("must", "should"), sites)
-            elif qtype in ("function_score", "script_score", "nested") and isinstance(params, Mapping):
-                self._walk_many(params, "query", f"{here}.query", scoring, sites)
-            elif qtype == "dis_max" and isinstance(params, Mapping):
-                self._walk_many(params, "queries", f"{here}.queries", scoring, sites)
-            elif qtype == "boosting" and isinstance(params, Mapping):
-                self._walk_many(params, "positive", f"{here}.positive", scoring, sites)
-                self._walk_many(params, "negative", f"{here}.negative", False, sites)
-            elif qtype == "constant_score" and isinstance(params, Mapping):
-                self._walk_many(params, "filter", f"{here}.filter", False, sites)
+    def _walk(self, query: Any, container: dict, key: str, sites: list[_Site]) -> None:
+        """Collect the replaceable sites of ``query`` (the shared :func:`walk_query` walker)."""
+        for visit in walk_query(query, key, "score", container, key):
+            qtype, params, here, scoring = visit.query_type, visit.params, visit.path, visit.context == "score"
+            if visit.context == "foreign":  # inside has_child/has_parent: warned about at the parent
+                continue
+            if visit.compound:
+                if qtype in ("has_child", "has_parent") and self._mentions_text(params):
+                    self._warn(here, f"{qtype} scores other documents; its text clauses are left unchanged")
             elif qtype in REWRITABLE:
-                self._visit_text(qtype, params, node, container, key, here, scoring, sites)
+                self._visit_text(qtype, params, visit.clause, visit.container, visit.key, here, scoring, sites)
             elif qtype in _NOT_REWRITABLE_TEXT:
                 if scoring and self._on_field(qtype, params):
                     self._warn(here, f"{qtype} on {self._field_list()} cannot be expressed as a sparse clause")
-            elif qtype in ("has_child", "has_parent"):
-                if self._mentions_text(params):
-                    self._warn(here, f"{qtype} scores other documents; its text clauses are left unchanged")
             elif isinstance(params, (Mapping, list)) and self._mentions_text(params):
                 self._warn(here, f"unknown compound query {qtype!r}; its text clauses are left unchanged")
-
-    def _walk_many(self, params: Mapping, key: str, path: str, scoring: bool, sites: list[_Site]) -> None:
-        value = params.get(key)
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                self._walk(item, value, i, f"{path}[{i}]", scoring, sites)
-        elif isinstance(value, Mapping):
-            self._walk(value, params, key, path, scoring, sites)
 
     def _visit_text(
         self,

@@ -7,7 +7,9 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal, Optional
 
-from echo_splade.client import ClusterError
+from echo_splade.client import Backend, ClusterError, ClusterStateError
+
+from ._query_dsl import walk_query
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ SPARSE_VECTOR_QUERY_SINCE = (8, 15)
 DEFAULT_CLAUSE_LIMIT = 1024
 CLAUSE_SETTING = "indices.query.bool.max_clause_count"
 
-# Queries whose children are queries; everything else counts as leaves.
+# Text queries: one leaf per word per field.
 _TEXT_QUERIES = (
     "match",
     "match_phrase",
@@ -109,7 +111,7 @@ def sparse_clause(
     return {"bool": {"should": should, **extra}}
 
 
-def uses_term_clauses(backend: Any, field_type: SparseFieldType) -> bool:
+def uses_term_clauses(backend: Backend, field_type: SparseFieldType) -> bool:
     """Whether a ``field_type`` field is queried with ``term`` clauses (:func:`sparse_clause` ``terms``):
     a ``sparse_vector`` field on Elasticsearch before 8.15, which has no ``sparse_vector`` query."""
     return (
@@ -119,7 +121,7 @@ def uses_term_clauses(backend: Any, field_type: SparseFieldType) -> bool:
     )
 
 
-def read_clause_limit(backend: Any) -> int:
+def read_clause_limit(backend: Backend) -> int:
     """The cluster's boolean clause limit; :data:`DEFAULT_CLAUSE_LIMIT` when it cannot be read.
 
     OpenSearch: ``indices.query.bool.max_clause_count`` (transient, then
@@ -149,39 +151,21 @@ def estimate_leaf_clauses(node: Any) -> int:
 
     Lucene counts every leaf (and every term of a multi-term query) against the
     clause limit. Text queries count one per whitespace-separated word per
-    field; other leaves count one; ``terms`` counts one per value.
+    field; other leaves count one; ``terms`` counts one per value. The tree is
+    walked by :func:`walk_query` (the rewriter's walker), in every context.
     """
-    if isinstance(node, list):
-        return sum(estimate_leaf_clauses(n) for n in node)
-    if not isinstance(node, Mapping) or not node:
-        return 0
-    total = 0
-    for qtype, params in node.items():
-        if qtype == "bool" and isinstance(params, Mapping):
-            total += sum(estimate_leaf_clauses(params.get(k)) for k in ("must", "should", "filter", "must_not"))
-        elif qtype in ("constant_score",) and isinstance(params, Mapping):
-            total += estimate_leaf_clauses(params.get("filter"))
-        elif qtype in ("function_score", "script_score", "nested", "has_child", "has_parent") and isinstance(
-            params, Mapping
-        ):
-            total += estimate_leaf_clauses(params.get("query"))
-            for fn in params.get("functions") or []:
-                if isinstance(fn, Mapping):
-                    total += estimate_leaf_clauses(fn.get("filter"))
-        elif qtype == "dis_max" and isinstance(params, Mapping):
-            total += estimate_leaf_clauses(params.get("queries"))
-        elif qtype == "boosting" and isinstance(params, Mapping):
-            total += estimate_leaf_clauses(params.get("positive")) + estimate_leaf_clauses(params.get("negative"))
-        elif qtype == "sparse_vector" and isinstance(params, Mapping):
-            total += len(params.get("query_vector") or {}) or 1
-        elif qtype in _TEXT_QUERIES:
-            total += _text_query_terms(qtype, params)
-        elif qtype == "terms" and isinstance(params, Mapping):
-            values = [v for k, v in params.items() if k != "boost" and isinstance(v, list)]
-            total += max(1, sum(len(v) for v in values))
-        else:
-            total += 1
-    return total
+    return sum(_leaf_count(visit.query_type, visit.params) for visit in walk_query(node) if not visit.compound)
+
+
+def _leaf_count(qtype: str, params: Any) -> int:
+    if qtype == "sparse_vector" and isinstance(params, Mapping):
+        return len(params.get("query_vector") or {}) or 1
+    if qtype in _TEXT_QUERIES:
+        return _text_query_terms(qtype, params)
+    if qtype == "terms" and isinstance(params, Mapping):
+        values = [v for k, v in params.items() if k != "boost" and isinstance(v, list)]
+        return max(1, sum(len(v) for v in values))
+    return 1
 
 
 def _text_query_terms(qtype: str, params: Any) -> int:
@@ -200,11 +184,11 @@ def _text_query_terms(qtype: str, params: Any) -> int:
     return words * n_fields
 
 
-def detect_field_type(backend: Any, index: str, field: str) -> SparseFieldType:
+def detect_field_type(backend: Backend, index: str, field: str) -> SparseFieldType:
     """The mapped type of ``field`` in every index behind ``index`` (an alias or index name).
 
-    Raises ``ValueError`` when the field is missing, not a sparse type, or mapped
-    differently in different indices behind the alias.
+    Raises ``ClusterStateError`` (a ``ValueError``) when the field is missing, not a sparse type, or
+    mapped differently in different indices behind the alias.
     """
     resp = backend.request("GET", f"/{index}/_mapping/field/{field}")
     leaf = field.rsplit(".", 1)[-1]
@@ -214,16 +198,14 @@ def detect_field_type(backend: Any, index: str, field: str) -> SparseFieldType:
         if mapping:
             types.add(mapping.get("type"))
     if not types:
-        raise ValueError(
-            f"index {index!r} has no field {field!r}; is it an echo-splade index (see `echo-splade provision`)?"
-        )
+        raise ClusterStateError(f"index {index!r} has no field {field!r}; is it an echo-splade index (provisioned)?")
     if len(types) > 1:
-        raise ValueError(
+        raise ClusterStateError(
             f"field {field!r} has different types across the indices behind {index!r}: {sorted(map(str, types))}"
         )
     (ftype,) = types
     if ftype not in SPARSE_FIELD_TYPES:
-        raise ValueError(
+        raise ClusterStateError(
             f"field {field!r} of index {index!r} is a {ftype!r} field; expected one of {SPARSE_FIELD_TYPES}"
         )
     return ftype

@@ -1,44 +1,46 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Optional, Union
+from typing import Any, Optional, Union
 
-from echo_splade.client import ClusterError, wrap_client
-from echo_splade.mappings import feature_to_token, read_index_meta, token_to_feature
+from echo_splade.client import wrap_client
+from echo_splade.mappings import feature_to_token, token_to_feature
 
 from ._document_frequencies import DocumentFrequencies
 from ._explanation import Explanation
 from ._hit import Hit
 from ._hybrid import Hybrid
+from ._index_facts import IndexFacts
+from ._inference_free_query_encoder import InferenceFreeQueryEncoder
+from ._llm_query_encoder import LlmQueryEncoder
+from ._query_encoder import MODES, Mode, Query, QueryEncoder
 from ._query_rewriter import QueryRewriter
+from ._query_text import clean_query_text
 from ._query_vector_cache import QueryVectorCache
 from ._sparse_query import (
     SPARSE_FIELD_TYPES,
     SparseFieldType,
-    detect_field_type,
     estimate_leaf_clauses,
-    read_clause_limit,
     select_terms,
     sparse_clause,
     uses_term_clauses,
 )
 from ._token_label import PieceScheme, piece_scheme
+from ._token_query_encoder import TokenQueryEncoder
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SparseRetriever", "Mode"]
 
-Mode = Literal["llm", "inference-free", "tokens"]
-MODES = ("llm", "inference-free", "tokens")
 HybridLike = Union[None, bool, str, Hybrid, Mapping[str, Any]]
-Query = Union[str, Mapping[str, float]]
-
-# C0/C1 control characters except tab, newline, carriage return.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: the query encoder of each mode
+_QUERY_ENCODERS: dict[str, type[QueryEncoder]] = {
+    "llm": LlmQueryEncoder,
+    "inference-free": InferenceFreeQueryEncoder,
+    "tokens": TokenQueryEncoder,
+}
 
 
 class SparseRetriever:
@@ -124,34 +126,70 @@ class SparseRetriever:
         self.adapter = adapter
         self.device = device
         self.explain_top_n = explain_top_n
-        self._encoder = encoder if not isinstance(encoder, str) else None
-        self._encoder_name = encoder if isinstance(encoder, str) else None
-        self._tokenizer = tokenizer if not isinstance(tokenizer, str) else None
-        self._tokenizer_name = tokenizer if isinstance(tokenizer, str) else None
-        self._piece_scheme: Optional[PieceScheme] = None
-        self._clause_limit = clause_limit
-        self._field_type: Optional[SparseFieldType] = field_type
-        self._meta: Optional[dict] = None
-        self._dfs: Optional[DocumentFrequencies] = None
+        #: what the index tells us (clause limit, field type, ``_meta``, document frequencies), read once each
+        self.facts = IndexFacts(self.backend, index, field, clause_limit=clause_limit, field_type=field_type)
+        options: dict[str, Any] = dict(encoder=encoder, tokenizer=tokenizer, adapter=adapter, device=device)
+        if mode == "llm":
+            options["query_cache"] = query_cache
+        #: how a query becomes feature weights in this mode
+        self.query_encoder: QueryEncoder = _QUERY_ENCODERS[mode](self.facts, **options)
         #: encoded ``llm``-mode queries (LRU, keyed by model_rev and text): a repeated query skips the model
-        self.query_cache = query_cache if query_cache is not None else QueryVectorCache()
+        self.query_cache: QueryVectorCache = (
+            self.query_encoder.query_cache
+            if isinstance(self.query_encoder, LlmQueryEncoder)
+            else query_cache
+            if query_cache is not None
+            else QueryVectorCache()
+        )
+        self._piece_scheme: Optional[PieceScheme] = None
 
     def __repr__(self) -> str:
         return f"SparseRetriever(index={self.index!r}, mode={self.mode!r}, field={self.field!r}, query_top_k={self.query_top_k})"
 
-    # -- lazily resolved collaborators --------------------------------------
+    # -- what the index tells us, the model ------------------------------------
     @property
     def clause_limit(self) -> int:
-        if self._clause_limit is None:
-            self._clause_limit = read_clause_limit(self.backend)
-            logger.debug("clause limit of the cluster: %d", self._clause_limit)
-        return self._clause_limit
+        return self.facts.clause_limit
 
     @property
     def field_type(self) -> SparseFieldType:
-        if self._field_type is None:
-            self._field_type = detect_field_type(self.backend, self.index, self.field)
-        return self._field_type
+        return self.facts.field_type
+
+    @property
+    def index_meta(self) -> dict:
+        """The index ``_meta`` written at provisioning (model, model_rev, feature scheme, templates)."""
+        return self.facts.meta
+
+    @property
+    def encoder(self) -> Any:
+        """The query encoder model (``llm`` mode), loaded on first use."""
+        return self.query_encoder.encoder
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer of ``inference-free`` mode (and of readable explanations)."""
+        return self.query_encoder.tokenizer
+
+    @property
+    def piece_scheme(self) -> PieceScheme:
+        """How the query vocabulary marks word pieces (for readable explanations); from the tokenizer, once."""
+        if self._piece_scheme is None:
+            self._piece_scheme = piece_scheme(self.tokenizer)
+        return self._piece_scheme
+
+    @property
+    def document_frequencies(self) -> DocumentFrequencies:
+        """Document frequencies over the sparse field (``inference-free`` mode)."""
+        return self.facts.document_frequencies
+
+    def refresh_document_frequencies(self) -> int:
+        """Recompute document frequencies for the tokenizer's whole vocabulary and store them with the index.
+
+        Returns how many vocabulary features occur in at least one document.
+        """
+        vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        features = {token_to_feature(t) for t in vocab if t}
+        return self.document_frequencies.refresh(sorted(features))
 
     def _clause(self, features: Mapping[str, float], boost: Optional[float] = None, name: Optional[str] = None) -> dict:
         """The sparse clause of ``features`` for this field's type and the cluster's version."""
@@ -164,156 +202,26 @@ class SparseRetriever:
             terms=uses_term_clauses(self.backend, self.field_type),
         )
 
-    @property
-    def index_meta(self) -> dict:
-        """The index ``_meta`` written at provisioning (model, model_rev, feature scheme, templates)."""
-        if self._meta is None:
-            self._meta = dict(read_index_meta(self.backend, self.index) or {})
-        return self._meta
-
-    @property
-    def encoder(self) -> Any:
-        """The query encoder (``llm`` mode), loaded on first use."""
-        if self._encoder is None:
-            from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
-
-            name = self._encoder_name or self._model_from_meta("encoder")
-            logger.info("loading encoder %s for queries on %s", name, self.index)
-            self._encoder = EchoSpladeEncoder.from_pretrained(name, adapter=self.adapter, device=self.device)
-            self._check_model_rev()
-        return self._encoder
-
-    @property
-    def tokenizer(self) -> Any:
-        """The tokenizer of ``inference-free`` mode."""
-        if self._tokenizer is None:
-            if (
-                self._tokenizer_name is None
-                and self._encoder is not None
-                and getattr(self._encoder, "tokenizer", None) is not None
-            ):
-                self._tokenizer = self._encoder.tokenizer
-            else:
-                from echo_splade.encoder import load_tokenizer  # lazy: imports transformers
-
-                name = self._tokenizer_name or self._encoder_name or self._model_from_meta("tokenizer")
-                self._tokenizer = load_tokenizer(name)
-        return self._tokenizer
-
-    @property
-    def piece_scheme(self) -> PieceScheme:
-        """How the query vocabulary marks word pieces (for readable explanations); from the tokenizer, once."""
-        if self._piece_scheme is None:
-            self._piece_scheme = piece_scheme(self.tokenizer)
-        return self._piece_scheme
-
-    @property
-    def document_frequencies(self) -> DocumentFrequencies:
-        """Document frequencies over the sparse field (``inference-free`` mode)."""
-        if self._dfs is None:
-            self._dfs = DocumentFrequencies(self.backend, self.index, self.field, self.field_type)
-        return self._dfs
-
-    def refresh_document_frequencies(self) -> int:
-        """Recompute document frequencies for the tokenizer's whole vocabulary and store them with the index.
-
-        Returns how many vocabulary features occur in at least one document.
-        """
-        vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
-        features = {token_to_feature(t) for t in vocab if t}
-        return self.document_frequencies.refresh(sorted(features))
-
     # -- query encoding ------------------------------------------------------
     def encode_query(self, query: Query) -> dict[str, float]:
         """``{token_string: weight}`` the query is searched with (after pruning), largest first."""
-        return {feature_to_token(f): w for f, w in self._query_features(query, self.clause_limit).items()}
+        prepared = self.query_encoder.prepare(query)
+        return {feature_to_token(f): w for f, w in self._query_features(prepared, self.clause_limit).items()}
 
-    def _query_features(self, query: Query, max_terms: int) -> dict[str, float]:
-        if self.mode == "tokens":
-            weights = self._check_tokens(query)
-        else:
-            text = self.clean_text(query)
-            if self.mode == "llm":
-                weights = self._llm_weights(text, max_terms)
-            else:
-                weights = None
-        if weights is not None:
-            features: dict[str, float] = {}
-            for token, w in weights.items():
-                key = token_to_feature(token)
-                features[key] = max(features.get(key, 0.0), float(w))
-        else:
-            features = self._idf_weights(text)
+    def _query_features(self, prepared: Query, max_terms: int) -> dict[str, float]:
+        """The selected ``{feature: weight}`` of a prepared query (at most ``max_terms``)."""
+        features = self.query_encoder.features(prepared, max_terms, self.query_top_k, self.min_weight)
         return select_terms(features, self.query_top_k, self.min_weight, max(1, max_terms))
-
-    def _llm_weights(self, text: str, max_terms: int) -> dict[str, float]:
-        # prune in the encoder: decoding tens of thousands of unused token strings costs more than the search
-        top_k = max(1, max_terms) if self.query_top_k is None else min(self.query_top_k, max(1, max_terms))
-        key = (self.encoder.model_rev, text, top_k, self.min_weight)  # the exact text: the cache never changes results
-        cached = self.query_cache.get(key)
-        if cached is not None:
-            return cached
-        vec = self.encoder.encode_queries([text], top_k=top_k, min_weight=self.min_weight or None)[0]
-        weights = self.encoder.tokens(vec)
-        self.query_cache.put(key, weights)
-        return weights
-
-    def _idf_weights(self, text: str) -> dict[str, float]:
-        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        features = list(dict.fromkeys(token_to_feature(t) for t in tokens if t))
-        return self.document_frequencies.idf(features)
 
     @staticmethod
     def clean_text(query: Any) -> str:
-        """Validate query text: a ``str`` with something to search for.
+        """Validate query text: a ``str`` with something to search for (:func:`clean_query_text`).
 
         Control characters become spaces and lone surrogates ``?`` (neither can
         travel as UTF-8 JSON); tabs, newlines, emoji and any script are kept.
         Raises ``ValueError`` for non-strings and empty/whitespace-only text.
         """
-        if not isinstance(query, str):
-            raise ValueError(
-                f"the query must be a string of text in this mode, got {type(query).__name__} "
-                "(pass {token: weight} dicts with mode='tokens')"
-            )
-        # lone surrogates cannot be sent as UTF-8; control characters become spaces
-        text = _CONTROL.sub(" ", query.encode("utf-8", "replace").decode("utf-8"))
-        if not text.strip():
-            raise ValueError("the query is empty or whitespace/control characters only; give some text to search for")
-        return text
-
-    @staticmethod
-    def _check_tokens(query: Any) -> Mapping[str, float]:
-        if not isinstance(query, Mapping):
-            raise ValueError(f"mode='tokens' takes a {{token: weight}} dict, got {type(query).__name__}")
-        if not query:
-            raise ValueError("the {token: weight} query is empty")
-        for token in query:
-            if not isinstance(token, str) or not token:
-                raise ValueError(f"token keys must be non-empty strings, got {token!r}")
-        return query
-
-    def _model_from_meta(self, what: str) -> str:
-        model = self.index_meta.get("model")
-        if not model:
-            raise ValueError(f"index {self.index!r} records no model in its _meta; pass the {what} explicitly")
-        return str(model)
-
-    def _check_model_rev(self) -> None:
-        try:
-            stored = self.index_meta.get("model_rev")
-        except Exception as exc:  # the index may predate _meta; querying still works
-            logger.debug("cannot read the _meta of %s: %s", self.index, exc)
-            return
-        rev = getattr(self._encoder, "model_rev", None)
-        if stored and rev and stored != rev:
-            logger.warning(
-                "index %s was encoded with model_rev %s but the query encoder is %s; scores mix two models",
-                self.index,
-                stored,
-                rev,
-            )
+        return clean_query_text(query)
 
     # -- request bodies ---------------------------------------------------------
     def _hybrid_for(self, hybrid: HybridLike) -> Optional[Hybrid]:
@@ -332,19 +240,21 @@ class SparseRetriever:
         BM25 and sparse (one request cannot normalise or fuse ranks; use
         :meth:`search` for that). ``k`` sets ``size``.
         """
-        features, body = self._body(query, filters, self._hybrid_for(hybrid))
+        hyb = self._hybrid_for(hybrid)
+        features, body = self._body(self.query_encoder.prepare(query), filters, hyb)
         if k is not None:
             body["size"] = self._check_k(k)
         return body
 
     def _body(
-        self, query: Query, filters: Any, hybrid: Optional[Hybrid], sparse_only: bool = False
+        self, prepared: Query, filters: Any, hybrid: Optional[Hybrid], sparse_only: bool = False
     ) -> tuple[dict, dict]:
+        """``(features, body)`` of a prepared query: the sparse clause (beside BM25 with ``hybrid``) and filters."""
         filters = copy.deepcopy(filters)
         reserved = estimate_leaf_clauses(filters)
         bm25 = None
         if hybrid is not None and not sparse_only:
-            bm25 = hybrid.bm25_clause(self.clean_text(query))
+            bm25 = hybrid.bm25_clause(self.query_encoder.text(prepared))
             reserved += estimate_leaf_clauses(bm25)
         budget = self.clause_limit - reserved
         if budget < 1:
@@ -352,7 +262,7 @@ class SparseRetriever:
                 f"the filters use about {reserved} of the cluster's {self.clause_limit} clauses; "
                 "no room is left for the query"
             )
-        features = self._query_features(query, budget)
+        features = self._query_features(prepared, budget)
         clause = self._clause(features)
         if bm25 is not None and hybrid is not None:
             clause = hybrid.combine_clauses(bm25, clause)
@@ -389,53 +299,37 @@ class SparseRetriever:
         """
         k = self._check_k(k)
         hyb = self._hybrid_for(hybrid)
-        features, body = self._body(query, filters, hyb, sparse_only=True)
+        prepared = self.query_encoder.prepare(query)  # the text is cleaned once, for both lists
+        features, body = self._body(prepared, filters, hyb, sparse_only=True)
         source = True if explain else {"excludes": [self.field]}
         if hyb is None:
             resp = self.backend.search(self.index, {**body, "size": k, "_source": source, "track_total_hits": False})
-            hits = [self._hit(h, float(h["_score"] or 0.0), features, explain, query) for h in resp["hits"]["hits"]]
+            hits = [self._hit(h, float(h["_score"] or 0.0), features, explain, prepared) for h in resp["hits"]["hits"]]
             return hits
         # candidate lists carry ids and scores only; the k fused hits' sources come in one _mget
         size = max(k, hyb.candidates)
         bm25_body = {
-            "query": self._with_filters(hyb.bm25_clause(self.clean_text(query)), copy.deepcopy(filters)),
+            "query": self._with_filters(hyb.bm25_clause(self.query_encoder.text(prepared)), copy.deepcopy(filters)),
             "size": size,
             "_source": False,
             "track_total_hits": False,
         }
-        lists = self._msearch([bm25_body, {**body, "size": size, "_source": False, "track_total_hits": False}])
+        sparse_body = {**body, "size": size, "_source": False, "track_total_hits": False}
+        lists = self.backend.msearch(self.index, [bm25_body, sparse_body])
         ranked = [[(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]] for resp in lists]
         fused = hyb.fuse(ranked[0], ranked[1])[:k]
         docs = self._mget([doc_id for doc_id, _, _ in fused], explain)
         out = []
         for doc_id, score, components in fused:
-            hit = self._hit(docs.get(doc_id, {"_id": doc_id}), score, features, explain, query)
+            hit = self._hit(docs.get(doc_id, {"_id": doc_id}), score, features, explain, prepared)
             hit.components = components
             out.append(hit)
         return out
 
     def _mget(self, ids: Sequence[str], with_sparse: bool) -> dict[str, dict]:
-        if not ids:
-            return {}
         # realtime=false reads what search saw (the last refresh) and skips the slow realtime path
         params = {"realtime": False} if with_sparse else {"realtime": False, "_source_excludes": self.field}
-        resp = self.backend.request("POST", f"/{self.index}/_mget", body={"ids": list(ids)}, params=params)
-        return {d["_id"]: d for d in resp.get("docs", []) if d.get("found")}
-
-    def _msearch(self, bodies: Sequence[Mapping[str, Any]]) -> list[dict]:
-        lines = []
-        for body in bodies:
-            lines.append(json.dumps({"index": self.index}))
-            lines.append(json.dumps(body))
-        resp = self.backend.request("POST", "/_msearch", body="\n".join(lines) + "\n", ndjson=True)
-        out = []
-        for item in resp["responses"]:
-            if "error" in item:
-                err = item["error"]
-                reason = err.get("reason") if isinstance(err, Mapping) else err
-                raise ClusterError(f"POST /_msearch: {reason}", status=item.get("status"), body=err)
-            out.append(item)
-        return out
+        return self.backend.mget(self.index, ids, **params)
 
     def _hit(
         self, raw: Mapping[str, Any], score: float, features: Mapping[str, float], explain: bool, query: Query = ""
@@ -478,7 +372,7 @@ class SparseRetriever:
         hyb = self._hybrid_for(hybrid)
 
         def make_clause(text: str, max_terms: int, original: dict, boost: Optional[float], name: Optional[str]) -> dict:
-            features = self._query_features(text, max_terms)
+            features = self._query_features(self.query_encoder.prepare(text), max_terms)
             if hyb is None:
                 return self._clause(features, boost=boost, name=name)
             return hyb.combine_clauses(original, self._clause(features, boost=boost))

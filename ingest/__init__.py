@@ -14,6 +14,9 @@ from ._bulk_writer import BulkWriter
 from ._corpus_reader import RECORD_FIELDS, CorpusFormat, CorpusReader
 from ._dead_letter import DEAD_LETTER_REASONS, DeadLetter
 from ._ingest_report import IngestReport
+from ._model_info import ModelInfo
+from ._pipeline_rows import ROW_STATUSES, STATUS_DEAD, STATUS_ENCODED, STATUS_SKIPPED, RowStatus
+from ._ray_runtime import RayRuntime
 from ._text_only_index import index_text_only
 
 __all__ = [
@@ -30,6 +33,13 @@ __all__ = [
     "EncodeBatch",
     "IngestJob",
     "IngestReport",
+    "ModelInfo",
+    "ROW_STATUSES",
+    "RayRuntime",
+    "RowStatus",
+    "STATUS_DEAD",
+    "STATUS_ENCODED",
+    "STATUS_SKIPPED",
     "RECORD_FIELDS",
     "WriteBatch",
     "document_text",

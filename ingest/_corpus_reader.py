@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Optional, Union, get_args
 
+from echo_splade.client import InputError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["CorpusReader", "CorpusFormat", "RECORD_FIELDS"]
@@ -111,9 +113,11 @@ class CorpusReader:
                 return "parquet", parquet
             wanted = {"beir": "corpus.jsonl", "parquet": "*.parquet files", "jsonl": "a file, not a folder"}
             what = wanted.get(format, "corpus.jsonl or *.parquet files")
-            raise ValueError(f"corpus folder {path} does not hold {what}")
+            raise InputError(f"corpus folder {path} does not hold {what}", option="corpus")
         if format == "beir":
-            raise ValueError(f"--corpus for the BEIR format must be a folder holding corpus.jsonl, got the file {path}")
+            raise InputError(
+                f"a BEIR corpus must be a folder holding corpus.jsonl, got the file {path}", option="corpus"
+            )
         if format == "parquet" or (format == "auto" and path.suffix == ".parquet"):
             return "parquet", [path]
         return "jsonl", [path]
@@ -215,8 +219,9 @@ class CorpusReader:
             names = set(pf.schema_arrow.names)
             for field in (self.id_field, self.text_field):
                 if field not in names:
-                    raise ValueError(
-                        f"{path}: no column {field!r} (columns: {sorted(names)}); set --id-field/--text-field"
+                    raise InputError(
+                        f"{path}: no column {field!r} (columns: {sorted(names)}); set the id/text field names",
+                        option="id_field/text_field",
                     )
             columns = [c for c in (self.id_field, self.title_field, self.text_field) if c in names]
             for batch in pf.iter_batches(batch_size=self.batch_size, columns=columns):

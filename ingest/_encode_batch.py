@@ -4,11 +4,19 @@ import json
 import logging
 from typing import Any, Optional
 
-from echo_splade.client import connect
+from echo_splade.client import Backend, connect
 from echo_splade.encoder import document_text  # torch-free: the encoder package loads lazily
-from echo_splade.mappings import FLOAT_MIN_NORMAL, sparse_to_features
+from echo_splade.mappings import FLOAT_MIN_NORMAL, MODEL_REV_FIELD, document_source, model_name
 
 from ._backoff import Backoff
+from ._pipeline_rows import (
+    EMPTY_VECTOR,
+    ENCODE_DROPS,
+    ENCODING_FAILED,
+    STATUS_DEAD,
+    STATUS_ENCODED,
+    STATUS_SKIPPED,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,8 @@ class EncodeBatch:
             in that index with this encoder's ``model_rev`` (checked per batch with ``_mget``).
         torch_threads: CPU threads for torch in this actor (``None``: leave as is).
         encoder_options: further ``from_pretrained`` options (``truncate``, ``window_stride``, ...).
+        expected_model_rev: the ``model_rev`` the job provisioned the index for (``ValueError`` when the
+            encoder loaded here differs); ``None``: not checked.
     """
 
     def __init__(
@@ -50,6 +60,7 @@ class EncodeBatch:
         resume: Optional[dict] = None,
         torch_threads: Optional[int] = None,
         encoder_options: Optional[dict] = None,
+        expected_model_rev: Optional[str] = None,
     ) -> None:
         if torch_threads:
             import torch  # lazy: torch only where an encoder runs (this module also serves document_text)
@@ -66,10 +77,16 @@ class EncodeBatch:
         self.doc_top_k = doc_top_k
         # Lucene rejects feature weights below Float.MIN_NORMAL: prune them rather than fail the document.
         self.min_weight = max(min_weight or 0.0, FLOAT_MIN_NORMAL)
-        self.model_id = getattr(self.encoder, "source", None) or self.encoder.model_id  # what reloads it
+        #: the name that reloads the encoder, recorded in each document (``mappings.model_name``)
+        self.model = model_name(self.encoder)
         self.model_rev = self.encoder.model_rev
+        if expected_model_rev is not None and self.model_rev != expected_model_rev:
+            raise ValueError(
+                f"the encoder {self.model} loaded here has model_rev {self.model_rev}, but the index was "
+                f"prepared for model_rev {expected_model_rev}: the documents would not match the index"
+            )
         self._resume_index: Optional[str] = None
-        self._backend: Any = None
+        self._backend: Optional[Backend] = None
         if resume:
             self._backend = connect(resume["connection"])
             self._resume_index = resume["index"]
@@ -80,7 +97,8 @@ class EncodeBatch:
         """The encoder: ``EchoSpladeEncoder.from_pretrained(model, **kwargs)``.
 
         A subclass may return any object with ``encode_documents(texts, top_k=, min_weight=)``,
-        ``tokens(vector)``, ``model_id`` and ``model_rev`` (e.g. one serving precomputed vectors).
+        ``tokens(vector)``, ``source`` or ``model_id`` (the name recorded as the documents' ``model``)
+        and ``model_rev`` (e.g. one serving precomputed vectors).
         """
         from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
@@ -88,32 +106,34 @@ class EncodeBatch:
 
     def _already_indexed(self, ids: list[str]) -> set[str]:
         """Ids present in the resume index with this encoder's ``model_rev``."""
-        if not ids or self._backend is None:
+        backend = self._backend
+        if not ids or backend is None:
             return set()
         response = self._backoff.call(
-            lambda: self._backend.request(
+            lambda: backend.request(
                 "POST",
                 f"/{self._resume_index}/_mget",
                 body={"ids": ids},
-                params={"_source_includes": "model_rev"},
+                params={"_source_includes": MODEL_REV_FIELD},
             ),
             what="resume check (_mget)",
         )
         return {
             d["_id"]
             for d in response.get("docs", [])
-            if d.get("found") and (d.get("_source") or {}).get("model_rev") == self.model_rev
+            if d.get("found") and (d.get("_source") or {}).get(MODEL_REV_FIELD) == self.model_rev
         }
 
     def _source(self, row: dict, vector: Any) -> str:
-        source = {
-            "doc_id": row["doc_id"],
-            "title": row["title"],
-            "text": row["text"],
-            "sparse": sparse_to_features(self.encoder.tokens(vector)),
-            "model": self.model_id,
-            "model_rev": self.model_rev,
-        }
+        """The document source (``mappings.document_source``) as compact JSON."""
+        source = document_source(
+            row["doc_id"],
+            row["title"],
+            row["text"],
+            self.encoder.tokens(vector),
+            model=self.model,
+            model_rev=self.model_rev,
+        )
         return json.dumps(source, ensure_ascii=False, separators=(",", ":"))
 
     def _encode(self, rows: list[dict]) -> list[tuple[str, str, str]]:
@@ -124,11 +144,11 @@ class EncodeBatch:
             vectors = self.encoder.encode_documents(texts, top_k=self.doc_top_k, min_weight=self.min_weight)
         except (ValueError, RuntimeError) as exc:
             if len(rows) == 1:
-                return [("", "encoding_failed", f"{type(exc).__name__}: {exc}")]
+                return [("", ENCODING_FAILED, f"{type(exc).__name__}: {exc}")]
             logger.warning("encoding a batch of %d failed (%s); encoding one by one", len(rows), exc)
             return [self._encode([r])[0] for r in rows]
         return [
-            (self._source(r, v), "", "") if len(v) else ("", "empty_vector", "no term with a positive weight")
+            (self._source(r, v), "", "") if len(v) else ("", EMPTY_VECTOR, "no term with a positive weight")
             for r, v in zip(rows, vectors)
         ]
 
@@ -139,18 +159,18 @@ class EncodeBatch:
         good = [i for i, r in enumerate(rows) if not r["reason"]]
         skip = self._already_indexed([rows[i]["doc_id"] for i in good])
         todo = [i for i in good if rows[i]["doc_id"] not in skip]
-        status = ["dead"] * len(rows)
+        status = [STATUS_DEAD] * len(rows)
         docs = [""] * len(rows)
         for i in good:
             if rows[i]["doc_id"] in skip:
-                status[i] = "skipped"
+                status[i] = STATUS_SKIPPED
         if todo:
             for i, (doc, reason, detail) in zip(todo, self._encode([rows[i] for i in todo])):
                 if reason:
                     rows[i]["reason"], rows[i]["detail"] = reason, detail
                 else:
-                    status[i], docs[i] = "encoded", doc
-        out = batch.drop_columns(["title", "text", "reason", "detail"])
+                    status[i], docs[i] = STATUS_ENCODED, doc
+        out = batch.drop_columns(list(ENCODE_DROPS))  # then ENCODE_ADDS, in that order
         out = out.append_column("reason", pa.array([r["reason"] for r in rows], pa.string()))
         out = out.append_column("detail", pa.array([r["detail"] for r in rows], pa.string()))
         out = out.append_column("status", pa.array(status, pa.string()))

@@ -4,20 +4,28 @@ import contextlib
 import logging
 import os
 import time
-import types
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional, TypeVar, Union
 
-from echo_splade.client import ClusterError, ConnectionConfig, connect
+from echo_splade.client import Backend, ClusterError, ClusterStateError, ConnectionConfig, connect
 from echo_splade.encoder import DEFAULT_MODEL
+from echo_splade.mappings import (
+    DOC_PRUNING_META_KEY,
+    IndexSpec,
+    bulk_load_settings,
+    provision,
+    update_index_meta,
+)
 
 from ._corpus_datasource import CorpusDatasource
 from ._corpus_reader import CorpusFormat, CorpusReader
 from ._dead_letter import DeadLetter
 from ._encode_batch import EncodeBatch
 from ._ingest_report import IngestReport
+from ._model_info import ModelInfo
+from ._pipeline_rows import LOCATION_FIELDS, STATUS_ENCODED, STATUS_SKIPPED
+from ._ray_runtime import AUX_CPUS, RayRuntime, ray_initialized
 from ._write_batch import WriteBatch
 
 logger = logging.getLogger(__name__)
@@ -28,33 +36,6 @@ DEFAULT_INGEST_MODEL = DEFAULT_MODEL  # the built-in model (torch-free import)
 #: Default document pruning: an untrained SPLADE head gives ~every vocabulary entry a weight > 0,
 #: so keep the 256 largest (a trained model usually has fewer non-zeros and is unaffected).
 DEFAULT_DOC_TOP_K = 256
-# Logical CPUs reserved for the reader task and for each bulk-writer actor (they mostly wait on I/O).
-_AUX_CPUS = 0.25
-# Target Ray Data block size: a few hundred raw records or a few dozen encoded documents.
-_BLOCK_BYTES = 256 * 1024
-#: Ray Data loggers raised to a level during a run (it reports progress itself): the note that the bars are
-#: off (a WARNING) and the INFO line at the end of an execution.
-_RAY_DATA_CHATTER = {
-    "ray.data._internal.progress": logging.ERROR,
-    "ray.data._internal.execution.streaming_executor": logging.WARNING,
-}
-
-
-def _model_info(model: str, adapter: Optional[str], device: Optional[str], options: dict) -> dict:
-    """Load the encoder once on a worker and return what provisioning needs (runs as a Ray task)."""
-    from echo_splade.encoder import EchoSpladeEncoder
-
-    encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, **options)
-    # ``source`` reloads this very encoder (a built-in or trained folder), ``model_id`` is only its base model.
-    info = {"model_id": encoder.source, "model_rev": encoder.model_rev, "config": encoder.config}
-    del encoder
-    return info
-
-
-def _ray_initialized() -> bool:
-    import ray
-
-    return ray.is_initialized()
 
 
 E = TypeVar("E", bound=BaseException)
@@ -130,6 +111,10 @@ class IngestJob:
         block_rows: records per block read from the corpus.
         encode_stage: the encode stage's callable class: :class:`EncodeBatch` or a subclass
             (e.g. overriding ``load_encoder`` to serve precomputed vectors in a benchmark).
+        model_info: the :class:`ModelInfo` of ``model`` when the caller has the encoder loaded already
+            (``ModelInfo.of(encoder)``; the demo does): the job then loads the model only in its encoder
+            actors, which check that they get the same ``model_rev``. ``None``: the job loads it once to
+            read it (on the driver of a single CPU node, else as a Ray task where an actor would run).
     """
 
     def __init__(
@@ -162,6 +147,7 @@ class IngestJob:
         limit: Optional[int] = None,
         block_rows: int = 1000,
         encode_stage: type = EncodeBatch,
+        model_info: Optional[ModelInfo] = None,
     ) -> None:
         for name, value, low in (("batch_size", batch_size, 1), ("writers", writers, 1), ("block_rows", block_rows, 1)):
             if not isinstance(value, int) or value < low:
@@ -220,6 +206,9 @@ class IngestJob:
         if not (isinstance(encode_stage, type) and issubclass(encode_stage, EncodeBatch)):
             raise ValueError(f"encode_stage must be EncodeBatch or a subclass of it, got {encode_stage!r}")
         self.encode_stage = encode_stage
+        if model_info is not None and not isinstance(model_info, ModelInfo):
+            raise ValueError(f"model_info must be a ModelInfo (ModelInfo.of(encoder)), got {model_info!r}")
+        self.model_info = model_info
         #: The report of the last (or current) :meth:`run`.
         self.report: Optional[IngestReport] = None
 
@@ -250,89 +239,33 @@ class IngestJob:
                 else:
                     os.environ[name] = value
 
-    def _start_ray(self) -> bool:
-        """Connect to / start Ray; ``True`` when this job started it (and shuts it down)."""
-        import ray
+    def _model_info(self, resources: dict, device: Optional[str]) -> ModelInfo:
+        """The encoder's :class:`ModelInfo`: the caller's (``model_info``), else loaded once to read it.
 
-        if ray.is_initialized():
-            return False
-        # Under `ray job submit` RAY_ADDRESS names the cluster the job belongs to.
-        address = self.ray_address or os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        else:
-            memory = int(min(2 << 30, max(256 << 20, 0.1 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))))
-            ray.init(
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                object_store_memory=memory,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
-        return True
-
-    def _encoder_resources(self) -> tuple[int, dict, Optional[str], Optional[int]]:
-        """``(actors, ray resources per actor, device, torch threads)`` for the cluster Ray runs on."""
-        import ray
-
-        resources = ray.cluster_resources()
-        cpus, gpus = float(resources.get("CPU", 1)), int(resources.get("GPU", 0))
-        if self.device == "cuda" and gpus < 1:
-            raise ValueError("device 'cuda' was asked for, but the Ray cluster has no GPU")
-        spare = cpus - _AUX_CPUS * (self.writers + 1)
-        if gpus >= 1 and self.device != "cpu":
-            actors = self.actors or gpus
-            if actors > gpus:
-                raise ValueError(f"actors={actors} GPU actors were asked for, but the Ray cluster has {gpus} GPU(s)")
-            if spare < actors:
-                raise ValueError(
-                    f"{actors} GPU actors need {actors} CPUs besides the writers; the cluster has {cpus:g}"
-                )
-            return actors, {"num_gpus": 1, "num_cpus": 1}, "cuda", None
-        actors = self.actors or max(1, int(cpus) // 8)
-        if spare / actors < 0.5:
-            raise ValueError(
-                f"{actors} CPU encoder actors and {self.writers} writers do not fit in the "
-                f"{cpus:g} CPUs of the Ray cluster; lower --actors"
-            )
-        threads = self.torch_threads or max(1, int(cpus) // actors)
-        return actors, {"num_cpus": min(float(threads), spare / actors)}, "cpu", threads
-
-    def _model_info(self, resources: dict, device: Optional[str]) -> Any:
-        """The encoder's ``model_id``, ``model_rev`` and ``config``.
-
-        On a single CPU-only node the driver loads the encoder once on the CPU (in a long-lived
+        On a single CPU-only node the driver loads the encoder on the CPU (in a long-lived
         process such as a notebook or a test session this costs the imports only once); on a
         multi-node or GPU cluster a task loads it where an encoder actor would run, so the driver
         needs neither the memory nor a GPU.
         """
-        import ray
+        if self.model_info is not None:
+            return self.model_info
+        import ray  # lazy: `import ray` takes seconds
 
         options = {**self.encoder_options, "max_length": self.max_length}
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        from ray.util.client import ray as ray_client
-
-        client = ray_client.is_connected()
-        if len(nodes) == 1 and not client and "num_gpus" not in resources:
-            info = _model_info(self.model, self.adapter, "cpu", options)
-        else:
-            remote = ray.remote(_model_info).options(**resources)
-            info = ray.get(remote.remote(self.model, self.adapter, device, options))
-        return types.SimpleNamespace(**info)
+        if RayRuntime.driver_is_the_only_cpu_node(resources):
+            return ModelInfo.load(self.model, self.adapter, "cpu", options)
+        remote = ray.remote(ModelInfo.load).options(**resources)
+        return ray.get(remote.remote(self.model, self.adapter, device, options))
 
     # -- index ---------------------------------------------------------------------------
-    def _prepare_index(self, backend: Any, info: Any) -> None:
-        from echo_splade.mappings import IndexSpec, provision
-
+    def _prepare_index(self, backend: Backend, info: ModelInfo) -> None:
         if not self.provision:
             return
-        plan = provision(backend, IndexSpec.from_encoder(self.index, info))
+        plan = provision(backend, IndexSpec.for_model(self.index, info.model, info.model_rev, info.config))
         logger.info("index %s: %s", self.index, plan.summary())
 
-    def _record_pruning(self, backend: Any) -> None:
+    def _record_pruning(self, backend: Backend) -> None:
         """Record this run's document pruning in the index ``_meta`` (read back by ``eval`` reports)."""
-        from echo_splade.mappings import DOC_PRUNING_META_KEY, update_index_meta
-
         pruning = {"top_k": self.doc_top_k, "min_weight": self.min_weight}
         for physical, old in update_index_meta(backend, self.index, {DOC_PRUNING_META_KEY: pruning}).items():
             old = old[DOC_PRUNING_META_KEY]
@@ -345,14 +278,13 @@ class IngestJob:
                 )
 
     # -- the run -----------------------------------------------------------------------
-    def _dataset(self, actors: int, resources: dict, device: Optional[str], threads: Optional[int]):
-        import ray
-        from ray.data import ActorPoolStrategy
+    def _dataset(self, actors: int, resources: dict, device: Optional[str], threads: Optional[int], model_rev: str):
+        import ray  # lazy: `import ray` takes seconds
 
         # The corpus path is the driver's: read it on the driver's node.
         here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
         source = CorpusDatasource(self.reader, block_rows=self.block_rows, limit=self.limit)
-        ds = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=_AUX_CPUS, label_selector=here)
+        ds = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=AUX_CPUS, label_selector=here)
         # Actor arguments are stored and may be logged by Ray: they carry the connection without its secrets,
         # which the actors read from their environment (see _secret_environment).
         connection = self.connection.without_secrets()
@@ -367,13 +299,14 @@ class IngestJob:
             torch_threads=threads,
             encoder_options=self.encoder_options,
             resume={"connection": connection, "index": self.index} if self.resume else None,
+            expected_model_rev=model_rev,
         )
         ds = ds.map_batches(
             self.encode_stage,
             fn_constructor_kwargs=encode_kwargs,
             batch_size=self.batch_size,
             batch_format="pyarrow",
-            compute=ActorPoolStrategy(size=actors),
+            concurrency=actors,  # a fixed pool of `actors` actors, each loading the encoder once
             **resources,
         )
         write_rows = int(self.writer_options.get("max_chunk_docs", 500))
@@ -382,60 +315,23 @@ class IngestJob:
             fn_constructor_kwargs=dict(connection=connection, index=self.index, writer_options=self.writer_options),
             batch_size=write_rows,
             batch_format="pyarrow",
-            compute=ActorPoolStrategy(size=self.writers),
-            num_cpus=_AUX_CPUS,
+            concurrency=self.writers,
+            num_cpus=AUX_CPUS,
         )
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _data_context() -> Iterator[None]:
-        """Ray Data settings for this run, put back afterwards (the context is global to the driver)."""
-        from ray.data.context import DataContext
-
-        context = DataContext.get_current()
-        wanted = {
-            "enable_progress_bars": False,
-            "enable_operator_progress_bars": False,
-            "print_on_execution_start": False,
-            "enable_auto_log_stats": False,
-            "raise_original_map_exception": True,
-            # Small blocks keep the stages streaming (the default 128 MiB would merge a whole
-            # corpus into one block: no overlap of encoding and writing, no progress until the end).
-            "target_max_block_size": _BLOCK_BYTES,
-        }
-        previous = {k: getattr(context, k) for k in wanted}
-        for key, value in wanted.items():
-            setattr(context, key, value)
-        # The job reports its own progress: Ray Data's notes on the bars being off, the end of an
-        # execution and idle writer actors on a small corpus are noise to the job's user.
-        levels = {name: logging.getLogger(name).level for name in _RAY_DATA_CHATTER}
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings(
-                    "ignore", message="The minimum number of concurrent actors", category=UserWarning
-                )
-                for name, level in _RAY_DATA_CHATTER.items():
-                    logging.getLogger(name).setLevel(level)
-                yield
-        finally:
-            for key, value in previous.items():
-                setattr(context, key, value)
-            for name, level in levels.items():
-                logging.getLogger(name).setLevel(level)
 
     @staticmethod
     def _account(batch: Any, report: IngestReport, dead: DeadLetter) -> None:
         cols = batch.to_pydict()
         for i, status in enumerate(cols["status"]):
             report.read += 1
-            if status == "encoded":
+            if status == STATUS_ENCODED:
                 report.encoded += 1
             if cols["indexed"][i]:
                 report.indexed += 1
-            elif status == "skipped":
+            elif status == STATUS_SKIPPED:
                 report.skipped += 1
             if cols["reason"][i]:
-                where = {k: cols[k][i] for k in ("file", "line", "offset", "row") if cols[k][i] not in (-1, "")}
+                where = {k: cols[k][i] for k in LOCATION_FIELDS if cols[k][i] not in (-1, "")}
                 dead.add(
                     cols["reason"][i], doc_id=cols["doc_id"][i], detail=cols["detail"][i], raw=cols["raw"][i], **where
                 )
@@ -453,23 +349,20 @@ class IngestJob:
                 request; the message says how many documents were indexed; ``resume=True`` finishes later.
             ValueError: bad options, corpus layout or an index incompatible with the encoder.
         """
-        from echo_splade.mappings import bulk_load_settings
-
         report = self.report = IngestReport(
             index=self.index, corpus=str(self.reader.path), dead_letter_path=str(self.dead_letter_path)
         )
         started = time.monotonic()
-        started_ray = False
+        runtime = RayRuntime(self.ray_address)
         dead = DeadLetter(self.dead_letter_path)
         backend = None
         secret_env = contextlib.ExitStack()
-        ray_running_before = _ray_initialized()
+        ray_running_before = ray_initialized()
         try:
             backend = connect(self.connection)
             if not self.provision and not backend.exists(self.index):
-                raise ValueError(
-                    f"index {self.index} does not exist and provisioning is off (--no-provision): "
-                    f"create it first (`echo-splade provision --index {self.index}`)"
+                raise ClusterStateError(
+                    f"index {self.index} does not exist and provisioning is off", option="provision", index=self.index
                 )
             secret_env.enter_context(self._secret_environment())
             if ray_running_before and self.connection.secret_environment():
@@ -477,15 +370,17 @@ class IngestJob:
                     "Ray was already running: its workers read the cluster secret from their own environment (%s)",
                     ", ".join(sorted(self.connection.secret_environment())),
                 )
-            started_ray = self._start_ray()
-            actors, resources, device, threads = self._encoder_resources()
+            runtime.start()
+            actors, resources, device, threads = runtime.encoder_resources(
+                self.device, self.actors, self.writers, self.torch_threads
+            )
             info = self._model_info(resources, device)
-            report.model, report.model_rev = info.model_id, info.model_rev
+            report.model, report.model_rev = info.model, info.model_rev
             logger.info(
                 "ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",
                 self.reader.path,
                 self.index,
-                info.model_id,
+                info.model,
                 info.model_rev,
                 actors,
                 resources,
@@ -493,9 +388,9 @@ class IngestJob:
             )
             self._prepare_index(backend, info)
             self._record_pruning(backend)
-            with bulk_load_settings(backend, self.index), self._data_context():
+            with bulk_load_settings(backend, self.index), runtime.data_context():
                 dead.discard_previous()
-                batches = self._dataset(actors, resources, device, threads).iter_batches(
+                batches = self._dataset(actors, resources, device, threads, info.model_rev).iter_batches(
                     batch_size=None, batch_format="pyarrow"
                 )
                 try:
@@ -518,12 +413,12 @@ class IngestJob:
             if cause is not None:
                 message = (
                     f"{cause} -- the job stopped after indexing {report.indexed} document(s); "
-                    f"run it again with --resume to finish"
+                    f"run it again with resume=True to finish"
                 )
                 report.error = message
-                raise type(cause)(
-                    message, status=cause.status, error_type=cause.error_type, reason=cause.reason
-                ) from exc
+                stopped = type(cause)(message, status=cause.status, error_type=cause.error_type, reason=cause.reason)
+                stopped.option = "resume"  # the parameter that finishes it (the CLI names --resume)
+                raise stopped from exc
             report.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
@@ -535,10 +430,7 @@ class IngestJob:
                 self.report.write(self.report_path)
             if backend is not None:
                 backend.close()
-            if started_ray:
-                import ray
-
-                ray.shutdown()
+            runtime.shutdown()
             secret_env.close()
             logger.info("ingest %s", report.summary())
         return report

@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, Union
 
-from echo_splade.mappings import IndexSpec, bulk_load_settings, provision
+from echo_splade.client import Backend
+from echo_splade.mappings import IndexSpec, bulk_load_settings, document_source, provision
 
 from ._bulk_writer import BulkWriter
 from ._corpus_reader import CorpusFormat, CorpusReader
@@ -19,7 +20,7 @@ __all__ = ["index_text_only"]
 
 
 def index_text_only(
-    backend: Any, index: str, corpus: Union[str, os.PathLike], format: CorpusFormat = "beir"
+    backend: Backend, index: str, corpus: Union[str, os.PathLike], format: CorpusFormat = "beir"
 ) -> dict[str, Any]:
     """Provision ``index`` and write each corpus document's ``doc_id``/``title``/``text``, no vectors.
 
@@ -53,7 +54,7 @@ def index_text_only(
             if record["reason"]:
                 skipped[record["reason"]] = skipped.get(record["reason"], 0) + 1
                 continue
-            source = {"doc_id": record["doc_id"], "title": record["title"], "text": record["text"]}
+            source = document_source(record["doc_id"], record["title"], record["text"])
             yield {"_id": record["doc_id"], "_source": source}
 
     indexed, failed = 0, []

@@ -8,6 +8,7 @@ import pyarrow as pa
 from echo_splade.client import connect
 
 from ._bulk_writer import BulkWriter
+from ._pipeline_rows import REJECTED, STATUS_ENCODED, WRITE_DROPS
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class WriteBatch:
         docs = batch.column("doc").to_pylist()
         reasons = batch.column("reason").to_pylist()
         details = batch.column("detail").to_pylist()
-        position = {ids[i]: i for i, s in enumerate(status) if s == "encoded"}
+        position = {ids[i]: i for i, s in enumerate(status) if s == STATUS_ENCODED}
         indexed = [False] * len(ids)
         actions = ({"_id": ids[i], "_source": docs[i]} for i in position.values())
         for ok, item in self.writer.streaming_bulk(actions):
@@ -58,8 +59,8 @@ class WriteBatch:
                         detail += f" (caused by {cause.get('type')}: {cause.get('reason')})"
                 else:
                     detail = f"HTTP {info.get('status')}: {error}"
-                reasons[i], details[i] = "rejected", detail
-        out = batch.drop_columns(["doc", "reason", "detail"])
+                reasons[i], details[i] = REJECTED, detail
+        out = batch.drop_columns(list(WRITE_DROPS))  # then WRITE_ADDS, in that order
         out = out.append_column("reason", pa.array(reasons, pa.string()))
         out = out.append_column("detail", pa.array(details, pa.string()))
         return out.append_column("indexed", pa.array(indexed, pa.bool_()))

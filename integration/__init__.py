@@ -1,19 +1,35 @@
-"""Local real node (download, start/stop), evaluation and demo.
+"""Local real node, evaluation and demo, in two sub-packages by job.
 
-``LocalNode`` assembles an OpenSearch (or Elasticsearch) node from Maven Central and runs it on 127.0.0.1;
-``echo-splade cluster start|stop|status|install`` is its command line. :class:`Evaluator` runs
-``echo-splade eval`` (BM25 / sparse / hybrid quality and latency in the cluster); :class:`Demo` runs ``echo-splade demo``.
+:mod:`echo_splade.integration.node`: ``LocalNode`` assembles an OpenSearch (or Elasticsearch) node from Maven
+Central and runs it on 127.0.0.1; ``echo-splade cluster start|stop|status|install`` is its command line.
+:mod:`echo_splade.integration.evaluation`: :class:`Evaluator` runs ``echo-splade eval`` (BM25 / sparse / hybrid
+quality and latency in the cluster), :class:`HardNegativeMiner`, :class:`PairsSplit`. :class:`Demo` (here)
+runs ``echo-splade demo`` on both. Every public name is re-exported here.
 """
 
-from ._engine_distribution import (
+from ._demo import SAMPLE_CORPUS, SAMPLE_QUERIES, Demo, DemoSearch
+from .evaluation import (
+    METRICS,
+    SYSTEMS,
+    EvalDataset,
+    EvalReport,
+    Evaluator,
+    HardNegativeMiner,
+    PairsSplit,
+    SelfHits,
+    SystemName,
+)
+from .node import (
     DEFAULT_ELASTICSEARCH_VERSION,
     DEFAULT_OPENSEARCH_VERSION,
     EngineDistribution,
+    JavaHome,
+    LocalNode,
+    MavenArtifact,
     ModuleSpec,
+    NodeStartError,
+    default_home,
 )
-from ._java_home import JavaHome
-from ._local_node import LocalNode, NodeStartError, default_home
-from ._maven_artifact import MavenArtifact
 
 __all__ = [
     "DEFAULT_ELASTICSEARCH_VERSION",
@@ -25,17 +41,6 @@ __all__ = [
     "ModuleSpec",
     "NodeStartError",
     "default_home",
-]
-
-# Evaluation and the one-command demo.
-from ._demo import SAMPLE_CORPUS, SAMPLE_QUERIES, Demo, DemoSearch
-from ._eval_dataset import EvalDataset
-from ._eval_report import METRICS, SYSTEMS, EvalReport
-from ._evaluator import Evaluator, SelfHits, SystemName
-from ._hard_negative_miner import HardNegativeMiner
-from ._pairs_split import PairsSplit
-
-__all__ += [
     "Demo",
     "DemoSearch",
     "EvalDataset",

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from echo_splade.client import Backend
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Demo", "DemoSearch", "SAMPLE_CORPUS", "SAMPLE_QUERIES"]
@@ -133,7 +135,7 @@ class Demo:
         try:
             encoder = self.load_encoder()
             index = self.index or f"echo-splade-demo-{encoder.model_rev}"
-            self.ingest(index)
+            self.ingest(index, encoder)
             results = self.search(backend, index, encoder)
         finally:
             backend.close()
@@ -174,7 +176,7 @@ class Demo:
                 and parts.scheme == "http"
             ):
                 raise
-            from ._local_node import LocalNode
+            from .node import LocalNode
 
             node = LocalNode(port=parts.port or 9200, **self.node_options)
             self.echo(
@@ -203,9 +205,9 @@ class Demo:
         )
         return encoder
 
-    def ingest(self, index: str) -> Any:
+    def ingest(self, index: str, encoder: Any = None) -> Any:
         """Provision ``index`` when missing and ingest the sample corpus (resumable: reruns skip done passages)."""
-        from echo_splade.ingest import IngestJob
+        from echo_splade.ingest import IngestJob, ModelInfo  # lazy: IngestJob imports ray
 
         self.echo(
             f"[3/4] Ingesting {self.corpus.name} into {index} (provisioned when missing; "
@@ -222,6 +224,8 @@ class Demo:
                 resume=True,
                 doc_top_k=self.doc_top_k,
                 dead_letter_path=Path(scratch) / "dead-letter.jsonl",
+                # the encoder loaded for the queries: the job loads it only in its actors, not a third time
+                model_info=ModelInfo.of(encoder) if encoder is not None else None,
             )
             last = [0.0]
 
@@ -238,7 +242,7 @@ class Demo:
         self.echo(f"      {report.summary()}")
         return report
 
-    def search(self, backend: Any, index: str, encoder: Any) -> list[DemoSearch]:
+    def search(self, backend: Backend, index: str, encoder: Any) -> list[DemoSearch]:
         """Each sample query through the sparse retriever (with explanations) and BM25."""
         from echo_splade.connector import Hybrid, SparseRetriever
 

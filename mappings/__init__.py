@@ -1,9 +1,20 @@
-"""Index format: the feature-name scheme, index mappings/settings, provisioning, bulk-load settings.
+"""Index format: the indexed document (one owner: :func:`document_source`), the feature-name scheme, index mappings/settings, provisioning, bulk-load settings.
 
 Talks to clusters only through :mod:`echo_splade.client`; no torch in here.
 """
 
 from ._bulk_load import BULK_LOAD_META_KEY, bulk_load_settings, restore_settings, saved_bulk_load_settings
+from ._document import (
+    DOCUMENT_FIELDS,
+    KEYWORD_FIELDS,
+    MODEL_FIELD,
+    MODEL_REV_FIELD,
+    SPARSE_FIELD,
+    TEXT_FIELDS,
+    DocumentSource,
+    document_source,
+    model_name,
+)
 from ._feature_names import (
     FEATURE_SCHEME_VERSION,
     FLOAT_MAX,
@@ -24,6 +35,15 @@ __all__ = [
     "ANALYZERS",
     "BULK_LOAD_META_KEY",
     "DOC_PRUNING_META_KEY",
+    "DOCUMENT_FIELDS",
+    "KEYWORD_FIELDS",
+    "MODEL_FIELD",
+    "MODEL_REV_FIELD",
+    "SPARSE_FIELD",
+    "TEXT_FIELDS",
+    "DocumentSource",
+    "document_source",
+    "model_name",
     "FEATURE_SCHEME_VERSION",
     "FLOAT_MAX",
     "FLOAT_MIN_NORMAL",

@@ -13,7 +13,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+
+from echo_splade.client import Backend
 
 from ._index_meta import physical_meta, put_physical_meta
 
@@ -25,12 +26,12 @@ BULK_LOAD_META_KEY = "echo_splade_bulk_load"
 _KEYS = ("index.refresh_interval", "index.number_of_replicas")
 
 
-def _physical_settings(backend: Any, index: str) -> dict[str, dict]:
+def _physical_settings(backend: Backend, index: str) -> dict[str, dict]:
     """Flat settings of every physical index behind ``index`` (an index or an alias)."""
     return {name: body["settings"] for name, body in backend.get_settings(index).items()}
 
 
-def saved_bulk_load_settings(backend: Any, index: str) -> dict[str, dict]:
+def saved_bulk_load_settings(backend: Backend, index: str) -> dict[str, dict]:
     """``{physical_index: {"index.refresh_interval": ..., "index.number_of_replicas": ...}}``
     for every index behind ``index`` that holds saved (not yet restored) values."""
     saved = {}
@@ -41,7 +42,7 @@ def saved_bulk_load_settings(backend: Any, index: str) -> dict[str, dict]:
     return saved
 
 
-def _apply(backend: Any, index: str, refresh_interval: str, replicas: int) -> dict[str, dict]:
+def _apply(backend: Backend, index: str, refresh_interval: str, replicas: int) -> dict[str, dict]:
     previous = {}
     for physical, settings in _physical_settings(backend, index).items():
         meta = physical_meta(backend, physical)
@@ -69,7 +70,7 @@ def _apply(backend: Any, index: str, refresh_interval: str, replicas: int) -> di
     return previous
 
 
-def restore_settings(backend: Any, index: str, refresh: bool = True) -> dict[str, dict]:
+def restore_settings(backend: Backend, index: str, refresh: bool = True) -> dict[str, dict]:
     """Put back the settings a bulk load saved for the indices behind ``index``; then refresh.
 
     Idempotent: indices without saved values are left alone. Returns what was
@@ -94,7 +95,7 @@ def restore_settings(backend: Any, index: str, refresh: bool = True) -> dict[str
 
 @contextlib.contextmanager
 def bulk_load_settings(
-    backend: Any, index: str, refresh_interval: str = "-1", replicas: int = 0
+    backend: Backend, index: str, refresh_interval: str = "-1", replicas: int = 0
 ) -> Iterator[dict[str, dict]]:
     """Context manager: refresh off and no replicas on ``index`` (an index or alias) for a bulk load.
 

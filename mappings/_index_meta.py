@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from echo_splade.client import Backend, ClusterStateError
 
 __all__ = ["DOC_PRUNING_META_KEY", "read_index_meta", "update_index_meta"]
 
@@ -10,20 +10,20 @@ DOC_PRUNING_META_KEY = "doc_pruning"
 """``_meta`` key where an ingest job records its document pruning, ``{"top_k": k, "min_weight": w}``."""
 
 
-def read_index_meta(backend: Any, alias: str) -> dict:
+def read_index_meta(backend: Backend, alias: str) -> dict:
     """The ``_meta`` of the index behind ``alias`` (model, model_rev, feature scheme, templates, analyzer).
 
     ``{}`` when the index has no ``_meta``. Raises ``ClusterError`` (404) when it does not exist and
-    ``ValueError`` when ``alias`` points at several indices.
+    ``ClusterStateError`` (a ``ValueError``) when ``alias`` points at several indices.
     """
     mappings = backend.get_mapping(alias)
     if len(mappings) != 1:
-        raise ValueError(f"{alias} points at several indices ({', '.join(sorted(mappings))}); expected one")
+        raise ClusterStateError(f"{alias} points at several indices ({', '.join(sorted(mappings))}); expected one")
     (body,) = mappings.values()
     return _meta_of(body)
 
 
-def physical_meta(backend: Any, physical: str) -> dict:
+def physical_meta(backend: Backend, physical: str) -> dict:
     """The ``_meta`` of one physical index (``{}`` when it has none)."""
     return _meta_of(backend.get_mapping(physical)[physical])
 
@@ -33,12 +33,12 @@ def _meta_of(body: dict) -> dict:
     return dict(body.get("mappings", {}).get("_meta", {}) or {})
 
 
-def put_physical_meta(backend: Any, physical: str, meta: dict) -> None:
+def put_physical_meta(backend: Backend, physical: str, meta: dict) -> None:
     """Replace the ``_meta`` of one physical index (a mapping update replaces the whole object)."""
     backend.request("PUT", f"/{physical}/_mapping", body={"_meta": meta})
 
 
-def update_index_meta(backend: Any, index: str, entries: dict) -> dict[str, dict]:
+def update_index_meta(backend: Backend, index: str, entries: dict) -> dict[str, dict]:
     """Set the top-level keys of ``entries`` in the ``_meta`` of every index behind ``index``.
 
     Other keys are kept. Returns the replaced values per physical index,

@@ -5,6 +5,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, Optional
 
+from ._document import KEYWORD_FIELDS, MODEL_FIELD, MODEL_REV_FIELD, SPARSE_FIELD, TEXT_FIELDS, model_name
 from ._feature_names import FEATURE_SCHEME_VERSION
 
 __all__ = ["IndexSpec", "SPARSE_TYPES", "ANALYZERS", "META_FORMAT", "default_sparse_type"]
@@ -19,9 +20,6 @@ ANALYZERS = ("auto", "english", "standard")
 META_FORMAT = 1
 """Version of the ``_meta`` layout written by :class:`IndexSpec` (key ``echo_splade``)."""
 
-SPARSE_FIELD = "sparse"
-TEXT_FIELDS = ("title", "text")
-KEYWORD_FIELDS = ("doc_id", "model", "model_rev")
 
 # OpenSearch/Elasticsearch index and alias name rules (lowercase, no separators or wildcards).
 _BAD_NAME_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')
@@ -34,11 +32,12 @@ class IndexSpec:
 
     The physical index is ``<name>-v<N>`` behind the alias ``<name>``. Documents
     (written by ingest) have the source ``{"doc_id", "title", "text", "sparse":
-    {feature: weight}, "model", "model_rev"}``.
+    {feature: weight}, "model", "model_rev"}`` (:func:`document_source`).
 
     Args:
         name: alias name (lowercase index-name rules; the versioned suffix is added).
-        model: base model id or short name the sparse vectors come from (``None``: not recorded yet).
+        model: the name that reloads the encoder the sparse vectors come from (:func:`model_name`;
+            ``None``: not recorded yet).
         model_rev: the encoder's stable revision hash (``None``: not recorded yet).
         echo_templates: the encoder's echo templates (recorded in ``_meta``; empty: not recorded).
         shards: primary shards (fixed once created).
@@ -87,14 +86,26 @@ class IndexSpec:
 
     @classmethod
     def from_encoder(cls, name: str, encoder: Any, **kwargs: Any) -> IndexSpec:
-        """The spec for an index holding ``encoder``'s vectors (``source`` or ``model_id``, ``model_rev``, templates)."""
-        return cls(
-            name=name,
-            model=getattr(encoder, "source", None) or getattr(encoder, "model_id", None),
-            model_rev=getattr(encoder, "model_rev", None),
-            echo_templates=echo_templates_of(getattr(encoder, "config", None) or {}),
+        """The spec for an index holding ``encoder``'s vectors (:func:`model_name`, ``model_rev``, templates)."""
+        return cls.for_model(
+            name,
+            model_name(encoder),
+            getattr(encoder, "model_rev", None),
+            getattr(encoder, "config", None) or {},
             **kwargs,
         )
+
+    @classmethod
+    def for_model(
+        cls,
+        name: str,
+        model: Optional[str],
+        model_rev: Optional[str],
+        config: Mapping[str, Any],
+        **kwargs: Any,
+    ) -> IndexSpec:
+        """The spec for an index of the encoder ``model`` (the name that reloads it), ``model_rev`` and ``config``."""
+        return cls(name=name, model=model, model_rev=model_rev, echo_templates=echo_templates_of(config), **kwargs)
 
     def resolved(self, engine: str, version: tuple) -> IndexSpec:
         """This spec with ``sparse_type="auto"`` replaced by the engine's choice (:func:`default_sparse_type`)."""
@@ -123,9 +134,9 @@ class IndexSpec:
             "analyzer": analyzer,
         }
         if self.model is not None:
-            meta["model"] = self.model
+            meta[MODEL_FIELD] = self.model
         if self.model_rev is not None:
-            meta["model_rev"] = self.model_rev
+            meta[MODEL_REV_FIELD] = self.model_rev
         if self.echo_templates:
             meta["echo_templates"] = dict(self.echo_templates)
         return meta
@@ -199,7 +210,11 @@ class IndexSpec:
 
     def missing_meta(self, meta: Mapping[str, Any]) -> dict:
         """Spec ``_meta`` entries an existing compatible index does not record yet."""
-        wanted = {"model": self.model, "model_rev": self.model_rev, "echo_templates": self.echo_templates or None}
+        wanted = {
+            MODEL_FIELD: self.model,
+            MODEL_REV_FIELD: self.model_rev,
+            "echo_templates": self.echo_templates or None,
+        }
         return {k: v for k, v in wanted.items() if v is not None and meta.get(k) is None}
 
 

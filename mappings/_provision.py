@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Optional
 
-from echo_splade.client import ClusterError
+from echo_splade.client import Backend, ClusterError, ClusterStateError, ConfigurationError
 
+from ._document import SPARSE_FIELD
 from ._incompatible_index_error import IncompatibleIndexError
-from ._index_spec import SPARSE_FIELD, SPARSE_VECTOR_SINCE, IndexSpec
+from ._index_spec import SPARSE_VECTOR_SINCE, IndexSpec
 from ._provision_plan import PlannedRequest, ProvisionPlan
 
 logger = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["provision", "plan_provision", "detect_analyzer"]
 
 
-def detect_analyzer(backend: Any) -> str:
+def detect_analyzer(backend: Backend) -> str:
     """``"english"`` when the node has the English analyzer (module analysis-common), else ``"standard"``."""
     try:
         backend.request("POST", "/_analyze", body={"analyzer": "english", "text": "running"})
@@ -38,18 +39,22 @@ def detect_analyzer(backend: Any) -> str:
         raise
 
 
-def _check_engine(backend: Any, spec: IndexSpec) -> None:
+def _check_engine(backend: Backend, spec: IndexSpec) -> None:
     if spec.sparse_type != "sparse_vector":
         return
     if backend.engine != "elasticsearch":
-        raise ValueError("sparse type `sparse_vector` needs Elasticsearch >= 8.11; on OpenSearch use `rank_features`")
+        raise ConfigurationError(
+            "sparse type `sparse_vector` needs Elasticsearch >= 8.11; on OpenSearch use `rank_features`",
+            option="sparse_type",
+        )
     if tuple(backend.version[:2]) < SPARSE_VECTOR_SINCE:
-        raise ValueError(
-            f"sparse type `sparse_vector` needs Elasticsearch >= 8.11, the cluster runs {backend.version_string}"
+        raise ConfigurationError(
+            f"sparse type `sparse_vector` needs Elasticsearch >= 8.11, the cluster runs {backend.version_string}",
+            option="sparse_type",
         )
 
 
-def _versions(backend: Any, spec: IndexSpec) -> dict[int, str]:
+def _versions(backend: Backend, spec: IndexSpec) -> dict[int, str]:
     """Existing physical indices ``<name>-v<N>`` by version number."""
     found = backend.request(
         "GET", f"/{spec.name}-v*/_alias", params={"expand_wildcards": "all", "allow_no_indices": True}
@@ -62,7 +67,7 @@ def _versions(backend: Any, spec: IndexSpec) -> dict[int, str]:
     return versions
 
 
-def _live_index(backend: Any, spec: IndexSpec) -> tuple[Optional[str], bool]:
+def _live_index(backend: Backend, spec: IndexSpec) -> tuple[Optional[str], bool]:
     """``(physical index behind the alias or None, whether spec.name is a concrete index instead)``."""
     targets = sorted(backend.get_aliases(spec.name))
     if len(targets) > 1:
@@ -74,14 +79,14 @@ def _live_index(backend: Any, spec: IndexSpec) -> tuple[Optional[str], bool]:
     return None, False
 
 
-def _existing(backend: Any, index: str) -> tuple[dict, dict]:
+def _existing(backend: Backend, index: str) -> tuple[dict, dict]:
     mapping = backend.get_mapping(index)[index]["mappings"]
     settings = backend.get_settings(index)[index]["settings"]
     return mapping, settings
 
 
 def plan_provision(
-    backend: Any,
+    backend: Backend,
     spec: IndexSpec,
     *,
     new_version: bool = False,
@@ -108,9 +113,10 @@ def plan_provision(
     live, is_concrete = _live_index(backend, spec)
     if is_concrete:
         if new_version or swap or drop_old:
-            raise ValueError(
-                f"{spec.name} is a concrete index, not an alias: --new-version/--swap/--drop-old manage "
-                f"`NAME-v<N>` indices behind an alias NAME; pass the alias name as --index"
+            raise ClusterStateError(
+                f"{spec.name} is a concrete index, not an alias: new versions, swaps and dropping old versions "
+                f"manage `NAME-v<N>` indices behind an alias NAME; give the alias name",
+                option="index",
             )
         return _check_existing(backend, spec, spec.name)
     versions = _versions(backend, spec)
@@ -133,7 +139,7 @@ def plan_provision(
         hint = None
         live_version = spec.parse_version(target)
         if live_version is not None and newest > live_version:
-            hint = f"{versions[newest]} is newer: --swap moves the alias {spec.name} to it"
+            hint = f"{versions[newest]} is newer: swapping moves the alias {spec.name} to it"
         plan = _check_existing(backend, spec, target, hint)
         if target != live:
             plan.actions.insert(0, "swap" if live is not None else "alias")
@@ -148,12 +154,12 @@ def plan_provision(
     return plan
 
 
-def _check_existing(backend: Any, spec: IndexSpec, target: str, hint: Optional[str] = None) -> ProvisionPlan:
+def _check_existing(backend: Backend, spec: IndexSpec, target: str, hint: Optional[str] = None) -> ProvisionPlan:
     """A plan that keeps ``target`` (filling in missing model ``_meta``), or the differences as an error."""
     mapping, settings = _existing(backend, target)
     differences = spec.differences(mapping, settings)
     if differences:
-        raise IncompatibleIndexError(target, differences, *([hint] if hint else []))
+        raise IncompatibleIndexError(target, differences, *([hint, "swap"] if hint else []))
     meta = mapping.get("_meta", {}) or {}
     sparse = (mapping.get("properties", {}) or {}).get(SPARSE_FIELD, {}).get("type")
     plan = ProvisionPlan(
@@ -180,7 +186,7 @@ def _move_alias(plan: ProvisionPlan, alias: str, old: Optional[str], new: str) -
 
 
 def provision(
-    backend: Any,
+    backend: Backend,
     spec: IndexSpec,
     *,
     new_version: bool = False,

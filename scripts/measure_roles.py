@@ -16,7 +16,7 @@ import uuid
 
 from echo_splade.client import ClusterError, ConnectionConfig, connect
 from echo_splade.integration import LocalNode
-from echo_splade.integration._node_security import ROLE_INDEX_PRIVILEGES
+from echo_splade.integration.node import ROLE_INDEX_PRIVILEGES
 from echo_splade.mappings import bulk_load_settings, update_index_meta
 
 

@@ -9,7 +9,14 @@ import ssl
 
 import pytest
 
-from echo_splade.client import AuthenticationError, AuthorizationError, ClusterError, ConnectionConfig, TLSError
+from echo_splade.client import (
+    AuthenticationError,
+    AuthorizationError,
+    ClusterError,
+    ConfigurationError,
+    ConnectionConfig,
+    TLSError,
+)
 from echo_splade.client._backend import _tls_failure, _translate, _warn_insecure, _warned
 
 
@@ -18,8 +25,9 @@ def test_url_user_info_moves_into_user_and_password():
     assert config.urls == ("https://h1:9200", "https://h2:9200")
     assert (config.user, config.password) == ("ann", "p@ss:w0rd")
     assert "p@ss" not in repr(config) + str(config) + config.describe()
-    with pytest.raises(ValueError, match="names a different user than --user"):
+    with pytest.raises(ConfigurationError, match="names a different user than the given user") as clash:
         ConnectionConfig(urls=("https://ann:x@h:1",), user="bob")
+    assert clash.value.option == "user"
     with pytest.raises(ValueError, match="different password"):
         ConnectionConfig(urls=("https://ann:x@h:1",), user="ann", password="y")
     with pytest.raises(ValueError, match="no such file"):
@@ -123,3 +131,15 @@ def test_insecure_settings_warn_once_per_process(caplog):
     assert sum("verification is OFF" in m for m in messages) == 1
     assert sum("clear text" in m for m in messages) == 1
     assert len(messages) == 2
+
+
+def test_the_cli_names_the_flag_of_a_connection_option(tmp_path):
+    from click.testing import CliRunner
+
+    from echo_splade.cli import cli
+
+    result = CliRunner().invoke(cli, ["search", "q", "--index", "i", "--url", "https://ann:x@h:1", "--user", "bob"])
+    assert result.exit_code == 2, result.output
+    assert "names a different user than the given user (--user)" in result.output
+    result = CliRunner().invoke(cli, ["search", "q", "--index", "i", "--password", "p"])
+    assert "a password was given without a user (--user)" in result.output

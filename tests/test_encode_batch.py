@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pytest
 import torch
 
 from echo_splade.ingest import DEAD_LETTER_REASONS, RECORD_FIELDS, EncodeBatch
@@ -39,3 +40,22 @@ def test_good_nan_and_empty_vectors():
     out = step(_batch(["glaciers carve valleys", "volcanoes erupt lava"])).to_pylist()
     assert [(r["status"], r["reason"]) for r in out] == [("dead", "encoding_failed")] * 2
     assert "non-finite" in out[0]["detail"]
+
+
+def test_model_info_and_the_actors_model_rev_check(tiny_model, tmp_path):
+    from echo_splade.ingest import STATUS_ENCODED, IngestJob, ModelInfo
+    from echo_splade.ingest._pipeline_rows import ENCODE_ADDS, ENCODE_DROPS
+
+    info = ModelInfo.of(tiny_model)
+    assert (info.model, info.model_rev) == (tiny_model.source, tiny_model.model_rev)
+    # the actors check that they load the model the index was prepared for
+    step = EncodeBatch("tiny-mistral", expected_model_rev=None, **OPTIONS)
+    same = EncodeBatch("tiny-mistral", expected_model_rev=step.model_rev, **OPTIONS)
+    out = same(_batch(["glaciers carve valleys"]))
+    assert out.column_names == [c for c in RECORD_FIELDS if c not in ENCODE_DROPS] + list(ENCODE_ADDS)
+    assert out.column("status").to_pylist() == [STATUS_ENCODED]
+    with pytest.raises(ValueError, match="model_rev 0123456789ab"):
+        EncodeBatch("tiny-mistral", expected_model_rev="0123456789ab", **OPTIONS)
+    with pytest.raises(ValueError, match="ModelInfo"):
+        (tmp_path / "c.jsonl").write_text('{"_id": "1", "text": "t"}\n')
+        IngestJob(tmp_path / "c.jsonl", "i", model_info={"model": "x"})

@@ -98,3 +98,15 @@ def test_combine_keeps_bm25_once_and_labels_the_rest():
     assert combined.config["models"] == ["a", "b"] and set(combined.config["runs"]) == {"a", "b"}
     with pytest.raises(ValueError, match="at least one report"):
         EvalReport.combine({})
+
+
+def test_bm25_alone_with_several_models_is_a_clear_error(tmp_path):
+    from echo_splade.cli import cli
+
+    (tmp_path / "beir").mkdir()
+    # refused before anything is read or any node contacted (nothing listens on port 1)
+    args = ["eval", "--url", "http://127.0.0.1:1", "--dataset", str(tmp_path / "beir"), "--index", "i"]
+    result = CliRunner().invoke(cli, [*args, "--systems", "bm25", "--model", "a", "--model", "b"])
+    assert result.exit_code == 2, result.output
+    assert "--model" in result.output and "bm25 uses no model" in result.output
+    assert "systems" in result.output and "empty" not in result.output

@@ -287,8 +287,7 @@ def _free_port() -> int:
 def tiny_queue_node():
     """An own OpenSearch node whose write pool has one thread and a queue of one: bulk requests get 429s."""
     from echo_splade.client import ConnectionConfig, connect
-    from echo_splade.integration import LocalNode
-    from echo_splade.integration._local_node import default_home
+    from echo_splade.integration import LocalNode, default_home
 
     base = default_home().parent if os.geteuid() == 0 else None
     home = Path(tempfile.mkdtemp(prefix="echo-splade-ingest-test-", dir=base))

@@ -9,6 +9,7 @@ import pickle
 import pytest
 from _shared_data import shared_dataset
 
+from echo_splade.client import InputError
 from echo_splade.ingest import DEAD_LETTER_REASONS, BulkIndexError, CorpusReader, DeadLetter
 
 CRANFIELD = str(shared_dataset("cranfield"))
@@ -98,8 +99,9 @@ def test_gzip_jsonl_and_parquet(tmp_path):
     assert [(r["row"], r["reason"]) for r in records if r["reason"]] == [(25, "missing_id"), (26, "duplicate_id")]
     assert records[20]["file"] == "part-1.parquet"
 
-    with pytest.raises(ValueError, match=r"no column 'body'.*--id-field/--text-field"):
+    with pytest.raises(InputError, match=r"no column 'body'.*set the id/text field names") as bad:
         list(CorpusReader(folder, text_field="body"))
+    assert bad.value.option == "id_field/text_field"  # the CLI names --id-field/--text-field
 
 
 def test_reader_rejects_bad_arguments(tmp_path):
@@ -109,7 +111,7 @@ def test_reader_rejects_bad_arguments(tmp_path):
         CorpusReader(CRANFIELD, format="csv")
     with pytest.raises(ValueError, match="does not hold"):
         CorpusReader(tmp_path)
-    with pytest.raises(ValueError, match="must be a folder holding corpus.jsonl"):
+    with pytest.raises(InputError, match="must be a folder holding corpus.jsonl"):
         CorpusReader(f"{CRANFIELD}/corpus.jsonl", format="beir")
 
 

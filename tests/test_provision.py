@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from echo_splade.client import Backend, ClusterError
+from echo_splade.client import Backend, ClusterError, ClusterStateError
 from echo_splade.mappings import (
     BULK_LOAD_META_KEY,
     FEATURE_SCHEME_VERSION,
@@ -121,7 +121,8 @@ def test_incompatible_mapping_is_refused_naming_the_difference(engine_backend, i
     message = str(info.value)
     assert "field `sparse` is `float`, expected `rank_features` or `sparse_vector`" in message
     assert "field `text` is missing" in message
-    assert f"{index_name}-v1" in message and "--new-version" in message
+    assert f"{index_name}-v1" in message and "create a new index version" in message
+    assert info.value.option == "new_version"  # the CLI names --new-version
     # nothing was changed
     (kept,) = engine_backend.get_mapping(f"{index_name}-v1").values()
     assert kept["mappings"]["properties"]["sparse"] == {"type": "float"}
@@ -217,7 +218,7 @@ def test_a_concrete_index_is_checked_not_versioned(engine_backend, index_name):
     assert plan.noop and plan.target == v2
     with pytest.raises(IncompatibleIndexError, match="_meta.model is 'a', expected 'b'"):
         provision(engine_backend, IndexSpec(v2, model="b"))
-    with pytest.raises(ValueError, match="is a concrete index, not an alias"):
+    with pytest.raises(ClusterStateError, match="is a concrete index, not an alias"):
         provision(engine_backend, IndexSpec(v2, model="a"), new_version=True)
     # A hand-made index under the alias name is refused with its differences.
     engine_backend.request("PUT", f"/{index_name}-plain")
@@ -228,8 +229,9 @@ def test_a_concrete_index_is_checked_not_versioned(engine_backend, index_name):
 def test_refusal_points_at_a_newer_version_to_swap_to(engine_backend, index_name):
     provision(engine_backend, IndexSpec(index_name, model="a"))
     provision(engine_backend, IndexSpec(index_name, model="b"), new_version=True)
-    with pytest.raises(IncompatibleIndexError, match=f"{index_name}-v2 is newer: --swap moves the alias"):
+    with pytest.raises(IncompatibleIndexError, match=f"{index_name}-v2 is newer: swapping moves the alias") as info:
         provision(engine_backend, IndexSpec(index_name, model="b"))
+    assert info.value.option == "swap"  # the CLI names --swap
 
 
 def test_sparse_vector_field_follows_the_engine(engine_backend, index_name):
@@ -332,7 +334,7 @@ def test_cli_provision_noop_refusal_and_dry_run(backend, index_name, run_cli):
     assert refused.exit_code == 1
     assert refused.output.strip().splitlines() == [
         f"Error: index {index_name}-v1 is incompatible with the requested spec: number_of_shards is 1, "
-        "expected 2 (use --new-version to create a new index version)"
+        "expected 2 (create a new index version: --new-version)"
     ]
 
     swapped = run_cli("--index", index_name, "--shards", "2", "--new-version", "--swap", "--drop-old")
@@ -457,3 +459,6 @@ def test_incompatible_index_error_pickles():
     error = pickle.loads(pickle.dumps(IncompatibleIndexError("docs-v1", ["field `sparse` is `float`"], "hint")))
     assert error.differences == ["field `sparse` is `float`"] and error.index == "docs-v1"
     assert str(error) == "index docs-v1 is incompatible with the requested spec: field `sparse` is `float` (hint)"
+    assert isinstance(error, ClusterStateError) and error.option == "new_version"
+    swap = pickle.loads(pickle.dumps(IncompatibleIndexError("docs-v1", ["x"], "docs-v2 is newer", "swap")))
+    assert swap.option == "swap" and swap.hint == "docs-v2 is newer"

@@ -64,7 +64,7 @@ class Transcript:
 @pytest.fixture(scope="module")
 def secure(secure_es, tmp_path_factory):
     """Users, API keys (distinctive secrets), the roles, a shared index name, and the transcript."""
-    from echo_splade.integration._node_security import role_descriptor, role_name
+    from echo_splade.integration.node import role_descriptor, role_name
 
     elastic = secure_es.backend
     tag = uuid.uuid4().hex[:8]
@@ -135,6 +135,12 @@ def _conn(secure, *extra):
     return ["--url", secure["url"], "--ca-certs", secure["ca"], *extra]
 
 
+def _ingest_sample(secure, report, *extra, env=None):
+    """``echo-splade ingest`` of the sample corpus into the secured index (``extra``: more options, credentials)."""
+    args = ["ingest", "--corpus", str(SAMPLE / "sample_corpus.jsonl"), "--index", secure["index"], *FAST]
+    return secure["transcript"].run([*args, "--report", str(report), *_conn(secure, *extra)], env)
+
+
 def _basic(secure, role):
     name, password = secure["users"][role]
     return ["--user", name], {"ECHO_SPLADE_PASSWORD": password}
@@ -203,21 +209,7 @@ def test_ingest_with_an_api_key_of_the_ingest_role(secure):
     t = secure["transcript"]
     report, dead = t.root / "ingest.json", t.root / "ingest.dead-letter.jsonl"
     # the key on the command line on purpose: it must not survive in argv-derived records (Ray's entrypoint)
-    result = t.run(
-        [
-            "ingest",
-            "--corpus",
-            str(SAMPLE / "sample_corpus.jsonl"),
-            "--index",
-            secure["index"],
-            *FAST,
-            "--report",
-            str(report),
-            "--dead-letter",
-            str(dead),
-            *_conn(secure, "--api-key", secure["keys"]["ingest"]),
-        ]
-    )
+    result = _ingest_sample(secure, report, "--dead-letter", str(dead), "--api-key", secure["keys"]["ingest"])
     assert result.returncode == 0, result.stderr
     assert "completed: read 52, encoded 52, indexed 52" in result.stdout
     assert json.loads(report.read_text())["indexed"] == 52
@@ -367,20 +359,7 @@ def test_ingest_with_the_search_role_stops_with_the_resume_hint_and_loses_nothin
     before = secure["node"].backend.count(secure["index"])
     args, env = _basic(secure, "search")
     report = t.root / "refused.json"
-    result = t.run(
-        [
-            "ingest",
-            "--corpus",
-            str(SAMPLE / "sample_corpus.jsonl"),
-            "--index",
-            secure["index"],
-            *FAST,
-            "--report",
-            str(report),
-            *_conn(secure, *args),
-        ],
-        env,
-    )
+    result = _ingest_sample(secure, report, *args, env=env)
     err = _one_error(result)
     assert "permission denied (HTTP 403)" in err and "action [indices:" in err and "--resume" in err
     assert json.loads(report.read_text())["status"] == "failed"
@@ -402,20 +381,7 @@ def test_wrong_credentials_fail_in_one_line(secure, how):
     assert "authentication failed (HTTP 401)" in err
     assert len([line for line in err.splitlines() if line.startswith("Error:")]) == 1
     report = t.root / "ingest-401.json"
-    result = t.run(
-        [
-            "ingest",
-            "--corpus",
-            str(SAMPLE / "sample_corpus.jsonl"),
-            "--index",
-            secure["index"],
-            *FAST,
-            "--report",
-            str(report),
-            *_conn(secure, *args),
-        ],
-        env,
-    )
+    result = _ingest_sample(secure, report, *args, env=env)
     err = _one_error(result)
     assert "authentication failed (HTTP 401)" in err and "--resume" in err
 
@@ -500,7 +466,7 @@ def test_no_secret_in_any_byte_written(secure):
 # -- offline: the secured node's configuration -------------------------------------------------------------------
 def test_secure_node_configuration(tmp_path):
     from echo_splade.integration import LocalNode
-    from echo_splade.integration._node_security import role_descriptor
+    from echo_splade.integration.node import role_descriptor
 
     with pytest.raises(ValueError, match="--secure needs --engine elasticsearch"):
         LocalNode(engine="opensearch", secure=True, home=tmp_path)

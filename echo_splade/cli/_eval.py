@@ -149,6 +149,12 @@ def command(
                 "(echo-splade train) to compare it with others",
                 param_hint="--adapter",
             )
+        if len(models) > 1 and "bm25" in systems and len(systems) == 1:
+            raise click.BadParameter(
+                f"--systems bm25 uses no model, so {len(models)} models have nothing to compare: give at most "
+                "one --model, or add a sparse system (e.g. --systems bm25,sparse)",
+                param_hint="--model",
+            )
         report = Path(report_path or f"eval-{index}-{split}.json")
         plot = Path(plot_path or report.with_suffix(".png"))
         data = EvalDataset(dataset, split=split, max_queries=max_queries)

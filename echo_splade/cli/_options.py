@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Union
 
 import click
+
+logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "ECHO_SPLADE_"
 
@@ -60,7 +63,7 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 engine=engine,
             )
         except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
+            raise click.UsageError(library_error_message(exc)) from None
         _redact_argv(sys.argv)
         return func(*args, conn=conn, **kwargs)
 
@@ -77,10 +80,47 @@ _HINTS = {
 }
 
 
+#: The flag of each library option a typed error names (``EchoSpladeValueError.option``); a callable
+#: writes the whole hint after the message from the error's ``context``.
+_OPTION_FLAGS: dict[str, Union[str, Callable[[Any], str]]] = {
+    "user": "--user",
+    "password": "--password",
+    "api_key": "--api-key",
+    "ca_certs": "--ca-certs",
+    "actors": "--actors",
+    "resume": "--resume",
+    "corpus": "--corpus",
+    "id_field/text_field": "--id-field/--text-field",
+    "index": "--index",
+    "new_version": "--new-version",
+    "swap": "--swap",
+    "sparse_type": "--sparse-type",
+    "device": "--device",
+    "provision": lambda exc: (
+        f" (--no-provision): create it first (`echo-splade provision --index {exc.context.get('index', 'NAME')}`)"
+    ),
+}
+
+
+def library_error_message(exc: BaseException) -> str:
+    """The line the CLI prints for a library error: its message, plus the flag of the option it names."""
+    option = getattr(exc, "option", None)
+    flag = _OPTION_FLAGS.get(option) if isinstance(option, str) else None
+    if flag is None:
+        return str(exc)
+    if callable(flag):
+        return f"{exc}{flag(exc)}"
+    message, hint = str(exc), getattr(exc, "hint", None)
+    if isinstance(hint, str) and hint and message.endswith(f"({hint})"):  # "... (what would help: --flag)"
+        return f"{message[: -len(hint) - 1]}{hint}: {flag})"
+    return f"{message} ({flag})"
+
+
 def cluster_error_message(exc: Exception) -> str:
     """The one line the CLI prints for a ``ClusterError``: its message plus a hint naming the flag to fix."""
     hint = _HINTS.get(type(exc).__name__)
-    return f"{exc}\nhint: {hint}" if hint else str(exc)
+    message = library_error_message(exc)  # e.g. an ingest that stopped: "... resume=True ... (--resume)"
+    return f"{message}\nhint: {hint}" if hint else message
 
 
 _SECRET_OPTIONS = ("--password", "--api-key")
@@ -112,13 +152,17 @@ def _redact_argv(argv: list[str]) -> None:
 
 def run_guarded(action: Callable[[], Any]) -> Any:
     """Run ``action``; turn expected failures into a one-line error and a non-zero exit."""
-    from echo_splade.client import ClusterError
+    from echo_splade.client import ClusterError, EchoSpladeValueError
 
     try:
         return action()
     except ClusterError as exc:
         raise click.ClickException(cluster_error_message(exc)) from None
+    except EchoSpladeValueError as exc:  # the library's typed errors: one line, the flag hint added here
+        raise click.ClickException(library_error_message(exc)) from None
     except (ValueError, FileNotFoundError) as exc:
+        # Most are bad input said in one line; a genuine bug may raise them too, so -v shows where it came from.
+        logger.info("traceback of the error below:", exc_info=exc)
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException("interrupted") from None

@@ -12,7 +12,7 @@ from typing import Any, Optional, Union
 
 from tqdm.auto import tqdm
 
-from echo_splade.client import connect
+from echo_splade.client import Backend, connect
 from echo_splade.connector import Hybrid
 from echo_splade.encoder import HELD_OUT_SPLITS
 from echo_splade.ingest import index_text_only
@@ -77,7 +77,7 @@ class HardNegativeMiner:
             raise ValueError("index must be a non-empty index or alias name")
         self.connection = connection
         self.hybrid = Hybrid()
-        self._backend: Any = None
+        self._backend: Optional[Backend] = None
         self.index = index
         self.depth = depth
         self.skip = skip

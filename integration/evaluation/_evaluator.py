@@ -14,11 +14,11 @@ from typing import Any, Literal, Optional, Union
 
 from tqdm.auto import tqdm
 
-from echo_splade.client import ClusterError, connect
+from echo_splade.client import ClusterError, ClusterStateError, connect
 from echo_splade.connector import Hybrid, SparseRetriever
 from echo_splade.encoder import DEFAULT_MODEL
 from echo_splade.ingest import index_text_only
-from echo_splade.mappings import DOC_PRUNING_META_KEY, IndexSpec, read_index_meta
+from echo_splade.mappings import DOC_PRUNING_META_KEY, IndexSpec, model_name, read_index_meta
 
 from ._eval_dataset import EvalDataset
 from ._eval_report import METRICS, SYSTEMS, EvalReport
@@ -250,9 +250,10 @@ class Evaluator:
         meta = read_index_meta(self.backend, self.index)
         stored = meta.get("model_rev")
         if not stored:
-            raise ValueError(
+            raise ClusterStateError(
                 f"index {self.index!r} records no model: it holds no sparse vectors (e.g. it was built "
-                "for a BM25-only evaluation); evaluate the sparse systems on another --index"
+                "for a BM25-only evaluation); evaluate the sparse systems on another index",
+                option="index",
             )
         if not any(s in _LLM_SYSTEMS for s in self.systems):
             return
@@ -260,7 +261,7 @@ class Evaluator:
         if stored != rev:
             raise ValueError(
                 f"index {self.index!r} holds vectors of model {meta.get('model')!r} (model_rev {stored}), but the "
-                f"evaluated encoder is {self.encoder.model_id!r}{' + adapter ' + self.adapter if self.adapter else ''} "
+                f"evaluated encoder is {model_name(self.encoder)!r}{' + adapter ' + self.adapter if self.adapter else ''} "
                 f"(model_rev {rev}); evaluate it on its own index (another --index) or re-ingest"
             )
 
@@ -419,7 +420,7 @@ class Evaluator:
         }
         if self._encoder is not None:
             enc = self._encoder
-            config["model"] = config["model"] or enc.model_id
+            config["model"] = config["model"] or model_name(enc)
             config["model_rev"] = enc.model_rev
             config["encoder_config"] = dict(enc.config)
             config["templates"] = config["templates"] or IndexSpec.from_encoder(self.index, enc).echo_templates

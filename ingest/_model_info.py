@@ -1,0 +1,41 @@
+"""What provisioning and the documents need to know about the encoder, without keeping it loaded."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+from echo_splade.mappings import model_name
+
+__all__ = ["ModelInfo"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """``model`` (the name that reloads the encoder), ``model_rev`` and ``config`` of an encoder."""
+
+    model: str
+    model_rev: str
+    config: dict
+
+    @classmethod
+    def of(cls, encoder: Any) -> ModelInfo:
+        """The info of a loaded encoder (anything with ``source``/``model_id``, ``model_rev``, ``config``).
+
+        Raises:
+            ValueError: the encoder has no name that reloads it.
+        """
+        name = model_name(encoder)
+        if not name:
+            raise ValueError(f"the encoder {encoder!r} has no name or path that reloads it (source / model_id)")
+        return cls(model=name, model_rev=str(encoder.model_rev), config=dict(getattr(encoder, "config", {}) or {}))
+
+    @classmethod
+    def load(cls, model: str, adapter: Optional[str], device: Optional[str], options: dict) -> ModelInfo:
+        """Load the encoder, read its info and let it go (runs on the driver or as a Ray task)."""
+        from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
+
+        encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, **options)
+        info = cls.of(encoder)
+        del encoder
+        return info

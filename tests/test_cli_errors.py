@@ -1,0 +1,58 @@
+"""The CLI's error lines: typed library errors get the flag hint from the CLI, and a plain ValueError (which may
+be a genuine bug) keeps its traceback for -v. No cluster."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import pytest
+
+from echo_splade.cli._options import run_guarded
+from echo_splade.client import ClusterStateError, ConfigurationError, InputError
+
+
+def _fail(exc: BaseException):
+    def action():
+        raise exc
+
+    return action
+
+
+def test_typed_errors_get_the_flag_hint_from_the_cli():
+    with pytest.raises(click.ClickException) as out:
+        run_guarded(_fail(ConfigurationError("4 CPU encoder actors do not fit; use fewer", option="actors")))
+    assert out.value.message == "4 CPU encoder actors do not fit; use fewer (--actors)"
+    with pytest.raises(click.ClickException) as out:
+        run_guarded(_fail(ClusterStateError("index x does not exist", option="provision", index="x")))
+    assert (
+        out.value.message
+        == "index x does not exist (--no-provision): create it first (`echo-splade provision --index x`)"
+    )
+    with pytest.raises(click.ClickException) as out:
+        run_guarded(_fail(InputError("no such thing")))  # no option: the message alone
+    assert out.value.message == "no such thing"
+    assert issubclass(InputError, ValueError)  # code catching ValueError keeps working
+
+
+def test_a_plain_value_error_keeps_its_traceback_for_verbose(caplog):
+    def buggy():
+        return {}["x"] if False else int("not a number")
+
+    with caplog.at_level(logging.INFO, logger="echo_splade.cli"), pytest.raises(click.ClickException) as out:
+        run_guarded(buggy)
+    assert "invalid literal for int()" in out.value.message
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.levelno == logging.INFO and "buggy" in caplog.text  # the frame where it happened
+
+
+def test_a_stopped_ingest_names_resume_in_the_cli():
+    from echo_splade.client import ClusterError
+
+    stopped = ClusterError(
+        "HTTP 503 -- the job stopped after indexing 3 document(s); run it again with resume=True to finish"
+    )
+    stopped.option = "resume"
+    with pytest.raises(click.ClickException) as out:
+        run_guarded(_fail(stopped))
+    assert out.value.message.endswith("run it again with resume=True to finish (--resume)")
