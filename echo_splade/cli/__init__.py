@@ -35,7 +35,19 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import _cluster, _demo, _encode, _eval, _ingest, _mine_negatives, _provision, _search, _split_pairs, _train
+    from . import (
+        _cluster,
+        _demo,
+        _encode,
+        _eval,
+        _ingest,
+        _mine_negatives,
+        _provision,
+        _search,
+        _serve,
+        _split_pairs,
+        _train,
+    )
 
     for module in (
         _cluster,
@@ -48,6 +60,7 @@ def _register() -> None:
         _train,
         _encode,
         _demo,
+        _serve,
     ):
         cli.add_command(module.command)
 

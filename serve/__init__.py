@@ -1,0 +1,36 @@
+"""The encoder service (``echo-splade serve``): Ray Serve + FastAPI, dynamic batching, feature names as
+``echo-splade ingest`` stores them; and its wiring into OpenSearch ML Commons (remote model, ``sparse_encoding``
+ingest pipeline, ``neural_sparse`` queries).
+
+Ray and torch load only when a service starts (``EncoderService.start``).
+"""
+
+from ._encode_request import KINDS, EncodeRequest, EncodeResponse, Kind, parse_encode_request
+from ._encoder_service import APP_NAME, EncoderService, ServiceStartError
+from ._request_error import RequestError
+from ._service_config import (
+    DEFAULT_BATCH_WAIT_MS,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MAX_TEXTS,
+    DEFAULT_PORT,
+    ServiceConfig,
+)
+
+__all__ = [
+    "APP_NAME",
+    "DEFAULT_BATCH_WAIT_MS",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "DEFAULT_MAX_CHARS",
+    "DEFAULT_MAX_TEXTS",
+    "DEFAULT_PORT",
+    "KINDS",
+    "EncodeRequest",
+    "EncodeResponse",
+    "EncoderService",
+    "Kind",
+    "RequestError",
+    "ServiceConfig",
+    "ServiceStartError",
+    "parse_encode_request",
+]
