@@ -7,6 +7,7 @@ Ray and torch load only when a service starts (``EncoderService.start``).
 
 from ._encode_request import KINDS, EncodeRequest, EncodeResponse, Kind, parse_encode_request
 from ._encoder_service import APP_NAME, EncoderService, ServiceStartError
+from ._ml_commons_setup import ML_SETTINGS, MlCommonsSetup
 from ._request_error import RequestError
 from ._service_config import (
     DEFAULT_BATCH_WAIT_MS,
@@ -25,6 +26,8 @@ __all__ = [
     "DEFAULT_MAX_TEXTS",
     "DEFAULT_PORT",
     "KINDS",
+    "ML_SETTINGS",
+    "MlCommonsSetup",
     "EncodeRequest",
     "EncodeResponse",
     "EncoderService",
