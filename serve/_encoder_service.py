@@ -64,6 +64,8 @@ class EncoderService:
                     logging_level=logging.WARNING,
                     log_to_driver=False,
                     namespace=f"echo-splade-serve-{cfg.port}",
+                    # no idle workers started ahead: Serve starts exactly the actors it needs
+                    _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False},
                 )
                 self._started_ray = True
         from ._encoder_deployment import EncoderDeployment  # lazy: imports ray serve, FastAPI
@@ -106,11 +108,16 @@ class EncoderService:
             return None
 
     def stop(self) -> None:
-        """Graceful: Ray Serve drains in-flight requests (up to 30 s per replica), then Ray stops."""
+        """Graceful: the application is deleted first while the HTTP proxy still runs, so every replica
+        finishes the requests it holds (up to 30 s) and their answers get out; then Serve and Ray stop."""
         import ray
         from ray import serve
 
         if ray.is_initialized():
+            try:
+                serve.delete(APP_NAME, _blocking=True)
+            except Exception as exc:  # not deployed (a failed start) or already gone
+                logger.info("serve.delete(%s): %s", APP_NAME, exc)
             try:
                 serve.shutdown()
             except Exception as exc:  # shutting down: report, keep going
