@@ -18,6 +18,35 @@ logger = logging.getLogger(__name__)
 APP_NAME = "echo-splade"
 
 
+def _init_local_ray(namespace: str, attempts: int = 3) -> None:
+    """A local Ray cluster on 127.0.0.1 without the dashboard. Ray gives its raylet a fixed 30 s to register,
+    which a busy shared machine can miss ("The current node timed out during startup"): retried."""
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(
+                # "local": always a new cluster of our own; without it Ray joins any cluster it finds
+                # running on the machine (/tmp/ray/ray_current_cluster), e.g. another user's job
+                address="local",
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                num_cpus=max(2, os.cpu_count() or 1),
+                object_store_memory=256 << 20,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                namespace=namespace,
+                # no idle workers started ahead: Serve starts exactly the actors it needs
+                _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False},
+            )
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this timeout
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise ServiceStartError(f"could not start a local Ray cluster: {exc}") from exc
+            logger.warning("Ray start attempt %d timed out (busy machine?); retrying", attempt)
+            ray.shutdown()
+
+
 class ServiceStartError(RuntimeError):
     """The service did not become healthy in time (or Ray could not start)."""
 
@@ -54,19 +83,9 @@ class EncoderService:
             if address:
                 ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             else:
-                env_port = {"RAY_GCS_SERVER_PORT": str(cfg.ray_port)} if cfg.ray_port else {}
-                os.environ.update(env_port)
-                ray.init(
-                    _node_ip_address="127.0.0.1",
-                    include_dashboard=False,
-                    num_cpus=max(2, os.cpu_count() or 1),
-                    object_store_memory=256 << 20,
-                    logging_level=logging.WARNING,
-                    log_to_driver=False,
-                    namespace=f"echo-splade-serve-{cfg.port}",
-                    # no idle workers started ahead: Serve starts exactly the actors it needs
-                    _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False},
-                )
+                if cfg.ray_port:
+                    os.environ["RAY_GCS_SERVER_PORT"] = str(cfg.ray_port)
+                _init_local_ray(f"echo-splade-serve-{cfg.port}")
                 self._started_ray = True
         from ._encoder_deployment import EncoderDeployment  # lazy: imports ray serve, FastAPI
 

@@ -299,7 +299,8 @@ class MlCommonsSetup:
         hit = self._search_one(backend, "/_plugins/_ml/models/_search", body["name"])
         if hit:
             model_id = hit["_id"]
-            state = (hit.get("_source") or {}).get("model_state")
+            # the search hit can lag behind; the model API has the current state
+            state = backend.request("GET", f"/_plugins/_ml/models/{model_id}").get("model_state")
         else:
             response = backend.request("POST", "/_plugins/_ml/models/_register", body=body)
             model_id = response.get("model_id") or self._wait_task(backend, response["task_id"])["model_id"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
+#: the OpenSearch node with the ML plugins (conftest's ``ml_backend`` connects to it)
+ML_TEST_URL = os.environ.get("ECHO_SPLADE_ML_TEST_URL", "http://127.0.0.1:9203")
 MODEL = "echo-splade-bert-tiny"  # the fast MLM peer: a real trained encoder that loads in seconds
 
 

@@ -1,4 +1,5 @@
-"""`echo-splade serve` over real HTTP: one Ray Serve service (the bert-tiny peer) for the whole module."""
+"""`echo-splade serve` over real HTTP: the session's Ray Serve service (conftest `encoder_service`, the
+bert-tiny peer); the last test stops it gracefully."""
 
 from __future__ import annotations
 
@@ -8,22 +9,17 @@ import time
 
 import httpx
 import pytest
+from _serve_helpers import MODEL, extract_path
 
 from echo_splade.mappings import FLOAT_MIN_NORMAL, sparse_to_features
 
-from _serve_helpers import MODEL, extract_path, start_service
-
-MAX_TEXTS = 8
+MAX_TEXTS = 8  # the limits of conftest's encoder_service
 MAX_CHARS = 5000
 
 
 @pytest.fixture(scope="module")
-def service():
-    started = time.perf_counter()
-    svc = start_service(max_batch_size=16, batch_wait_ms=20, max_texts=MAX_TEXTS, max_chars=MAX_CHARS)
-    print(f"service start: {time.perf_counter() - started:.1f}s")
-    yield svc
-    svc.stop()
+def service(encoder_service):
+    return encoder_service
 
 
 @pytest.fixture(scope="module")
