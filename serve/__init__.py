@@ -5,6 +5,7 @@ ingest pipeline, ``neural_sparse`` queries).
 Ray and torch load only when a service starts (``EncoderService.start``).
 """
 
+from ._elasticsearch_inference import TOKEN_PATH, WEIGHT_PATH, elasticsearch_inference_body
 from ._encode_request import KINDS, EncodeRequest, EncodeResponse, Kind, parse_encode_request
 from ._encoder_service import APP_NAME, EncoderService, ServiceStartError
 from ._ml_commons_setup import ML_SETTINGS, MlCommonsSetup
@@ -33,7 +34,10 @@ __all__ = [
     "EncoderService",
     "Kind",
     "RequestError",
+    "TOKEN_PATH",
+    "WEIGHT_PATH",
     "ServiceConfig",
     "ServiceStartError",
+    "elasticsearch_inference_body",
     "parse_encode_request",
 ]

@@ -83,9 +83,10 @@ class EncoderDeployment:
             cfg.model, adapter=cfg.adapter, device=cfg.device, batch_size=cfg.max_batch_size
         )
         self.model_name = getattr(self.encoder, "source", None) or self.encoder.model_id
-        self.metrics = ServiceMetrics(replica=serve.get_replica_context().replica_id.unique_id)
-        self._encode_text.set_max_batch_size(cfg.max_batch_size)
-        self._encode_text.set_batch_wait_timeout_s(cfg.batch_wait_ms / 1000.0)
+        self.stats = ServiceMetrics(replica=serve.get_replica_context().replica_id.unique_id)
+        batching: Any = self._encode_text  # the @serve.batch wrapper has the setters
+        batching.set_max_batch_size(cfg.max_batch_size)
+        batching.set_batch_wait_timeout_s(cfg.batch_wait_ms / 1000.0)
         self.encoder.encode(["warm up"], "query")  # the first call pays one-off costs; /health waits for it
         logger.info("replica ready: %r, %d torch threads", self.encoder, threads)
 
@@ -94,7 +95,7 @@ class EncoderDeployment:
     async def _encode_text(self, items: list[tuple[str, str, Optional[int], float]]) -> list[Any]:
         """``(text, kind, top_k, min_weight)`` per text, from any number of concurrent requests -> one
         ``{feature: weight}`` dict (or the exception) per text. One model call per distinct (kind, pruning)."""
-        self.metrics.batch_size.observe(len(items))
+        self.stats.batch_size.observe(len(items))
         results: list[Any] = [None] * len(items)
         groups: dict[tuple, list[int]] = {}
         for i, (_text, kind, top_k, min_weight) in enumerate(items):
@@ -109,13 +110,13 @@ class EncoderDeployment:
                 logger.warning("encoding %d texts failed: %s", len(texts), exc)
                 for i in rows:
                     results[i] = RequestError(500, "encoding_failed", f"{type(exc).__name__}: {exc}")
-            self.metrics.texts.labels(kind=kind).inc(len(texts))
+            self.stats.texts.labels(kind=kind).inc(len(texts))
         return results
 
     # ------------------------------------------------------------------ routes
     def _done(self, route: str, started: float, status: int) -> None:
-        self.metrics.requests.labels(route=route, status=str(status)).inc()
-        self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
+        self.stats.requests.labels(route=route, status=str(status)).inc()
+        self.stats.latency.labels(route=route).observe(time.perf_counter() - started)
 
     @app.post("/encode", response_model=EncodeResponse, openapi_extra=_ENCODE_BODY)
     async def encode(self, request: Request) -> Any:
@@ -140,15 +141,15 @@ class EncoderDeployment:
                 "embeddings": [{"embedding": [{"token": k, "weight": w} for k, w in f.items()]} for f in features],
             }
         except RequestError as error:
-            self.metrics.errors.labels(type=error.error_type).inc()
+            self.stats.errors.labels(type=error.error_type).inc()
             self._done("/encode", started, error.status)
             return _error_response(error)
         except Exception as exc:  # the server keeps serving; the client gets JSON, the log gets the trace
             logger.exception("unexpected error in /encode")
-            error = RequestError(500, "internal", f"{type(exc).__name__}: {exc}")
-            self.metrics.errors.labels(type=error.error_type).inc()
+            internal = RequestError(500, "internal", f"{type(exc).__name__}: {exc}")
+            self.stats.errors.labels(type=internal.error_type).inc()
             self._done("/encode", started, 500)
-            return _error_response(error)
+            return _error_response(internal)
         self._done("/encode", started, 200)
         return JSONResponse(answer)
 
@@ -171,9 +172,10 @@ class EncoderDeployment:
             "max_texts": cfg.max_texts,
             "max_chars": cfg.max_chars,
             "replicas": cfg.replicas,
+            "pid": os.getpid(),  # the replica process (its memory: /proc/<pid>/status)
         }
 
     @app.get("/metrics")
     async def metrics(self) -> Response:
         """Prometheus text format: requests, texts, batch sizes, latency histogram, errors."""
-        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+        return Response(self.stats.render(), media_type=CONTENT_TYPE)

@@ -9,7 +9,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from ._service_config import ServiceConfig
 
@@ -90,7 +90,7 @@ class EncoderService:
         from ._encoder_deployment import EncoderDeployment  # lazy: imports ray serve, FastAPI
 
         serve.start(http_options={"host": cfg.host, "port": cfg.port}, logging_config={"log_level": "WARNING"})
-        deployment = EncoderDeployment.options(
+        deployment = cast(Any, EncoderDeployment).options(
             num_replicas=cfg.replicas,
             # the replica sets its own torch threads; Ray's per-actor CPU count would pin it to one thread
             ray_actor_options={"num_cpus": 0, "num_gpus": 1 if (cfg.device or "").startswith("cuda") else 0},

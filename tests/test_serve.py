@@ -154,6 +154,30 @@ def test_concurrent_requests_are_batched_and_counted(client, service, encoder):
     assert _metric(after, 'echo_splade_errors_total{type="empty_input"}') >= 1  # from the bad-input tests
 
 
+@pytest.mark.parametrize("kind", ["document", "query"])
+def test_elasticsearch_custom_service_contract(client, service, encoder, kind):
+    """What Elasticsearch's `custom` service does with the README's endpoint body: substitute ${input} with the
+    JSON list of texts, POST it to the url, read tokens and weights with the json_parser paths (one list per
+    text, equal lengths, numbers): the result is the vector ingest stores. (The integ-test Elasticsearch node
+    has no inference module, so the cluster side cannot run here.)"""
+    from echo_splade.serve import elasticsearch_inference_body
+
+    body = elasticsearch_inference_body(service.url, kind)
+    settings = body["service_settings"]
+    assert body["service"] == "custom" and settings["url"] == service.url + "/encode"
+    texts = ["heart attack warning signs", "Bone density and vitamin D."]
+    request = settings["request"].replace("${input}", json.dumps(texts))
+    answer = httpx.post(settings["url"], content=request, headers=settings["headers"], timeout=60)
+    assert answer.status_code == 200, answer.text
+    parser = settings["response"]["json_parser"]
+    tokens = extract_path(answer.json(), parser["token_path"])
+    weights = extract_path(answer.json(), parser["weight_path"])
+    assert len(tokens) == len(weights) == len(texts)
+    for toks, ws, want in zip(tokens, weights, _reference(encoder, texts, kind)):
+        assert len(toks) == len(ws) and all(isinstance(w, float) for w in ws)
+        _close(dict(zip(toks, ws)), want)
+
+
 def test_zz_stop_lets_in_flight_requests_finish(service):
     """Last in the module: stopping the service (what SIGTERM does) drains requests already accepted."""
     texts = [" ".join([f"long document {i} about vitamins and bones"] * 110)[:MAX_CHARS] for i in range(16)]
