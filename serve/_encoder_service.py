@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Optional, cast
 
 from ._service_config import ServiceConfig
@@ -24,6 +26,7 @@ def _init_local_ray(namespace: str, attempts: int = 3) -> None:
     import ray
 
     for attempt in range(1, attempts + 1):
+        before = _ray_children()
         try:
             ray.init(
                 # "local": always a new cluster of our own; without it Ray joins any cluster it finds
@@ -45,6 +48,29 @@ def _init_local_ray(namespace: str, attempts: int = 3) -> None:
                 raise ServiceStartError(f"could not start a local Ray cluster: {exc}") from exc
             logger.warning("Ray start attempt %d timed out (busy machine?); retrying", attempt)
             ray.shutdown()
+            # a failed ray.init leaves the GCS/raylet it started running, unknown to ray.shutdown()
+            for pid in _ray_children() - before:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+
+def _ray_children() -> set[int]:
+    """Pids of this process's child processes that run Ray's binaries (GCS server, raylet)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"/ray/core/src/ray/" in cmdline:
+            found.add(int(entry))
+    return found
 
 
 class ServiceStartError(RuntimeError):
