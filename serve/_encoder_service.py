@@ -57,7 +57,7 @@ def _init_local_ray(namespace: str, attempts: int = 3) -> None:
 
 
 def _ray_children() -> set[int]:
-    """Pids of this process's child processes that run Ray's binaries (GCS server, raylet)."""
+    """Pids of this process's child processes that run Ray (GCS server, raylet, monitor, log monitor, ...)."""
     found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -68,7 +68,7 @@ def _ray_children() -> set[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"/ray/core/src/ray/" in cmdline:
+        if ppid == os.getpid() and b"/site-packages/ray/" in cmdline:
             found.add(int(entry))
     return found
 
