@@ -62,7 +62,7 @@ def command(
     """
 
     def action() -> None:
-        from echo_splade.serve import EncoderService, ServiceConfig
+        from echo_splade.serve import EncoderService, ServiceConfig, ServiceStartError
 
         config = ServiceConfig(
             model=model,
@@ -82,7 +82,12 @@ def command(
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        service.start()
+        try:
+            service.start()
+        except ServiceStartError as exc:
+            raise click.ClickException(
+                f"{exc} (a busy machine: try again; --ray-port picks the Ray GCS port)"
+            ) from None
         click.echo(f"echo-splade serve: {config.model} at {service.url} (POST /encode, GET /health, /metrics)")
         try:
             stop.wait()
