@@ -93,7 +93,7 @@ async def _level(url: str, texts: list[str], concurrency: int) -> dict:
 
 
 def run_setting(args, batch_size: int, queries: list[str]) -> list[dict]:
-    from echo_splade.serve import EncoderService, ServiceConfig
+    from echo_splade.integration.service import EncoderService, ServiceConfig
 
     config = ServiceConfig(
         model=args.model, port=_free_port(), max_batch_size=batch_size, batch_wait_ms=args.batch_wait_ms, max_texts=8

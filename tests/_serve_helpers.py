@@ -18,7 +18,7 @@ def free_port() -> int:
 
 def start_service(**options):
     """A started ``EncoderService`` for ``MODEL`` on a free port (the caller stops it)."""
-    from echo_splade.serve import EncoderService, ServiceConfig
+    from echo_splade.integration.service import EncoderService, ServiceConfig
 
     service = EncoderService(ServiceConfig(model=MODEL, port=free_port(), **options))
     service.start(timeout=300)

@@ -17,7 +17,7 @@ import pytest
 from _serve_helpers import ML_TEST_URL, MODEL, free_port
 
 from echo_splade.client import ClusterError, ConnectionConfig
-from echo_splade.serve import MlCommonsSetup
+from echo_splade.integration.service import MlCommonsSetup
 
 CORPUS = Path(__file__).resolve().parents[1] / "integration" / "sample_corpus.jsonl"
 QUERIES = Path(__file__).resolve().parents[1] / "integration" / "sample_queries.jsonl"

@@ -162,7 +162,7 @@ def test_elasticsearch_custom_service_contract(client, service, encoder, kind):
     JSON list of texts, POST it to the url, read tokens and weights with the json_parser paths (one list per
     text, equal lengths, numbers): the result is the vector ingest stores. (The integ-test Elasticsearch node
     has no inference module, so the cluster side cannot run here.)"""
-    from echo_splade.serve import elasticsearch_inference_body
+    from echo_splade.integration.service import elasticsearch_inference_body
 
     body = elasticsearch_inference_body(service.url, kind)
     settings = body["service_settings"]

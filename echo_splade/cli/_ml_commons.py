@@ -8,7 +8,7 @@ import click
 
 def provision_ml_commons(backend: Any, service_url: str, index: str, query_top_k: int, dry_run: bool) -> None:
     """``provision --ml-commons``: print every body (dry run) or apply and print the ids."""
-    from echo_splade.serve import MlCommonsSetup
+    from echo_splade.integration.service import MlCommonsSetup
 
     setup = MlCommonsSetup(service_url=service_url, index=index, query_top_k=query_top_k)
     if dry_run:

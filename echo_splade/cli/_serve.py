@@ -62,7 +62,7 @@ def command(
     """
 
     def action() -> None:
-        from echo_splade.serve import EncoderService, ServiceConfig, ServiceStartError
+        from echo_splade.integration.service import EncoderService, ServiceConfig, ServiceStartError
 
         config = ServiceConfig(
             model=model,
