@@ -22,6 +22,8 @@ import pytest
 
 TEST_URL = os.environ.get("ECHO_SPLADE_TEST_URL", "http://127.0.0.1:9200")
 ES_TEST_URL = os.environ.get("ECHO_SPLADE_ES_TEST_URL", "http://127.0.0.1:9201")
+#: The OpenSearch node with the ML plugins (`echo-splade cluster start --ml --port 9203`).
+ML_TEST_URL = os.environ.get("ECHO_SPLADE_ML_TEST_URL", "http://127.0.0.1:9203")  # also in _serve_helpers
 ENGINE_URLS = {"opensearch": TEST_URL, "elasticsearch": ES_TEST_URL}
 
 #: Fixtures that need a real node: the shared test nodes (here), or one a test starts itself
@@ -39,6 +41,7 @@ NODE_FIXTURES = frozenset(
         "own_home",
         "tiny_queue_node",
         "secure_es",
+        "ml_backend",
     }
 )
 #: Of those, the ones on the Elasticsearch node whatever the test's parameters.
@@ -95,6 +98,32 @@ def backend(connection):
     b = _connect(connection, "opensearch")
     yield b
     b.close()
+
+
+@pytest.fixture(scope="session")
+def ml_backend():
+    """The OpenSearch node with ML Commons and neural-search (``ECHO_SPLADE_ML_TEST_URL``); fails when down."""
+    b = _connect(_config(ML_TEST_URL), "opensearch")
+    plugins = {p.get("component") for p in b.request("GET", "/_cat/plugins", params={"format": "json"})}
+    if not {"opensearch-ml", "opensearch-neural-search"} <= plugins:
+        b.close()
+        pytest.fail(
+            f"the node at {ML_TEST_URL} lacks the ML plugins (start it: `echo-splade cluster start --ml --port 9203`)"
+        )
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def encoder_service():
+    """One `echo-splade serve` (Ray Serve, the bert-tiny peer, batches of up to 16 texts, at most 8 texts and
+    5000 characters per request) for the whole session: Ray Serve takes tens of seconds to start. Its last
+    user, test_serve.py's `test_zz_stop_lets_in_flight_requests_finish`, stops it."""
+    from _serve_helpers import start_service
+
+    service = start_service(max_batch_size=16, batch_wait_ms=20, max_texts=8, max_chars=5000)
+    yield service
+    service.stop()
 
 
 @pytest.fixture(scope="session", params=["opensearch", "elasticsearch"])

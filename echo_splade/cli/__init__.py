@@ -45,6 +45,7 @@ def _register() -> None:
         _provision,
         _proxy,
         _search,
+        _serve,
         _split_pairs,
         _train,
         _ui,
@@ -63,6 +64,7 @@ def _register() -> None:
         _demo,
         _proxy,
         _ui,
+        _serve,
     ):
         cli.add_command(module.command)
 

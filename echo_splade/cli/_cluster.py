@@ -56,8 +56,14 @@ def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "$ELASTIC_PASSWORD or generated into a mode-0600 file, least-privilege roles). "
         "[default port 9202]",
     )
+    @click.option(
+        "--ml",
+        is_flag=True,
+        help="OpenSearch only: add the ML Commons, neural-search, k-NN and job-scheduler plugins "
+        "(the node `echo-splade provision --ml-commons` wires the encoder service into).",
+    )
     @functools.wraps(func)
-    def wrapper(*args: Any, engine, version, port, home, downloads, heap, settings, secure, **kwargs):
+    def wrapper(*args: Any, engine, version, port, home, downloads, heap, settings, secure, ml, **kwargs):
         from echo_splade.integration import LocalNode
 
         try:
@@ -70,6 +76,7 @@ def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 settings=_parse_settings(settings),
                 download_dir=downloads,
                 secure=secure,
+                ml=ml,
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None

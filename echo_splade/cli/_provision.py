@@ -39,6 +39,21 @@ from ._options import connection_options, run_guarded
 @click.option(
     "--restore-settings", is_flag=True, help="Only put back refresh/replica settings saved by an interrupted bulk load."
 )
+@click.option(
+    "--ml-commons",
+    "ml_commons",
+    metavar="SERVICE_URL",
+    help="Instead: wire the running `echo-splade serve` at SERVICE_URL into OpenSearch ML Commons for --index "
+    "(settings, connectors, deployed remote models, sparse_encoding ingest pipeline, neural_sparse search "
+    "pipeline); idempotent; prints the model ids.",
+)
+@click.option(
+    "--query-top-k",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="With --ml-commons: query terms kept by the query model (SparseRetriever's default).",
+)
 @connection_options
 def command(
     conn,
@@ -54,6 +69,8 @@ def command(
     drop_old,
     dry_run,
     restore_settings,
+    ml_commons,
+    query_top_k,
 ) -> None:
     """Create or check the index NAME-v<N> behind the alias NAME (blue/green versions).
 
@@ -76,6 +93,11 @@ def command(
 
         backend = connect(conn)
         try:
+            if ml_commons:
+                from ._ml_commons import provision_ml_commons
+
+                provision_ml_commons(backend, ml_commons, name, query_top_k, dry_run)
+                return
             if restore_settings:
                 restored = restore(backend, name)
                 if not restored:

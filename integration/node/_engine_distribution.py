@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from ._maven_artifact import MavenArtifact
+from ._ml_plugins import ml_plugin_artifacts
 
 Engine = Literal["opensearch", "elasticsearch"]
 ENGINES: tuple[str, ...] = ("opensearch", "elasticsearch")
@@ -55,13 +56,23 @@ class EngineDistribution:
     extra_settings: tuple[tuple[str, object], ...] = ()  # node settings (config file)
     # Idempotent (method, path, body) calls sent after every start: a single node wants no replicas by default.
     setup_requests: tuple[tuple[str, str, dict], ...] = ()
+    # Plugin zips unpacked into plugins/ (``cluster start --ml``: ML Commons, neural-search, k-NN, job-scheduler).
+    plugins: tuple[MavenArtifact, ...] = ()
 
     @classmethod
-    def for_engine(cls, engine: str, version: Optional[str] = None) -> EngineDistribution:
+    def for_engine(cls, engine: str, version: Optional[str] = None, ml: bool = False) -> EngineDistribution:
+        """``ml``: OpenSearch only: add the ML Commons / neural-search plugins (see ``_ml_plugins``)."""
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if engine == "opensearch":
-            return _opensearch(version or DEFAULT_OPENSEARCH_VERSION)
+            dist = _opensearch(version or DEFAULT_OPENSEARCH_VERSION)
+            if not ml:
+                return dist
+            return dataclasses.replace(
+                dist, modules=(*dist.modules, _ingest_common(dist.version)), plugins=ml_plugin_artifacts(dist.version)
+            )
+        if ml:
+            raise ValueError("--ml needs --engine opensearch (ML Commons and neural-search are OpenSearch plugins)")
         return _elasticsearch(version or DEFAULT_ELASTICSEARCH_VERSION)
 
     @property
@@ -82,13 +93,14 @@ class EngineDistribution:
                     )
                     for m in self.modules
                 ],
+                *([[str(p) for p in self.plugins]] if self.plugins else []),
             ],
             sort_keys=True,
         )
         return f"{self.engine}-{self.version}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
 
     def artifacts(self) -> tuple[MavenArtifact, ...]:
-        return (self.server, *(jar for module in self.modules for jar in module.jars))
+        return (self.server, *(jar for module in self.modules for jar in module.jars), *self.plugins)
 
 
 JAVA_SOURCES = Path(__file__).resolve().parent / "java"
@@ -158,6 +170,24 @@ def _opensearch(version: str) -> EngineDistribution:
         default_port=9200,
         # One node: no replicas unless asked, so fresh indices are green.
         setup_requests=(("PUT", "/_cluster/settings", {"persistent": {"cluster.default_number_of_replicas": 0}}),),
+    )
+
+
+def _ingest_common(version: str) -> ModuleSpec:
+    """The ``script``/``remove``/... ingest processors (the ML node's ingest pipeline builds the encoded text)."""
+    return ModuleSpec(
+        name="ingest-common",
+        classname="org.opensearch.ingest.common.IngestCommonPlugin",
+        description="Module for ingest processors that do not require additional security permissions or have large dependencies and resources",
+        jars=(
+            MavenArtifact("org.opensearch.plugin", "ingest-common", version),
+            # its runtime dependencies, at the versions its POM (and opensearch-grok's) names
+            MavenArtifact("org.opensearch", "opensearch-grok", version),
+            MavenArtifact("org.opensearch", "opensearch-dissect", version),
+            MavenArtifact("org.jruby.joni", "joni", "2.2.1"),
+            MavenArtifact("org.jruby.jcodings", "jcodings", "1.0.61"),
+        ),
+        extended_plugins=("lang-painless",),
     )
 
 

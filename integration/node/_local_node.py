@@ -32,6 +32,7 @@ from typing import Any, Optional
 
 from ._engine_distribution import ENGINES, JAVA_SOURCES, EngineDistribution
 from ._java_home import JavaHome
+from ._ml_plugins import unpack_plugin
 from ._node_security import NodeSecurity, NodeSecurityError, http_error_reason
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class LocalNode:
         secure: Elasticsearch only: security on (HTTPS with a locally generated CA, the bootstrap superuser
             ``elastic``, least-privilege roles and users, no anonymous access; see ``_node_security``).
             Default port 9202.
+        ml: OpenSearch only: add the ML Commons, neural-search, k-NN and job-scheduler plugins
+            (``cluster start --ml``; see ``_ml_plugins``); installed beside the plain server.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class LocalNode:
         settings: Optional[Mapping[str, Any]] = None,
         download_dir: Optional[os.PathLike | str] = None,
         secure: bool = False,
+        ml: bool = False,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -102,7 +106,8 @@ class LocalNode:
                 "published on Maven Central for 2.19.x, so a secured OpenSearch node cannot be assembled"
             )
         self.secure = bool(secure)
-        self.distribution = EngineDistribution.for_engine(engine, version)
+        self.distribution = EngineDistribution.for_engine(engine, version, ml=ml)
+        self.ml = bool(ml)
         default_port = self.distribution.default_port + (1 if self.secure else 0)
         self.port = default_port if port is None else int(port)
         if not 1024 <= self.port <= 65535:
@@ -196,6 +201,8 @@ class LocalNode:
                 (folder / "plugin-descriptor.properties").write_text(self._descriptor(module))
                 if module.security_policy:
                     (folder / "plugin-security.policy").write_text(module.security_policy)
+            for plugin in self.distribution.plugins:
+                unpack_plugin(files[plugin], root / "plugins")
             _make_readable(root)
             (root / ".echo-splade-installed").write_text(json.dumps([str(a) for a in files]) + "\n")
             if self.install_dir.exists():

@@ -29,6 +29,9 @@ class MavenArtifact:
     version: str
     ext: str = "jar"
     classifier: str = ""
+    #: A pinned SHA-256 (hex): verified instead of the repository's ``.sha1``, for artifacts published
+    #: without one (the OpenSearch plugin zips ``org.opensearch.plugin:*:2.19.6.0@zip``).
+    sha256: str = ""
 
     def __post_init__(self) -> None:
         for field in ("group", "artifact", "version", "ext"):
@@ -72,9 +75,9 @@ class MavenArtifact:
         for base in repositories:
             url = f"{base.rstrip('/')}/{self.relative_path}"
             try:
-                expected = self._expected_sha1(url, timeout)
+                expected = self.sha256.lower() if self.sha256 else self._expected_sha1(url, timeout)
                 logger.info("downloading %s", url)
-                digest = hashlib.sha1()
+                digest = hashlib.sha256() if self.sha256 else hashlib.sha1()
                 fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
                 try:
                     with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -85,7 +88,7 @@ class MavenArtifact:
                             digest.update(chunk)
                             out.write(chunk)
                     if digest.hexdigest() != expected:
-                        raise OSError(f"SHA-1 mismatch: got {digest.hexdigest()}, repository says {expected}")
+                        raise OSError(f"{digest.name} mismatch: got {digest.hexdigest()}, expected {expected}")
                     os.replace(tmp, target)
                     os.chmod(target, 0o644)
                 finally:
