@@ -1,6 +1,7 @@
 """Local real node (download, start/stop), evaluation and demo.
 
-``LocalNode`` assembles an OpenSearch (or Elasticsearch) node from Maven Central and runs it on 127.0.0.1;
+``LocalNode`` assembles an OpenSearch (or Elasticsearch) node from Maven Central and runs it on 127.0.0.1
+(``LocalCluster``: several of them forming one cluster);
 ``echo-splade cluster start|stop|status|install`` is its command line. :class:`Evaluator` runs
 ``echo-splade eval`` (BM25 / sparse / hybrid quality and latency in the cluster); :class:`Demo` runs ``echo-splade demo``.
 """
@@ -12,6 +13,7 @@ from ._engine_distribution import (
     ModuleSpec,
 )
 from ._java_home import JavaHome
+from ._local_cluster import LocalCluster
 from ._local_node import LocalNode, NodeStartError, default_home
 from ._maven_artifact import MavenArtifact
 
@@ -20,6 +22,7 @@ __all__ = [
     "DEFAULT_OPENSEARCH_VERSION",
     "EngineDistribution",
     "JavaHome",
+    "LocalCluster",
     "LocalNode",
     "MavenArtifact",
     "ModuleSpec",
