@@ -387,7 +387,10 @@ def _opensearch_client(config: ConnectionConfig):
     return OpenSearch(
         hosts=list(config.urls),
         timeout=config.timeout,
-        max_retries=0,
+        # A node that refuses the connection is skipped for another URL (each tried once); statuses
+        # (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff).
+        max_retries=len(config.urls) - 1,
+        retry_on_status=(),
         retry_on_timeout=False,
         **_auth_kwargs(config, "opensearch"),
     )
@@ -401,7 +404,10 @@ def _elasticsearch_client(config: ConnectionConfig):
     return Elasticsearch(
         hosts=list(config.urls),
         request_timeout=config.timeout,
-        max_retries=0,
+        # A node that refuses the connection is skipped for another URL (each tried once); statuses
+        # (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff).
+        max_retries=len(config.urls) - 1,
+        retry_on_status=(),
         retry_on_timeout=False,
         **_auth_kwargs(config, "elasticsearch"),
     )
