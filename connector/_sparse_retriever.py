@@ -393,6 +393,7 @@ class SparseRetriever:
         source = True if explain else {"excludes": [self.field]}
         if hyb is None:
             resp = self.backend.search(self.index, {**body, "size": k, "_source": source, "track_total_hits": False})
+            _check_all_shards(resp, f"search on {self.index}")
             hits = [self._hit(h, float(h["_score"] or 0.0), features, explain, query) for h in resp["hits"]["hits"]]
             return hits
         # candidate lists carry ids and scores only; the k fused hits' sources come in one _mget
@@ -434,6 +435,7 @@ class SparseRetriever:
                 err = item["error"]
                 reason = err.get("reason") if isinstance(err, Mapping) else err
                 raise ClusterError(f"POST /_msearch: {reason}", status=item.get("status"), body=err)
+            _check_all_shards(item, f"search on {self.index}")
             out.append(item)
         return out
 
@@ -484,3 +486,33 @@ class SparseRetriever:
             return hyb.combine_clauses(original, self._clause(features, boost=boost))
 
         return QueryRewriter(field).rewrite(body, make_clause, self.clause_limit, keeps_original=hyb is not None)
+
+
+def _check_all_shards(response: Mapping[str, Any], what: str) -> None:
+    """Raise ``ClusterError`` when a search was answered by only some of the index's shards.
+
+    A shard with no live copy (its node down, no replica) makes the engine answer with the hits of the
+    other shards and a count in ``_shards`` only: returned as is, such hits look complete and are not.
+    """
+    shards = response.get("_shards") or {}
+    total = int(shards.get("total") or 0)
+    answered = int(shards.get("successful") or 0) + int(shards.get("skipped") or 0)
+    if answered >= total:
+        return
+    kinds = sorted(
+        {
+            str((failure.get("reason") or {}).get("type", "error"))
+            for failure in shards.get("failures") or []
+            if isinstance(failure, Mapping)
+        }
+    )
+    detail = f" ({', '.join(kinds)})" if kinds else ""
+    raise ClusterError(
+        f"{what}: only {answered} of {total} shards answered{detail}, so the hits would be partial; "
+        f"a shard has no live copy (a node is down and the index has no replica there): retry when the "
+        f"cluster health is yellow or green",
+        status=503,
+        error_type="partial_search_results",
+        reason=f"{total - answered} of {total} shards failed",
+        body=dict(shards),
+    )

@@ -111,6 +111,8 @@ class IngestJob:
         corpus_format, id_field, title_field, text_field: see :class:`CorpusReader`.
         resume: skip documents already indexed with this encoder's ``model_rev``.
         provision: create the index when missing (``False``: it must exist).
+        shards, replicas: of the index when this job creates it (default 1 and 0); an existing index
+            keeps its own (``shards`` given: it must match).
         doc_top_k: keep the ``doc_top_k`` largest weights per document (``None``: all).
         min_weight: drop weights below this.
         batch_size: documents per encoder call (and per forward pass).
@@ -150,6 +152,8 @@ class IngestJob:
         text_field: str = "text",
         resume: bool = False,
         provision: bool = True,
+        shards: Optional[int] = None,
+        replicas: Optional[int] = None,
         doc_top_k: Optional[int] = DEFAULT_DOC_TOP_K,
         min_weight: Optional[float] = None,
         batch_size: int = 32,
@@ -179,6 +183,9 @@ class IngestJob:
         clash = sorted({"adapter", "device", "batch_size", "max_length"} & set(encoder_options or {}))
         if clash:
             raise ValueError(f"encoder_options must not hold {clash}: pass them as IngestJob arguments")
+        for name, value, low in (("shards", shards, 1), ("replicas", replicas, 0)):
+            if value is not None and (not isinstance(value, int) or value < low):
+                raise ValueError(f"{name} must be an integer >= {low} or None, got {value!r}")
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         if not index:
@@ -201,6 +208,8 @@ class IngestJob:
         self.torch_threads = torch_threads
         self.resume = resume
         self.provision = provision
+        self.shards = shards
+        self.replicas = replicas
         self.doc_top_k = doc_top_k
         self.min_weight = min_weight
         self.batch_size = batch_size
@@ -326,7 +335,16 @@ class IngestJob:
 
         if not self.provision:
             return
-        plan = provision(backend, IndexSpec.from_encoder(self.index, info))
+        layout = {k: v for k, v in (("shards", self.shards), ("replicas", self.replicas)) if v is not None}
+        if self.shards is None and backend.exists(self.index):
+            # an existing index keeps the primaries it was created with (`provision --shards 3`): only its
+            # mapping and _meta are checked against the encoder, not its shard count
+            counts = {
+                int(body["settings"]["index.number_of_shards"]) for body in backend.get_settings(self.index).values()
+            }
+            if len(counts) == 1:
+                layout["shards"] = counts.pop()
+        plan = provision(backend, IndexSpec.from_encoder(self.index, info, **layout))
         logger.info("index %s: %s", self.index, plan.summary())
 
     def _record_pruning(self, backend: Any) -> None:

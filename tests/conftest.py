@@ -39,6 +39,7 @@ NODE_FIXTURES = frozenset(
         "own_home",
         "tiny_queue_node",
         "secure_es",
+        "three_nodes",
     }
 )
 #: Of those, the ones on the Elasticsearch node whatever the test's parameters.

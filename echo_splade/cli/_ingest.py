@@ -105,6 +105,16 @@ from ._progress import Progress
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when Ray has GPUs]")
 @click.option("--ray-address", help="Existing Ray cluster ('auto' or ray://host:10001). [default: a local one]")
 @click.option("--no-provision", is_flag=True, help="Do not create or check the index; it must exist.")
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    help="Primary shards of the index when ingest creates it. [default: 1; an existing index keeps its own]",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=0),
+    help="Replicas of the index when ingest creates it (held at 0 during the load, then put back). [default: 0]",
+)
 @click.option("--limit", type=click.IntRange(min=0), help="Read only the first N records (a trial run).")
 @connection_options
 def command(
@@ -134,6 +144,8 @@ def command(
     device,
     ray_address,
     no_provision,
+    shards,
+    replicas,
     limit,
 ) -> None:
     """Encode a corpus and bulk-index it as rank_features (Ray; resumable; bad records to a dead-letter file).
@@ -160,6 +172,8 @@ def command(
             text_field=text_field,
             resume=resume,
             provision=not no_provision,
+            shards=shards,
+            replicas=replicas,
             doc_top_k=doc_top_k or None,
             min_weight=min_weight,
             batch_size=batch_size,
