@@ -183,9 +183,9 @@ class IngestJob:
         clash = sorted({"adapter", "device", "batch_size", "max_length"} & set(encoder_options or {}))
         if clash:
             raise ValueError(f"encoder_options must not hold {clash}: pass them as IngestJob arguments")
-        for name, value, low in (("shards", shards, 1), ("replicas", replicas, 0)):
-            if value is not None and (not isinstance(value, int) or value < low):
-                raise ValueError(f"{name} must be an integer >= {low} or None, got {value!r}")
+        for label, count, least in (("shards", shards, 1), ("replicas", replicas, 0)):
+            if count is not None and (not isinstance(count, int) or count < least):
+                raise ValueError(f"{label} must be an integer >= {least} or None, got {count!r}")
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         if not index:
