@@ -82,6 +82,18 @@ def _find_cause(exc: BaseException, kind: type[E]) -> Optional[E]:
     return exact[0] if exact else (found[0] if found else None)
 
 
+def _block_hint(error: BaseException) -> str:
+    """How to lift the flood-stage block when ``error`` names it and does not say so already."""
+    text = str(error)
+    if "read-only-allow-delete" not in text or "index.blocks.read_only_allow_delete" in text:
+        return ""
+    return (
+        " (the index is blocked by index.blocks.read_only_allow_delete: a node's disk passed the flood-stage "
+        "watermark; free space, then lift it: PUT /<index>/_settings "
+        '{"index.blocks.read_only_allow_delete": null})'
+    )
+
+
 class IngestJob:
     """Encode a corpus with Echo-SPLADE and bulk-index it, exactly once per id, on Ray Data.
 
@@ -111,6 +123,8 @@ class IngestJob:
         corpus_format, id_field, title_field, text_field: see :class:`CorpusReader`.
         resume: skip documents already indexed with this encoder's ``model_rev``.
         provision: create the index when missing (``False``: it must exist).
+        encoder_resources: custom Ray resources each encoder actor needs (``{"encoder": 1}``: only on nodes
+            started with ``ray start --resources '{"encoder": N}'``), besides its CPUs or GPU.
         shards, replicas: of the index when this job creates it (default 1 and 0); an existing index
             keeps its own (``shards`` given: it must match).
         doc_top_k: keep the ``doc_top_k`` largest weights per document (``None``: all).
@@ -152,6 +166,7 @@ class IngestJob:
         text_field: str = "text",
         resume: bool = False,
         provision: bool = True,
+        encoder_resources: Optional[dict] = None,
         shards: Optional[int] = None,
         replicas: Optional[int] = None,
         doc_top_k: Optional[int] = DEFAULT_DOC_TOP_K,
@@ -209,6 +224,16 @@ class IngestJob:
         self.resume = resume
         self.provision = provision
         self.shards = shards
+        if encoder_resources is not None and (
+            not isinstance(encoder_resources, dict)
+            or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and v > 0 for k, v in encoder_resources.items()
+            )
+        ):
+            raise ValueError(
+                f"encoder_resources must map Ray resource names to amounts > 0, e.g. {{'encoder': 1}}, got {encoder_resources!r}"
+            )
+        self.encoder_resources = dict(encoder_resources or {})
         self.replicas = replicas
         self.doc_top_k = doc_top_k
         self.min_weight = min_weight
@@ -297,7 +322,7 @@ class IngestJob:
                 raise ValueError(
                     f"{actors} GPU actors need {actors} CPUs besides the writers; the cluster has {cpus:g}"
                 )
-            return actors, {"num_gpus": 1, "num_cpus": 1}, "cuda", None
+            return actors, {"num_gpus": 1, "num_cpus": 1, **self._custom_resources()}, "cuda", None
         actors = self.actors or max(1, int(cpus) // 8)
         if spare / actors < 0.5:
             raise ValueError(
@@ -305,7 +330,15 @@ class IngestJob:
                 f"{cpus:g} CPUs of the Ray cluster; lower --actors"
             )
         threads = self.torch_threads or max(1, int(cpus) // actors)
-        return actors, {"num_cpus": min(float(threads), spare / actors)}, "cpu", threads
+        # an actor runs on ONE node: never ask for more CPUs than the largest node has (on two 1-CPU nodes a
+        # request of 1.25 CPUs, the cluster's spare divided among the actors, could never be placed: the job hung)
+        largest = max((float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=cpus)
+        per_actor = {"num_cpus": min(float(threads), spare / actors, largest), **self._custom_resources()}
+        return actors, per_actor, "cpu", threads
+
+    def _custom_resources(self) -> dict:
+        """``{"resources": encoder_resources}`` (Ray's form for custom resources), or nothing."""
+        return {"resources": dict(self.encoder_resources)} if self.encoder_resources else {}
 
     def _model_info(self, resources: dict, device: Optional[str]) -> Any:
         """The encoder's ``model_id``, ``model_rev`` and ``config``.
@@ -535,9 +568,9 @@ class IngestJob:
             cause = _find_cause(exc, ClusterError)
             if cause is not None:
                 message = (
-                    f"{cause} -- the job stopped after indexing {report.indexed} document(s); "
-                    f"run it again with --resume to finish"
+                    f"{cause}{_block_hint(cause)} -- the job stopped after indexing {report.indexed} document(s); "
                 )
+                message += "run it again with --resume to finish"
                 report.error = message
                 raise type(cause)(
                     message, status=cause.status, error_type=cause.error_type, reason=cause.reason

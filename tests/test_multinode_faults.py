@@ -45,6 +45,9 @@ FAST = dict(
 )
 
 
+_CLUSTER: list = []  # the module's cluster, for the fault watcher
+
+
 @pytest.fixture(scope="module")
 def three_nodes():
     """The 3-node cluster (started here unless it runs); after each test every member is up again."""
@@ -52,6 +55,7 @@ def three_nodes():
 
     cluster = LocalCluster(nodes=3, port=PORT, transport_port=TRANSPORT_PORT, heap="384m")
     started = cluster.start(timeout=300)
+    _CLUSTER[:] = [cluster]
     yield cluster
     if any(started):
         cluster.stop()
@@ -61,8 +65,11 @@ def three_nodes():
 def cluster(three_nodes):
     """The cluster for one test; afterwards any member that is down is restarted and the cluster is green."""
     yield three_nodes
-    three_nodes.request("PUT", "/_cluster/settings", {"persistent": _DISK_DEFAULTS, "transient": _DISK_DEFAULTS})
     three_nodes.start(timeout=300)
+    three_nodes.request("PUT", "/_cluster/settings", {"persistent": _DISK_DEFAULTS, "transient": _DISK_DEFAULTS})
+    blocked = three_nodes.request("GET", "/_all/_settings/index.blocks.read_only_allow_delete?flat_settings=true")
+    for name in blocked:  # left by a flood-stage test that failed before lifting it
+        three_nodes.request("PUT", f"/{name}/_settings", {"index.blocks.read_only_allow_delete": None})
 
 
 _DISK_DEFAULTS = {
@@ -71,6 +78,8 @@ _DISK_DEFAULTS = {
     "cluster.routing.allocation.disk.watermark.high": None,
     "cluster.routing.allocation.disk.watermark.flood_stage": None,
     "cluster.info.update.interval": None,
+    # set by the cluster itself when every node passed the flood stage (OpenSearch 2.x)
+    "cluster.blocks.create_index": None,
 }
 
 
@@ -85,6 +94,7 @@ def ray_session():
     for attempt in range(2 if started else 0):
         try:
             ray.init(
+                address="local",
                 num_cpus=2,
                 include_dashboard=False,
                 object_store_memory=256 << 20,
@@ -157,22 +167,51 @@ def _kill(member) -> None:
         time.sleep(0.2)
 
 
-def _run_with_fault(job: IngestJob, fault, after: int = 1):
-    """Run ``job``; call ``fault()`` once, at the first progress report with ``after`` or more documents
-    indexed. Returns ``(report, error)``: the error the run raised, or None."""
-    fired = []
-
-    def progress(report):
-        if not fired and report.indexed >= after:
-            fired.append(time.monotonic())
-            fault()
-
+def _indexed_so_far(cluster, index: str) -> int:
+    """Documents the cluster has indexed into ``index`` (primaries, refreshed or not); 0 before it exists."""
     try:
-        return job.run(progress=progress), None
+        stats = cluster.request("GET", f"/{index}/_stats/indexing")
+    except (OSError, ValueError):
+        return 0
+    return int(stats["_all"]["primaries"]["indexing"]["index_total"])
+
+
+def _bulk_loading(cluster, index: str) -> bool:
+    """Whether the job has provisioned ``index`` and switched it to its bulk-load settings (refresh off)."""
+    try:
+        settings = cluster.request("GET", f"/{index}/_settings?flat_settings=true")
+    except (OSError, ValueError):
+        return False
+    return any(body["settings"].get("index.refresh_interval") == "-1" for body in settings.values())
+
+
+def _run_with_fault(job: IngestJob, fault, after: int = 1):
+    """Run ``job``; call ``fault()`` once, as soon as the cluster has indexed ``after`` documents of the job's
+    index (``after=0``: as soon as the job has set its bulk-load settings, before it writes), watched from a
+    thread (the job's own progress reports lag behind its writers). Returns
+    ``(report, error)``: the error the run raised, or None."""
+    cluster = _CLUSTER[0]
+    fired: list[float] = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            if _bulk_loading(cluster, job.index) if after == 0 else _indexed_so_far(cluster, job.index) >= after:
+                fired.append(time.monotonic())
+                fault()
+                return
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        return job.run(), None
     except Exception as exc:
         return job.report, exc
     finally:
-        assert fired, "the fault never fired: the job ended before indexing anything"
+        done.set()
+        watcher.join()
+        assert fired, f"the fault never fired: the job ended before indexing {after} documents ({job.report})"
 
 
 def _restart_later(cluster, delay: float = 5.0) -> threading.Thread:
@@ -269,7 +308,7 @@ def _flood(cluster, on: bool) -> None:
         "cluster.routing.allocation.disk.watermark.low": "300tb",
         "cluster.routing.allocation.disk.watermark.high": "200tb",
         "cluster.routing.allocation.disk.watermark.flood_stage": "100tb",
-        "cluster.info.update.interval": "1s",
+        "cluster.info.update.interval": "10s",  # the least allowed
     }
     cluster.request("PUT", "/_cluster/settings", {"transient": values if on else _DISK_DEFAULTS})
 
@@ -286,17 +325,14 @@ def test_the_flood_stage_block_stops_ingest_with_a_clear_error_and_resume_comple
     options = {"max_chunk_docs": 25, "max_retries": 3, "initial_backoff": 0.2, "max_backoff": 1.0}
     job = _job(corpus, index, cluster.urls, tmp_path, writer_options=options)
 
-    def fill_the_disk():
+    def fill_the_disk():  # the job keeps writing until the block arrives (10-20 s)
         _flood(cluster, True)
-        deadline = time.monotonic() + 60
-        while not _blocked(cluster, index) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert _blocked(cluster, index), "the flood-stage watermark never blocked the index"
 
-    report, error = _run_with_fault(job, fill_the_disk, after=25)
+    report, error = _run_with_fault(job, fill_the_disk, after=0)
+    assert _blocked(cluster, index), "the flood-stage watermark never blocked the index"
     assert error is not None, "the ingest ignored the read-only-allow-delete block"
     assert "read_only_allow_delete" in str(error) and f"after indexing {report.indexed} document(s)" in str(error)
-    assert report.status == "failed" and 0 < report.indexed < len(ids)
+    assert report.status == "failed" and report.indexed < len(ids)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["status"] == "failed" and saved["indexed"] == report.indexed
     assert not job.dead_letter_path.exists(), "blocked documents were dead-lettered instead of stopping the job"
@@ -319,12 +355,14 @@ def test_the_whole_cluster_gone_mid_job_stops_it_naming_what_was_indexed_and_res
     report, error = _run_with_fault(job, lambda: [_kill(m) for m in cluster.members], after=25)
     assert isinstance(error, ClusterError) and error.unreachable, error
     assert f"after indexing {report.indexed} document(s)" in str(error) and "--resume" in str(error)
-    assert json.loads((tmp_path / "report.json").read_text())["indexed"] == report.indexed > 0
+    assert json.loads((tmp_path / "report.json").read_text())["indexed"] == report.indexed
 
     cluster.start(timeout=300)
     backend = connect(ConnectionConfig(urls=cluster.urls))
     backend.refresh(index)
-    assert backend.count(index) >= report.indexed  # what the report calls indexed survived the restart
+    # the report counts what the driver saw confirmed: it never claims more than the cluster holds
+    # (writes confirmed to a writer whose results had not reached the driver yet are found by --resume)
+    assert 25 <= backend.count(index) and report.indexed <= backend.count(index)
     backend.close()
     resumed = _job(corpus, index, cluster.urls, tmp_path, resume=True).run()
     assert resumed.status == "completed" and resumed.skipped + resumed.indexed == len(ids)
@@ -362,4 +400,154 @@ def test_an_encoder_actor_killed_mid_run_loses_nothing(cluster, index, ray_sessi
         assert "--resume" in str(error)
         report = _job(corpus, index, cluster.urls, tmp_path, resume=True).run()
     assert report.status == "completed" and report.dead_lettered == 0
+    _assert_exactly(cluster, index, ids)
+
+
+# ------------------------------------------------------------------------- a 2-node Ray cluster and `ray job submit`
+RAY_PORT = int(os.environ.get("ECHO_SPLADE_MULTINODE_RAY_PORT", "6400"))  # uses RAY_PORT .. RAY_PORT + 59
+
+
+class _RayNode:
+    """One `ray start --block` on 127.0.0.1 with every port pinned in [base, base + 19]; stopped by its own
+    process group (never `ray stop`, which stops every Ray on the machine)."""
+
+    def __init__(self, base: int, head: bool, temp_dir: Path, resources: str) -> None:
+        import subprocess
+        import sys
+
+        ports = {
+            "--node-manager-port": base,
+            "--object-manager-port": base + 1,
+            "--metrics-export-port": base + 2,
+            "--dashboard-agent-listen-port": base + 3,
+            "--dashboard-agent-grpc-port": base + 4,
+            "--runtime-env-agent-port": base + 5,
+            "--min-worker-port": base + 6,
+            "--max-worker-port": base + 19,
+        }
+        args = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--node-ip-address", "127.0.0.1"]
+        args += ["--num-cpus", "1", "--resources", resources, "--object-store-memory", str(150 << 20)]
+        args += ["--disable-usage-stats"] + [str(x) for kv in ports.items() for x in kv]
+        if head:
+            args += ["--head", "--port", str(RAY_PORT), "--temp-dir", str(temp_dir), "--include-dashboard", "true"]
+            args += ["--dashboard-host", "127.0.0.1", "--dashboard-port", str(RAY_PORT + 1)]
+            args += ["--ray-client-server-port", str(RAY_PORT + 2)]
+        else:
+            args += ["--address", f"127.0.0.1:{RAY_PORT}"]
+        self.log = open(temp_dir.with_suffix(f".{base}.log"), "ab")
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        self.process = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=30)
+        except Exception:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def _ray_nodes_alive(dashboard: str) -> list[dict]:
+    from ray.util.state import list_nodes
+
+    try:
+        return [n for n in list_nodes(address=dashboard, detail=True) if n.state == "ALIVE"]
+    except Exception:
+        return []
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture
+def ray_two_nodes(tmp_path_factory):
+    """A head (1 CPU, the driver's node) and a worker (1 CPU, resource `encoder`) on 127.0.0.1."""
+    temp = Path(f"/tmp/ray-mn-{RAY_PORT}")  # short: Ray's socket paths must stay under 108 bytes
+    temp.mkdir(exist_ok=True)
+    dashboard = f"http://127.0.0.1:{RAY_PORT + 1}"
+    nodes = {"head": _RayNode(RAY_PORT + 10, True, temp, '{"driver": 1}')}
+    try:
+        _wait(lambda: len(_ray_nodes_alive(dashboard)) == 1, 120, "the Ray head")
+        nodes["worker"] = _RayNode(RAY_PORT + 30, False, temp, '{"encoder": 1}')
+        _wait(lambda: len(_ray_nodes_alive(dashboard)) == 2, 120, "the Ray worker node")
+        yield dashboard, nodes
+    finally:
+        for node in reversed(list(nodes.values())):
+            node.kill(signal.SIGTERM)
+
+
+def _submit(dashboard: str, args: list[str]) -> str:
+    import subprocess
+    import sys
+
+    ray = str(Path(sys.executable).with_name("ray"))
+    entrypoint = " ".join([sys.executable, "-m", "echo_splade", "ingest", *args])
+    out = subprocess.run(
+        [ray, "job", "submit", "--address", dashboard, "--no-wait", "--", entrypoint],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return next(w for line in out.splitlines() for w in line.split() if w.strip("'").startswith("raysubmit_")).strip(
+        "'"
+    )
+
+
+def _job_status(dashboard: str, job: str) -> str:
+    from ray.job_submission import JobSubmissionClient
+
+    return str(JobSubmissionClient(dashboard).get_job_status(job)).rsplit(".", 1)[-1]
+
+
+def test_ingest_as_a_ray_job_on_two_ray_nodes_places_encoders_on_the_worker_and_resumes_after_losing_it(
+    cluster, index, ray_two_nodes, tmp_path
+):
+    from ray.job_submission import JobSubmissionClient
+    from ray.util.state import list_actors
+
+    dashboard, nodes = ray_two_nodes
+    corpus, ids = _corpus(tmp_path, 600)
+    report = tmp_path / "out" / "report.json"
+    args = [f"--corpus {corpus} --index {index} --url {cluster.urls[0]} --url {cluster.urls[1]}"]
+    args += ["--model tiny-mistral --max-length 64 --truncate --threads 1 --batch-size 16 --writers 1"]
+    args += ["--chunk-docs 25 --shards 3 --replicas 1", f"--report {report}", "--encoder-resources '{\"encoder\": 1}'"]
+    job = _submit(dashboard, args)
+    worker_id = next(n.node_id for n in _ray_nodes_alive(dashboard) if "encoder" in n.resources_total)
+
+    def encoders():
+        actors = list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], detail=True)
+        return [a for a in actors if "EncodeBatch" in (a.class_name or "") or "EncodeBatch" in str(a.repr_name)]
+
+    _wait(lambda: _indexed_so_far(cluster, index) >= 25, 400, "the Ray job to index 25 documents")
+    placed = encoders()
+    assert placed and all(a.node_id == worker_id for a in placed), placed
+    nodes.pop("worker").kill()  # the encoder node is lost mid-job
+    time.sleep(20)
+    if _job_status(dashboard, job) not in ("SUCCEEDED", "FAILED"):
+        JobSubmissionClient(dashboard).stop_job(job)  # no node can host an encoder any more
+    _wait(lambda: _job_status(dashboard, job) in ("SUCCEEDED", "FAILED", "STOPPED"), 120, "the job to end")
+    indexed_before = _indexed_so_far(cluster, index)
+    assert 0 < indexed_before
+
+    # the resume path: bring an encoder node back, submit the same command with --resume
+    nodes["worker"] = _RayNode(RAY_PORT + 30, False, Path(f"/tmp/ray-mn-{RAY_PORT}"), '{"encoder": 1}')
+    _wait(lambda: len(_ray_nodes_alive(dashboard)) == 2, 120, "the Ray worker node to come back")
+    again = _submit(dashboard, [*args, "--resume"])
+    _wait(lambda: _job_status(dashboard, again) in ("SUCCEEDED", "FAILED", "STOPPED"), 600, "the resumed job")
+    logs = JobSubmissionClient(dashboard).get_job_logs(again)
+    assert _job_status(dashboard, again) == "SUCCEEDED", logs[-3000:]
+    saved = json.loads(report.read_text())  # on the driver's node, where the README says
+    assert saved["status"] == "completed" and saved["skipped"] + saved["indexed"] == len(ids), saved
+    assert "completed:" in logs
     _assert_exactly(cluster, index, ids)

@@ -103,6 +103,11 @@ from ._progress import Progress
     "(faster; the rest of the text is not encoded). [default: max-pool all windows]",
 )
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when Ray has GPUs]")
+@click.option(
+    "--encoder-resources",
+    help="Custom Ray resources per encoder actor, as JSON, e.g. '{\"encoder\": 1}': the actors run only on "
+    "nodes started with `ray start --resources '{\"encoder\": N}'`.",
+)
 @click.option("--ray-address", help="Existing Ray cluster ('auto' or ray://host:10001). [default: a local one]")
 @click.option("--no-provision", is_flag=True, help="Do not create or check the index; it must exist.")
 @click.option(
@@ -142,6 +147,7 @@ def command(
     max_retries,
     truncate,
     device,
+    encoder_resources,
     ray_address,
     no_provision,
     shards,
@@ -186,6 +192,7 @@ def command(
             },
             encoder_options={"truncate": True} if truncate else None,
             ray_address=ray_address,
+            encoder_resources=_json_option("--encoder-resources", encoder_resources),
             report_path=report_path,
             dead_letter_path=dead_letter_path,
             limit=limit,
@@ -212,3 +219,14 @@ def command(
 def _progress_bar(job, limit) -> Progress:
     total = job.reader.count_hint()
     return Progress("ingest", min(total, limit) if (limit is not None and total) else total)
+
+
+def _json_option(flag: str, text):
+    import json
+
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag} expects JSON such as '{{\"encoder\": 1}}', got {text!r} ({exc})") from None
