@@ -23,4 +23,4 @@ stop() {
 trap stop EXIT
 "$PY" -m echo_splade cluster start "${nodes[@]}" --heap 384m --timeout 300
 "$PY" -m echo_splade cluster status "${nodes[@]}"
-"$PY" -m pytest -q -m multinode tests/test_multinode_faults.py "$@"
+"$PY" -m pytest -q -m multinode -o timeout=1800 tests/test_multinode_faults.py "$@"

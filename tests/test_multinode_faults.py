@@ -321,7 +321,7 @@ def _blocked(cluster, index: str) -> bool:
 def test_the_flood_stage_block_stops_ingest_with_a_clear_error_and_resume_completes(
     cluster, index, ray_session, tmp_path
 ):
-    corpus, ids = _corpus(tmp_path, 300)
+    corpus, ids = _corpus(tmp_path, 150)
     options = {"max_chunk_docs": 25, "max_retries": 3, "initial_backoff": 0.2, "max_backoff": 1.0}
     job = _job(corpus, index, cluster.urls, tmp_path, writer_options=options)
 
@@ -349,7 +349,7 @@ def test_the_flood_stage_block_stops_ingest_with_a_clear_error_and_resume_comple
 def test_the_whole_cluster_gone_mid_job_stops_it_naming_what_was_indexed_and_resume_finishes(
     cluster, index, ray_session, tmp_path
 ):
-    corpus, ids = _corpus(tmp_path, 300)
+    corpus, ids = _corpus(tmp_path, 150)
     options = {"max_chunk_docs": 25, "max_retries": 2, "initial_backoff": 0.5, "max_backoff": 1.0}
     job = _job(corpus, index, cluster.urls, tmp_path, writer_options=options)
     report, error = _run_with_fault(job, lambda: [_kill(m) for m in cluster.members], after=25)
@@ -517,7 +517,7 @@ def test_ingest_as_a_ray_job_on_two_ray_nodes_places_encoders_on_the_worker_and_
     from ray.util.state import list_actors
 
     dashboard, nodes = ray_two_nodes
-    corpus, ids = _corpus(tmp_path, 600)
+    corpus, ids = _corpus(tmp_path, 300)
     report = tmp_path / "out" / "report.json"
     args = [f"--corpus {corpus} --index {index} --url {cluster.urls[0]} --url {cluster.urls[1]}"]
     args += ["--model tiny-mistral --max-length 64 --truncate --threads 1 --batch-size 16 --writers 1"]
