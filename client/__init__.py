@@ -5,7 +5,16 @@ Everything that talks to a cluster (``mappings``, ``ingest``, ``connector``,
 OpenSearch and Elasticsearch. No torch in here.
 """
 
-from ._backend import AuthenticationError, AuthorizationError, Backend, ClusterError, TLSError, connect, wrap_client
+from ._backend import (
+    AuthenticationError,
+    AuthorizationError,
+    Backend,
+    ClusterError,
+    TLSError,
+    check_all_shards,
+    connect,
+    wrap_client,
+)
 from ._connection import ConnectionConfig, redact_url
 from ._errors import ClusterStateError, ConfigurationError, EchoSpladeValueError, InputError
 
@@ -20,6 +29,7 @@ __all__ = [
     "EchoSpladeValueError",
     "InputError",
     "TLSError",
+    "check_all_shards",
     "connect",
     "redact_url",
     "wrap_client",

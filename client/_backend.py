@@ -207,7 +207,8 @@ class Backend:
         """Several searches of ``index`` in one ``_msearch`` request: their responses, in order.
 
         Raises:
-            ClusterError: a search failed (its error; ``_msearch`` itself answers 200).
+            ClusterError: a search failed (its error; ``_msearch`` itself answers 200), or was answered by only
+                some of the index's shards (:func:`check_all_shards`).
         """
         lines = []
         for body in bodies:
@@ -220,6 +221,7 @@ class Backend:
                 err = item["error"]
                 reason = err.get("reason") if isinstance(err, Mapping) else err
                 raise ClusterError(f"POST /_msearch: {reason}", status=item.get("status"), body=err)
+            check_all_shards(item, f"search on {index}")
             out.append(item)
         return out
 
@@ -414,7 +416,10 @@ def _opensearch_client(config: ConnectionConfig):
     return OpenSearch(
         hosts=list(config.urls),
         timeout=config.timeout,
-        max_retries=0,
+        # A node that refuses the connection is skipped for another URL (each tried once); statuses
+        # (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff).
+        max_retries=len(config.urls) - 1,
+        retry_on_status=(),
         retry_on_timeout=False,
         **_auth_kwargs(config, "opensearch"),
     )
@@ -428,7 +433,10 @@ def _elasticsearch_client(config: ConnectionConfig):
     return Elasticsearch(
         hosts=list(config.urls),
         request_timeout=config.timeout,
-        max_retries=0,
+        # A node that refuses the connection is skipped for another URL (each tried once); statuses
+        # (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff).
+        max_retries=len(config.urls) - 1,
+        retry_on_status=(),
         retry_on_timeout=False,
         **_auth_kwargs(config, "elasticsearch"),
     )
@@ -482,4 +490,34 @@ def wrap_client(client: Any) -> Backend:
     raise TypeError(
         "expected an opensearchpy.OpenSearch or elasticsearch.Elasticsearch client "
         f"(or an echo_splade Backend), got {type(client).__module__}.{type(client).__name__}"
+    )
+
+
+def check_all_shards(response: Mapping[str, Any], what: str) -> None:
+    """Raise ``ClusterError`` when a search was answered by only some of the index's shards.
+
+    A shard with no live copy (its node down, no replica) makes the engine answer with the hits of the
+    other shards and a count in ``_shards`` only: returned as is, such hits look complete and are not.
+    """
+    shards = response.get("_shards") or {}
+    total = int(shards.get("total") or 0)
+    answered = int(shards.get("successful") or 0) + int(shards.get("skipped") or 0)
+    if answered >= total:
+        return
+    kinds = sorted(
+        {
+            str((failure.get("reason") or {}).get("type", "error"))
+            for failure in shards.get("failures") or []
+            if isinstance(failure, Mapping)
+        }
+    )
+    detail = f" ({', '.join(kinds)})" if kinds else ""
+    raise ClusterError(
+        f"{what}: only {answered} of {total} shards answered{detail}, so the hits would be partial; "
+        f"a shard has no live copy (a node is down and the index has no replica there): retry when the "
+        f"cluster health is yellow or green",
+        status=503,
+        error_type="partial_search_results",
+        reason=f"{total - answered} of {total} shards failed",
+        body=dict(shards),
     )

@@ -5,7 +5,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union
 
-from echo_splade.client import wrap_client
+from echo_splade.client import check_all_shards, wrap_client
 from echo_splade.mappings import feature_to_token, token_to_feature
 
 from ._document_frequencies import DocumentFrequencies
@@ -304,6 +304,7 @@ class SparseRetriever:
         source = True if explain else {"excludes": [self.field]}
         if hyb is None:
             resp = self.backend.search(self.index, {**body, "size": k, "_source": source, "track_total_hits": False})
+            check_all_shards(resp, f"search on {self.index}")
             hits = [self._hit(h, float(h["_score"] or 0.0), features, explain, prepared) for h in resp["hits"]["hits"]]
             return hits
         # candidate lists carry ids and scores only; the k fused hits' sources come in one _mget

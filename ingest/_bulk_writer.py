@@ -54,7 +54,8 @@ class BulkWriter:
     capped at ``max_backoff``, times a random factor in [0.5, 1]) happen for
     the whole request when the cluster answers 429/502/503/504 or cannot be
     reached, and for single documents whose item status is in
-    ``retry_on_status``; at most ``max_retries`` times per request. Other
+    ``retry_on_status``; at most ``max_retries`` times per request (documents still refused after
+    that raise :class:`ClusterError`, e.g. naming an index block). Other
     per-document failures (e.g. ``mapper_parsing_exception``) are yielded with
     ``ok=False`` and the cluster's reason, or collected into a
     :class:`BulkIndexError` when ``raise_on_error`` is set. When the cluster
@@ -176,9 +177,14 @@ class BulkWriter:
                     # a credentials problem, not a bad document: stop the job (nothing dead-lettered;
                     # --resume indexes what is missing once the role is fixed)
                     raise _item_error(status, info.get("error"))
-                if status in self.retry_on_status and attempt < self.max_retries:
-                    retry.append(entry)
-                    continue
+                if status in self.retry_on_status:
+                    if attempt < self.max_retries:
+                        retry.append(entry)
+                        continue
+                    # still throttled or blocked after every retry: the cluster's state, not the document's
+                    # fault, so stop (the job reports how much it indexed; --resume finishes) instead of
+                    # yielding it as a failed document (which the ingest job would dead-letter)
+                    raise _refused_after_retries(status, info.get("error"), attempt)
                 yield 200 <= status < 300, item
             if retry:
                 logger.info(
@@ -216,6 +222,21 @@ class BulkWriter:
             else:
                 failed.append(item)
         return indexed, failed
+
+
+def _refused_after_retries(status: int, error: Any, retries: int) -> ClusterError:
+    """The error for documents the cluster still answers 429/5xx for after ``retries`` retries."""
+    error = error if isinstance(error, dict) else {"reason": str(error)}
+    reason, kind = error.get("reason"), error.get("type")
+    message = f"POST /_bulk: documents still refused after {retries} retries (HTTP {status}): {kind}: {reason}"
+    if "read_only_allow_delete" in str(reason) or "read-only-allow-delete" in str(reason):
+        message += (
+            " -- the index is blocked (index.blocks.read_only_allow_delete) because a node's disk passed the "
+            "flood-stage watermark: free disk space (or raise cluster.routing.allocation.disk.watermark."
+            "flood_stage), then lift the block: PUT /<index>/_settings "
+            '{"index.blocks.read_only_allow_delete": null}'
+        )
+    return ClusterError(message, status=status, error_type=kind, reason=reason)
 
 
 def _item_error(status: int, error: Any) -> ClusterError:

@@ -63,6 +63,18 @@ def _find_cause(exc: BaseException, kind: type[E]) -> Optional[E]:
     return exact[0] if exact else (found[0] if found else None)
 
 
+def _block_hint(error: BaseException) -> str:
+    """How to lift the flood-stage block when ``error`` names it and does not say so already."""
+    text = str(error)
+    if "read-only-allow-delete" not in text or "index.blocks.read_only_allow_delete" in text:
+        return ""
+    return (
+        " (the index is blocked by index.blocks.read_only_allow_delete: a node's disk passed the flood-stage "
+        "watermark; free space, then lift it: PUT /<index>/_settings "
+        '{"index.blocks.read_only_allow_delete": null})'
+    )
+
+
 class IngestJob:
     """Encode a corpus with Echo-SPLADE and bulk-index it, exactly once per id, on Ray Data.
 
@@ -92,6 +104,10 @@ class IngestJob:
         corpus_format, id_field, title_field, text_field: see :class:`CorpusReader`.
         resume: skip documents already indexed with this encoder's ``model_rev``.
         provision: create the index when missing (``False``: it must exist).
+        encoder_resources: custom Ray resources each encoder actor needs (``{"encoder": 1}``: only on nodes
+            started with ``ray start --resources '{"encoder": N}'``), besides its CPUs or GPU.
+        shards, replicas: of the index when this job creates it (default 1 and 0); an existing index
+            keeps its own (``shards`` given: it must match).
         doc_top_k: keep the ``doc_top_k`` largest weights per document (``None``: all).
         min_weight: drop weights below this.
         batch_size: documents per encoder call (and per forward pass).
@@ -135,6 +151,9 @@ class IngestJob:
         text_field: str = "text",
         resume: bool = False,
         provision: bool = True,
+        encoder_resources: Optional[dict] = None,
+        shards: Optional[int] = None,
+        replicas: Optional[int] = None,
         doc_top_k: Optional[int] = DEFAULT_DOC_TOP_K,
         min_weight: Optional[float] = None,
         batch_size: int = 32,
@@ -165,6 +184,9 @@ class IngestJob:
         clash = sorted({"adapter", "device", "batch_size", "max_length"} & set(encoder_options or {}))
         if clash:
             raise ValueError(f"encoder_options must not hold {clash}: pass them as IngestJob arguments")
+        for label, count, least in (("shards", shards, 1), ("replicas", replicas, 0)):
+            if count is not None and (not isinstance(count, int) or count < least):
+                raise ValueError(f"{label} must be an integer >= {least} or None, got {count!r}")
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         if not index:
@@ -187,6 +209,18 @@ class IngestJob:
         self.torch_threads = torch_threads
         self.resume = resume
         self.provision = provision
+        self.shards = shards
+        if encoder_resources is not None and (
+            not isinstance(encoder_resources, dict)
+            or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and v > 0 for k, v in encoder_resources.items()
+            )
+        ):
+            raise ValueError(
+                f"encoder_resources must map Ray resource names to amounts > 0, e.g. {{'encoder': 1}}, got {encoder_resources!r}"
+            )
+        self.encoder_resources = dict(encoder_resources or {})
+        self.replicas = replicas
         self.doc_top_k = doc_top_k
         self.min_weight = min_weight
         self.batch_size = batch_size
@@ -261,7 +295,16 @@ class IngestJob:
     def _prepare_index(self, backend: Backend, info: ModelInfo) -> None:
         if not self.provision:
             return
-        plan = provision(backend, IndexSpec.for_model(self.index, info.model, info.model_rev, info.config))
+        layout = {k: v for k, v in (("shards", self.shards), ("replicas", self.replicas)) if v is not None}
+        if self.shards is None and backend.exists(self.index):
+            # an existing index keeps the primaries it was created with (`provision --shards 3`): only its
+            # mapping and _meta are checked against the encoder, not its shard count
+            counts = {
+                int(body["settings"]["index.number_of_shards"]) for body in backend.get_settings(self.index).values()
+            }
+            if len(counts) == 1:
+                layout["shards"] = counts.pop()
+        plan = provision(backend, IndexSpec.for_model(self.index, info.model, info.model_rev, info.config, **layout))
         logger.info("index %s: %s", self.index, plan.summary())
 
     def _record_pruning(self, backend: Backend) -> None:
@@ -372,7 +415,7 @@ class IngestJob:
                 )
             runtime.start()
             actors, resources, device, threads = runtime.encoder_resources(
-                self.device, self.actors, self.writers, self.torch_threads
+                self.device, self.actors, self.writers, self.torch_threads, custom=self.encoder_resources
             )
             info = self._model_info(resources, device)
             report.model, report.model_rev = info.model, info.model_rev
@@ -412,7 +455,7 @@ class IngestJob:
             cause = _find_cause(exc, ClusterError)
             if cause is not None:
                 message = (
-                    f"{cause} -- the job stopped after indexing {report.indexed} document(s); "
+                    f"{cause}{_block_hint(cause)} -- the job stopped after indexing {report.indexed} document(s); "
                     f"run it again with resume=True to finish"
                 )
                 report.error = message

@@ -77,9 +77,15 @@ class RayRuntime:
 
     @staticmethod
     def encoder_resources(
-        device: Optional[str], actors: Optional[int], writers: int, torch_threads: Optional[int]
+        device: Optional[str],
+        actors: Optional[int],
+        writers: int,
+        torch_threads: Optional[int],
+        custom: Optional[dict] = None,
     ) -> tuple[int, dict, Optional[str], Optional[int]]:
         """``(actors, ray resources per actor, device, torch threads)`` of the encoder actors on this cluster.
+
+        ``custom``: custom Ray resources each actor needs (``{"encoder": 1}``: only on nodes started with them).
 
         Raises:
             ValueError: the asked-for device, actors and writers do not fit the cluster.
@@ -91,6 +97,7 @@ class RayRuntime:
         if device == "cuda" and gpus < 1:
             raise ConfigurationError("device 'cuda' was asked for, but the Ray cluster has no GPU", option="device")
         spare = cpus - AUX_CPUS * (writers + 1)
+        extra = {"resources": dict(custom)} if custom else {}  # Ray's form for custom resources
         if gpus >= 1 and device != "cpu":
             n = actors or gpus
             if n > gpus:
@@ -101,7 +108,7 @@ class RayRuntime:
                 raise ConfigurationError(
                     f"{n} GPU actors need {n} CPUs besides the writers; the cluster has {cpus:g}", option="actors"
                 )
-            return n, {"num_gpus": 1, "num_cpus": 1}, "cuda", None
+            return n, {"num_gpus": 1, "num_cpus": 1, **extra}, "cuda", None
         n = actors or max(1, int(cpus) // 8)
         if spare / n < 0.5:
             raise ConfigurationError(
@@ -110,7 +117,12 @@ class RayRuntime:
                 option="actors",
             )
         threads = torch_threads or max(1, int(cpus) // n)
-        return n, {"num_cpus": min(float(threads), spare / n)}, "cpu", threads
+        # an actor runs on ONE node: never ask for more CPUs than the largest node has (on two 1-CPU nodes a
+        # request of 1.25 CPUs, the cluster's spare divided among the actors, could never be placed: the job hung)
+        largest = max(
+            (float(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")), default=cpus
+        )
+        return n, {"num_cpus": min(float(threads), spare / n, largest), **extra}, "cpu", threads
 
     @staticmethod
     def driver_is_the_only_cpu_node(resources: dict) -> bool:

@@ -1,7 +1,8 @@
 """Local real node, evaluation and demo, in two sub-packages by job.
 
 :mod:`echo_splade.integration.node`: ``LocalNode`` assembles an OpenSearch (or Elasticsearch) node from Maven
-Central and runs it on 127.0.0.1; ``echo-splade cluster start|stop|status|install`` is its command line.
+Central and runs it on 127.0.0.1 (``LocalCluster``: several of them
+forming one cluster); ``echo-splade cluster start|stop|status|install`` is its command line.
 :mod:`echo_splade.integration.evaluation`: :class:`Evaluator` runs ``echo-splade eval`` (BM25 / sparse / hybrid
 quality and latency in the cluster), :class:`HardNegativeMiner`, :class:`PairsSplit`. :class:`Demo` (here)
 runs ``echo-splade demo`` on both. Every public name is re-exported here.
@@ -24,6 +25,7 @@ from .node import (
     DEFAULT_OPENSEARCH_VERSION,
     EngineDistribution,
     JavaHome,
+    LocalCluster,
     LocalNode,
     MavenArtifact,
     ModuleSpec,
@@ -36,6 +38,7 @@ __all__ = [
     "DEFAULT_OPENSEARCH_VERSION",
     "EngineDistribution",
     "JavaHome",
+    "LocalCluster",
     "LocalNode",
     "MavenArtifact",
     "ModuleSpec",

@@ -42,6 +42,7 @@ NODE_FIXTURES = frozenset(
         "tiny_queue_node",
         "secure_es",
         "ml_backend",
+        "three_nodes",
     }
 )
 #: Of those, the ones on the Elasticsearch node whatever the test's parameters.

@@ -62,11 +62,45 @@ def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="OpenSearch only: add the ML Commons, neural-search, k-NN and job-scheduler plugins "
         "(the node `echo-splade provision --ml-commons` wires the encoder service into).",
     )
+    @click.option(
+        "--nodes",
+        type=click.IntRange(1, 9),
+        default=1,
+        show_default=True,
+        help="Members of one cluster on 127.0.0.1: HTTP ports --port, --port+1, ...; transport ports "
+        "--transport-port, +1, ...; one node folder each. Give the same options to start, stop and status.",
+    )
+    @click.option(
+        "--transport-port",
+        type=click.IntRange(1024, 65535),
+        help="With --nodes N > 1: the first member's transport port. [default: --port + 100]",
+    )
     @functools.wraps(func)
-    def wrapper(*args: Any, engine, version, port, home, downloads, heap, settings, secure, ml, **kwargs):
-        from echo_splade.integration import LocalNode
+    def wrapper(
+        *args: Any, engine, version, port, home, downloads, heap, settings, secure, ml, nodes, transport_port, **kwargs
+    ):
+        from echo_splade.integration import LocalCluster, LocalNode
 
         try:
+            if nodes > 1:
+                if secure:
+                    raise ValueError("--secure runs a single node; it cannot be combined with --nodes")
+                if ml:
+                    raise ValueError("--ml runs a single node; it cannot be combined with --nodes")
+                cluster = LocalCluster(
+                    nodes=nodes,
+                    engine=engine,
+                    version=version,
+                    port=port,
+                    transport_port=transport_port,
+                    home=home,
+                    heap=heap,
+                    settings=_parse_settings(settings),
+                    download_dir=downloads,
+                )
+                return func(*args, node=cluster, **kwargs)
+            if transport_port is not None:
+                raise ValueError("--transport-port needs --nodes N with N > 1 (a single node binds no other port)")
             node = LocalNode(
                 engine=engine,
                 version=version,
@@ -148,13 +182,19 @@ def install(node) -> None:
 )
 def start(node, timeout, wait_for) -> None:
     """Start the node (no-op when it already runs) and wait until it is healthy; print its URL."""
-    from echo_splade.integration import NodeStartError
+    from echo_splade.integration import LocalCluster, NodeStartError
 
     try:
         started = run_guarded(lambda: node.start(timeout=timeout, wait_for_status=wait_for))
     except NodeStartError as exc:
         click.echo(exc.log_tail, err=True)
         raise click.ClickException(str(exc)) from None
+    if isinstance(node, LocalCluster):
+        for member, now in zip(node.members, started):
+            click.echo(f"{'started' if now else 'already running'}: {member.url} (pid {member.pid})")
+        click.echo(f"cluster {node.name}: {len(node.members)} {node.engine} {node.version} nodes, {wait_for}")
+        click.echo(",".join(node.urls))
+        return
     if started:
         click.echo(f"started {node.engine} {node.version} (pid {node.pid}) at {node.url}")
     else:
@@ -178,6 +218,13 @@ def start(node, timeout, wait_for) -> None:
 )
 def stop(node, timeout) -> None:
     """Stop the node that 'cluster start' started with the same --engine/--port/--home (pidfile)."""
+    from echo_splade.integration import LocalCluster
+
+    if isinstance(node, LocalCluster):
+        pids = [member.pid for member in node.members]
+        for member, pid, was in zip(node.members, pids, run_guarded(lambda: node.stop(timeout=timeout))):
+            click.echo(f"stopped {member.url} (pid {pid})" if was else f"not running: {member.url}")
+        return
     pid = node.pid
     if run_guarded(lambda: node.stop(timeout=timeout)):
         click.echo(f"stopped {node.engine} at {node.url} (pid {pid})")
@@ -189,7 +236,15 @@ def stop(node, timeout) -> None:
 @node_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(node, as_json) -> None:
-    """Version, health and loaded modules of the node; exits 1 when it is not up."""
+    """Version, health and loaded modules of the node; exits 1 when it is not up.
+
+    With --nodes N: each member's process and the cluster's own view of its nodes; exits 1 unless
+    every member runs."""
+    from echo_splade.integration import LocalCluster
+
+    if isinstance(node, LocalCluster):
+        _cluster_status(node.status(), as_json)
+        return
     info = node.status()
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
@@ -206,5 +261,24 @@ def status(node, as_json) -> None:
             click.echo(f"users file: {info['users_file']} (mode 0600)")
     else:
         click.echo(f"not running: nothing answers at {info['url']} ({info.get('error')})")
+    if not info["running"]:
+        raise SystemExit(1)
+
+
+def _cluster_status(info: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        click.echo(f"cluster {info['name']}: {info['engine']} {info['version']}, health {info.get('health', '-')}")
+        for member in info["members"]:
+            state = f"pid {member['pid']}" if member["running"] else "DOWN"
+            click.echo(f"  {member['name']}: {member['url']} transport {member['transport']} ({state})")
+        for row in info.get("nodes", []):
+            manager = row.get("cluster_manager", row.get("master"))
+            click.echo(
+                f"  in cluster: {row.get('name')} roles {row.get('node.role')}{' (manager)' if manager == '*' else ''}"
+            )
+        if info.get("error"):
+            click.echo(f"  no member answers: {info['error']}")
     if not info["running"]:
         raise SystemExit(1)

@@ -103,8 +103,23 @@ from ._progress import Progress
     "(faster; the rest of the text is not encoded). [default: max-pool all windows]",
 )
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when Ray has GPUs]")
+@click.option(
+    "--encoder-resources",
+    help="Custom Ray resources per encoder actor, as JSON, e.g. '{\"encoder\": 1}': the actors run only on "
+    "nodes started with `ray start --resources '{\"encoder\": N}'`.",
+)
 @click.option("--ray-address", help="Existing Ray cluster ('auto' or ray://host:10001). [default: a local one]")
 @click.option("--no-provision", is_flag=True, help="Do not create or check the index; it must exist.")
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    help="Primary shards of the index when ingest creates it. [default: 1; an existing index keeps its own]",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=0),
+    help="Replicas of the index when ingest creates it (held at 0 during the load, then put back). [default: 0]",
+)
 @click.option("--limit", type=click.IntRange(min=0), help="Read only the first N records (a trial run).")
 @connection_options
 def command(
@@ -132,8 +147,11 @@ def command(
     max_retries,
     truncate,
     device,
+    encoder_resources,
     ray_address,
     no_provision,
+    shards,
+    replicas,
     limit,
 ) -> None:
     """Encode a corpus and bulk-index it as rank_features (Ray; resumable; bad records to a dead-letter file).
@@ -160,6 +178,8 @@ def command(
             text_field=text_field,
             resume=resume,
             provision=not no_provision,
+            shards=shards,
+            replicas=replicas,
             doc_top_k=doc_top_k or None,
             min_weight=min_weight,
             batch_size=batch_size,
@@ -172,6 +192,7 @@ def command(
             },
             encoder_options={"truncate": True} if truncate else None,
             ray_address=ray_address,
+            encoder_resources=_json_option("--encoder-resources", encoder_resources),
             report_path=report_path,
             dead_letter_path=dead_letter_path,
             limit=limit,
@@ -198,3 +219,14 @@ def command(
 def _progress_bar(job, limit) -> Progress:
     total = job.reader.count_hint()
     return Progress("ingest", min(total, limit) if (limit is not None and total) else total)
+
+
+def _json_option(flag: str, text):
+    import json
+
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag} expects JSON such as '{{\"encoder\": 1}}', got {text!r} ({exc})") from None

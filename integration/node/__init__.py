@@ -11,6 +11,7 @@ from ._engine_distribution import (
     ModuleSpec,
 )
 from ._java_home import JavaHome
+from ._local_cluster import LocalCluster
 from ._local_node import LocalNode, NodeStartError, default_home
 from ._maven_artifact import MavenArtifact
 from ._node_security import ROLE_INDEX_PRIVILEGES, NodeSecurity, NodeSecurityError, role_descriptor, role_name
@@ -21,6 +22,7 @@ __all__ = [
     "ROLE_INDEX_PRIVILEGES",
     "EngineDistribution",
     "JavaHome",
+    "LocalCluster",
     "LocalNode",
     "MavenArtifact",
     "ModuleSpec",

@@ -76,7 +76,8 @@ class LocalNode:
         port: HTTP port; default 9200 (OpenSearch) / 9201 (Elasticsearch).
         home: root of downloads, installs and node folders (see module docstring).
         heap: JVM heap, e.g. ``"512m"`` or ``"1g"`` (min = max).
-        settings: extra node settings written to the config file, e.g. ``{"thread_pool.write.queue_size": 1}``.
+        settings: extra node settings written to the config file, e.g. ``{"thread_pool.write.queue_size": 1}``;
+            ``None`` as a value leaves that setting out (``{"discovery.type": None}``: not a single node).
         download_dir: the Maven download cache; default ``$ECHO_SPLADE_DOWNLOADS``, else ``home/maven``
             (share one between homes to download once).
         secure: Elasticsearch only: security on (HTTPS with a locally generated CA, the bootstrap superuser
@@ -428,7 +429,8 @@ class LocalNode:
             **self.settings,
         }
         lines = ["# written by echo-splade on every start; edit the node's settings with --setting instead"]
-        lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
+        # a setting given as None is left out (a cluster member drops ``discovery.type``)
+        lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items() if value is not None]
         return "\n".join(lines) + "\n"
 
     def _environment(self, java: JavaHome) -> dict:
