@@ -113,6 +113,7 @@ def test_pruning_follows_the_ingest_run_and_a_rerun_is_a_no_op(ml_backend, wired
     encoding = processor["processors"][1]["sparse_encoding"]
     assert encoding["prune_type"] == "top_k" and encoding["prune_ratio"] == DOC_TOP_K
     assert encoding["model_id"] == result["document_model_id"]
+    assert encoding["batch_size"] == setup.batch_size == 8  # <= the service's max_texts (8 in these tests)
     again = setup.apply(ml_backend)
     assert again["changed"] == []
     assert again["document_model_id"] == result["document_model_id"]

@@ -73,6 +73,11 @@ class MlCommonsSetup:
             the processor's ``prune_type``/``prune_ratio`` unless ``doc_top_k``/``min_weight`` are given.
         query_top_k: query terms kept (``SparseRetriever``'s default 64), sent to the service by the query model.
         doc_top_k, min_weight: document pruning; ``None``: read from the index ``_meta`` (none when absent).
+        batch_size: documents of one ``_bulk`` request that the ``sparse_encoding`` processor sends to the
+            service in one call (at most the service's ``max_texts``). With 1, a bulk of N documents opens N
+            concurrent connections and ML Commons' HTTP client refuses those past its pool
+            (``client_config.max_connection``) once the service is slow: batches keep the calls few and
+            let the service encode several texts per model call.
         timeout: seconds to wait for a model to deploy.
     """
 
@@ -81,6 +86,7 @@ class MlCommonsSetup:
     query_top_k: Optional[int] = 64
     doc_top_k: Optional[int] = None
     min_weight: Optional[float] = None
+    batch_size: int = 8
     timeout: float = 120.0
 
     def __post_init__(self) -> None:
@@ -88,6 +94,8 @@ class MlCommonsSetup:
             raise ValueError(f"service_url must start with http:// or https://, got {self.service_url!r}")
         if not self.index or any(c in self.index for c in ' ,/*?"<>|#'):
             raise ValueError(f"invalid index name {self.index!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
     # ---------------------------------------------------------------- bodies
     @property
@@ -146,6 +154,8 @@ class MlCommonsSetup:
 
     def ingest_pipeline_body(self, model_id: str, pruning: dict) -> dict:
         processor: dict[str, Any] = {"model_id": model_id, "field_map": {INPUT_FIELD: SPARSE_FIELD}}
+        if self.batch_size > 1:
+            processor["batch_size"] = self.batch_size
         if pruning.get("top_k"):
             processor.update(prune_type="top_k", prune_ratio=float(pruning["top_k"]))
         elif pruning.get("min_weight"):
