@@ -34,6 +34,7 @@ from ._engine_distribution import ENGINES, JAVA_SOURCES, EngineDistribution
 from ._java_home import JavaHome
 from ._ml_plugins import unpack_plugin
 from ._node_security import NodeSecurity, NodeSecurityError, http_error_reason
+from ._zip_archive import extract_zip
 
 logger = logging.getLogger(__name__)
 
@@ -565,15 +566,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 def _unzip(archive: Path, target: Path) -> Path:
     """Extract keeping the executable bits; return the single top-level folder."""
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            path = target / member.filename
-            if not path.resolve().is_relative_to(target.resolve()):
-                raise ValueError(f"{archive}: unsafe member path {member.filename!r}")
-            zf.extract(member, target)
-            mode = (member.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(path, mode)
+    extract_zip(archive, target)
     tops = [p for p in target.iterdir()]
     if len(tops) != 1 or not tops[0].is_dir():
         raise ValueError(f"{archive}: expected one top-level folder, found {[p.name for p in tops]}")

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from ._maven_artifact import MavenArtifact
+from ._zip_archive import extract_zip
 
 #: OpenSearch version -> ((artifact id, sha256), ...) in dependency order.
 _PINNED: dict[str, tuple[tuple[str, str], ...]] = {
@@ -57,10 +58,5 @@ def unpack_plugin(archive: Path, plugins_dir: Path) -> Path:
     """Unpack one plugin zip into ``plugins_dir/<name>/``; return that folder."""
     target = plugins_dir / plugin_name(archive)
     target.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            path = target / member.filename
-            if not path.resolve().is_relative_to(target.resolve()):
-                raise ValueError(f"{archive}: unsafe member path {member.filename!r}")
-            zf.extract(member, target)
+    extract_zip(archive, target)
     return target
