@@ -7,6 +7,7 @@ import torch
 
 from ._echo_splade_encoder import EXCLUDED_LOGIT, EchoSpladeEncoder
 from ._echo_template import EchoInput
+from ._encoder_spec import MASKED_LM_OPTIONS
 from ._mlm_template import MlmTemplate
 
 __all__ = ["MlmSpladeEncoder"]
@@ -31,7 +32,7 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
     architecture = "masked-lm"
 
     def __init__(self, model: Any, tokenizer: Any, model_id: str, **options: Any) -> None:
-        options.update(echo=False, document_prefix="", document_separator="", query_prefix="", query_separator="")
+        options.update(MASKED_LM_OPTIONS)
         if options.get("normalize", "none") != "none":
             raise ValueError(
                 f"a masked-LM SPLADE model pools raw logits: normalize must be 'none', got {options['normalize']!r}"

@@ -125,16 +125,6 @@ class RayRuntime:
         return n, {"num_cpus": min(float(threads), spare / n, largest), **extra}, "cpu", threads
 
     @staticmethod
-    def driver_is_the_only_cpu_node(resources: dict) -> bool:
-        """Whether this driver is the cluster's only node, without a GPU for the actors and not a Ray client
-        (then work for the actors' node can run in the driver itself)."""
-        import ray  # lazy: see ray_initialized
-        from ray.util.client import ray as ray_client
-
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        return len(nodes) == 1 and not ray_client.is_connected() and "num_gpus" not in resources
-
-    @staticmethod
     @contextlib.contextmanager
     def data_context() -> Iterator[None]:
         """Ray Data settings for one run, put back afterwards (the context is global to the driver)."""
