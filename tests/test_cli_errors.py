@@ -56,3 +56,16 @@ def test_a_stopped_ingest_names_resume_in_the_cli():
     with pytest.raises(click.ClickException) as out:
         run_guarded(_fail(stopped))
     assert out.value.message.endswith("run it again with resume=True to finish (--resume)")
+
+
+@pytest.mark.parametrize("name", ["search", "proxy", "eval"])
+def test_query_top_k_is_one_option_with_one_meaning(name):
+    from echo_splade.cli import cli
+
+    command = cli.commands[name]
+    (param,) = [p for p in command.params if p.name == "query_top_k"]
+    ctx = click.Context(command)
+    assert param.process_value(ctx, "all") is None  # every command: None = as many as the clause limit allows
+    assert param.process_value(ctx, "12") == 12 and param.get_default(ctx, call=True) == "64"
+    with pytest.raises(click.BadParameter, match="positive integer or 'all', got '0'"):
+        param.process_value(ctx, "0")

@@ -4,7 +4,8 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, Union
+from pathlib import Path
+from typing import Any, Optional, Union
 
 import click
 
@@ -68,6 +69,86 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
         return func(*args, conn=conn, **kwargs)
 
     return wrapper
+
+
+def parse_top_k(value: Optional[str]) -> Optional[int]:
+    """A positive integer, or ``None`` for ``all``/``none`` (as many terms as the clause limit allows)."""
+    if value is None or str(value).lower() in ("all", "none"):
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}") from None
+    if k < 1:
+        raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}")
+    return k
+
+
+def query_top_k_option(help: str = "Query terms kept ('all': as many as the clause limit allows).") -> Any:
+    """``--query-top-k K|all`` (default 64, ``SparseRetriever``'s): an int, or ``None`` for all."""
+    return click.option(
+        "--query-top-k",
+        type=str,
+        default="64",
+        show_default=True,
+        callback=lambda _ctx, _param, value: parse_top_k(value),
+        help=help,
+    )
+
+
+def sparse_weight_option(*aliases: str, help: str) -> Any:
+    """``--sparse-weight W`` (and ``aliases``, e.g. ``--fusion``): the sparse list's weight in a hybrid, in [0, 1]."""
+    from echo_splade.connector import DEFAULT_SPARSE_WEIGHT
+
+    return click.option(
+        *aliases,
+        "--sparse-weight",
+        "sparse_weight",
+        type=click.FloatRange(0, 1),
+        default=DEFAULT_SPARSE_WEIGHT,
+        show_default=True,
+        help=help,
+    )
+
+
+QUERY_MODE_HELP = "Query encoding: the encoder, or IDF-weighted query tokens (no model)."
+
+
+def query_mode_option(*extra: str, help: str = QUERY_MODE_HELP) -> Any:
+    """``--mode llm|inference-free[|extra]`` (default llm): how queries are encoded."""
+    return click.option(
+        "--mode",
+        type=click.Choice(["llm", "inference-free", *extra]),
+        default="llm",
+        show_default=True,
+        help=help,
+    )
+
+
+def query_model_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--model``: the query side's encoder (llm) or tokenizer (inference-free); default: what the index records."""
+    return click.option(
+        "--model",
+        help="Encoder name or folder (llm mode) / tokenizer (inference-free). "
+        "[default: the model recorded in the index _meta]",
+    )(func)
+
+
+def adapter_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--adapter DIR``: a PEFT LoRA adapter folder merged into ``--model``."""
+    return click.option(
+        "--adapter", type=click.Path(exists=True, file_okay=False), help="PEFT LoRA adapter folder merged into --model."
+    )(func)
+
+
+def dataset_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--dataset DIR`` (required): a BEIR-layout folder, passed as a ``Path``."""
+    return click.option(
+        "--dataset",
+        required=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.",
+    )(func)
 
 
 _HINTS = {
