@@ -448,8 +448,10 @@ class IngestJob:
                     f"run it again with resume=True to finish"
                 )
                 report.error = message
-                stopped = type(cause)(message, status=cause.status, error_type=cause.error_type, reason=cause.reason)
-                stopped.option = "resume"  # the parameter that finishes it (the CLI names --resume)
+                # option: the parameter that finishes it (the CLI names --resume)
+                stopped = type(cause)(
+                    message, status=cause.status, error_type=cause.error_type, reason=cause.reason, option="resume"
+                )
                 raise stopped from exc
             report.error = f"{type(exc).__name__}: {exc}"
             raise

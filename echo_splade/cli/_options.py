@@ -161,13 +161,23 @@ _HINTS = {
 }
 
 
-#: The flag of each library option a typed error names (``EchoSpladeValueError.option``); a callable
-#: writes the whole hint after the message from the error's ``context``.
+#: The flag of each library option a typed error (``EchoSpladeValueError.option``, ``ClusterError.option``) or a
+#: log record (``extra={"hint_options": (...)}``) names; a callable writes the whole hint after the message from
+#: the error's (record's) ``context``.
 _OPTION_FLAGS: dict[str, Union[str, Callable[[Any], str]]] = {
     "user": "--user",
     "password": "--password",
     "api_key": "--api-key",
     "ca_certs": "--ca-certs",
+    "verify_certs": "--no-verify-certs",
+    "analyzer": "--analyzer",
+    "engine": "--engine",
+    "home": "--home",
+    "port": "--port",
+    "version": "--version",
+    "restore_settings": lambda exc: (
+        f": `echo-splade provision --index {exc.context.get('index', 'NAME')} --restore-settings`"
+    ),
     "actors": "--actors",
     "resume": "--resume",
     "corpus": "--corpus",
@@ -183,6 +193,28 @@ _OPTION_FLAGS: dict[str, Union[str, Callable[[Any], str]]] = {
 }
 
 
+def flag_with_value(flag: str, context: dict) -> str:
+    """``--flag``, ``--flag VALUE`` (``context["value"]``) or ``--flag A or --flag B`` (``context["choices"]``)."""
+    if "value" in context:
+        return f"{flag} {context['value']}"
+    if context.get("choices"):
+        return " or ".join(f"{flag} {choice}" for choice in context["choices"])
+    return flag
+
+
+def library_log_hint(options: tuple, context: dict) -> str:
+    """What the CLI appends to a library log line that names ``options``: their flags, or a callable's hint."""
+    holder = type("Hint", (), {"context": context})()
+    flags = []
+    for option in options:
+        flag = _OPTION_FLAGS.get(option)
+        if callable(flag):
+            return flag(holder)
+        if flag is not None:
+            flags.append(flag_with_value(flag, context) if len(options) == 1 else flag)
+    return f" ({', '.join(flags)})" if flags else ""
+
+
 def library_error_message(exc: BaseException) -> str:
     """The line the CLI prints for a library error: its message, plus the flag of the option it names."""
     option = getattr(exc, "option", None)
@@ -191,6 +223,7 @@ def library_error_message(exc: BaseException) -> str:
         return str(exc)
     if callable(flag):
         return f"{exc}{flag(exc)}"
+    flag = flag_with_value(flag, getattr(exc, "context", None) or {})
     message, hint = str(exc), getattr(exc, "hint", None)
     if isinstance(hint, str) and hint and message.endswith(f"({hint})"):  # "... (what would help: --flag)"
         return f"{message[: -len(hint) - 1]}{hint}: {flag})"

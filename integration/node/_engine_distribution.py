@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Literal, Optional
 
+from echo_splade.client import ConfigurationError
+
 from ._maven_artifact import MavenArtifact
 from ._ml_plugins import ml_plugin_artifacts
 
@@ -72,7 +74,11 @@ class EngineDistribution:
                 dist, modules=(*dist.modules, _ingest_common(dist.version)), plugins=ml_plugin_artifacts(dist.version)
             )
         if ml:
-            raise ValueError("--ml needs --engine opensearch (ML Commons and neural-search are OpenSearch plugins)")
+            raise ConfigurationError(
+                "the ML plugins need the opensearch engine (ML Commons and neural-search are OpenSearch plugins)",
+                option="engine",
+                value="opensearch",
+            )
         return _elasticsearch(version or DEFAULT_ELASTICSEARCH_VERSION)
 
     @property

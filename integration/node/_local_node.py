@@ -30,6 +30,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
+from echo_splade.client import ConfigurationError
+
 from ._engine_distribution import ENGINES, JAVA_SOURCES, EngineDistribution
 from ._java_home import JavaHome
 from ._ml_plugins import unpack_plugin
@@ -103,9 +105,11 @@ class LocalNode:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if secure and engine != "elasticsearch":
-            raise ValueError(
-                "--secure needs --engine elasticsearch: the OpenSearch security plugin is not "
-                "published on Maven Central for 2.19.x, so a secured OpenSearch node cannot be assembled"
+            raise ConfigurationError(
+                "a secured node needs the elasticsearch engine: the OpenSearch security plugin is not "
+                "published on Maven Central for 2.19.x, so a secured OpenSearch node cannot be assembled",
+                option="engine",
+                value="elasticsearch",
             )
         self.secure = bool(secure)
         self.distribution = EngineDistribution.for_engine(engine, version, ml=ml)
@@ -233,9 +237,10 @@ class LocalNode:
             return
         for parent in [self.home, *self.home.parents]:
             if parent.exists() and not os.stat(parent).st_mode & 0o001:
-                raise ValueError(
+                raise ConfigurationError(
                     f"home {self.home} is not reachable for user {SERVICE_USER!r}: {parent} is not "
-                    f"world-traversable; choose a home outside it (--home or ${HOME_ENV})"
+                    f"world-traversable; choose a home outside it (home, or ${HOME_ENV})",
+                    option="home",
                 )
 
     # ----------------------------------------------------------------- state

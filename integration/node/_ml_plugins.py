@@ -16,6 +16,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from echo_splade.client import ConfigurationError
+
 from ._maven_artifact import MavenArtifact
 from ._zip_archive import extract_zip
 
@@ -34,8 +36,9 @@ ML_PLUGIN_VERSIONS: tuple[str, ...] = tuple(_PINNED)
 def ml_plugin_artifacts(version: str) -> tuple[MavenArtifact, ...]:
     """The four plugin zips for an OpenSearch ``version`` (``ValueError`` naming the versions that have them)."""
     if version not in _PINNED:
-        raise ValueError(
-            f"--ml: the ML plugins are pinned for OpenSearch {', '.join(ML_PLUGIN_VERSIONS)}, not {version!r}"
+        raise ConfigurationError(
+            f"the ML plugins are pinned for OpenSearch {', '.join(ML_PLUGIN_VERSIONS)}, not {version!r}",
+            option="version",
         )
     return tuple(
         MavenArtifact("org.opensearch.plugin", name, f"{version}.0", "zip", sha256=digest)
