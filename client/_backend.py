@@ -419,17 +419,19 @@ def _warn_insecure(config: ConnectionConfig) -> None:
         )
 
 
+def _retry_kwargs(config: ConnectionConfig) -> dict[str, Any]:
+    """The retry policy of both clients: a node that refuses the connection is skipped for another URL (each
+    tried once); statuses (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff)."""
+    return {"max_retries": len(config.urls) - 1, "retry_on_status": (), "retry_on_timeout": False}
+
+
 def _opensearch_client(config: ConnectionConfig):
     from opensearchpy import OpenSearch
 
     return OpenSearch(
         hosts=list(config.urls),
         timeout=config.timeout,
-        # A node that refuses the connection is skipped for another URL (each tried once); statuses
-        # (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff).
-        max_retries=len(config.urls) - 1,
-        retry_on_status=(),
-        retry_on_timeout=False,
+        **_retry_kwargs(config),
         **_auth_kwargs(config, "opensearch"),
     )
 
@@ -442,11 +444,7 @@ def _elasticsearch_client(config: ConnectionConfig):
     return Elasticsearch(
         hosts=list(config.urls),
         request_timeout=config.timeout,
-        # A node that refuses the connection is skipped for another URL (each tried once); statuses
-        # (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff).
-        max_retries=len(config.urls) - 1,
-        retry_on_status=(),
-        retry_on_timeout=False,
+        **_retry_kwargs(config),
         **_auth_kwargs(config, "elasticsearch"),
     )
 

@@ -465,14 +465,9 @@ class EchoSpladeEncoder:
             ``[num_rows, vocab]`` float32 weights (or max logits when ``raw``).
         """
         device = self.device
-        longest = max(len(inp.input_ids) for inp in inputs)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(inputs), longest), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
-        pool_mask = torch.zeros((len(inputs), longest), dtype=torch.bool)
+        input_ids, attention_mask = self.padded(inputs)
+        pool_mask = torch.zeros(input_ids.shape, dtype=torch.bool)
         for b, inp in enumerate(inputs):
-            input_ids[b, : len(inp.input_ids)] = torch.tensor(inp.input_ids)
-            attention_mask[b, : len(inp.input_ids)] = 1
             pool_mask[b, inp.pool_start : inp.pool_end] = True
         # Positions count real tokens only, so any padding side gives each text its unpadded positions.
         position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -495,6 +490,17 @@ class EchoSpladeEncoder:
         weights = self.pooling(hidden, pool_mask.to(device), lm_head, num_rows=num_rows, row_index=row_index, bias=bias)
         # per column, so the same as masking each position before the max-pool; no gradient reaches these columns
         return weights if self.excluded is None else weights.masked_fill(self.excluded, 0.0)
+
+    def padded(self, inputs: Sequence[EchoInput]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids, attention_mask)``, ``[len(inputs), longest]`` long tensors on the CPU, right-padded."""
+        longest = max(len(inp.input_ids) for inp in inputs)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(inputs), longest), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
+        for b, inp in enumerate(inputs):
+            input_ids[b, : len(inp.input_ids)] = torch.tensor(inp.input_ids)
+            attention_mask[b, : len(inp.input_ids)] = 1
+        return input_ids, attention_mask
 
     @property
     def backbone(self) -> torch.nn.Module:

@@ -69,13 +69,7 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
             ``[num_rows, vocab]`` float32 weights (or max logits when ``raw``).
         """
         device = self.device
-        longest = max(len(inp.input_ids) for inp in inputs)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(inputs), longest), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
-        for b, inp in enumerate(inputs):
-            input_ids[b, : len(inp.input_ids)] = torch.tensor(inp.input_ids)
-            attention_mask[b, : len(inp.input_ids)] = 1
+        input_ids, attention_mask = self.padded(inputs)
         hidden = self.backbone(
             input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
         ).last_hidden_state  # [batch, seq, hidden]
