@@ -181,7 +181,7 @@ class EncoderSpec:
     def config(self) -> dict[str, Any]:
         """``EchoSpladeEncoder.config`` of the loaded encoder: every :data:`CONFIG_KEYS` value, defaults filled."""
         from ._echo_splade_encoder import EchoSpladeEncoder  # lazy: imports torch (no weights)
-        from ._vocab_filter import VocabFilter
+        from ._vocab_filter import VocabFilter  # lazy: imports torch
 
         parameters = inspect.signature(EchoSpladeEncoder.__init__).parameters
         values = {key: parameters[key].default for key in CONFIG_KEYS}
