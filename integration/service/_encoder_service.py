@@ -54,7 +54,8 @@ class EncoderService:
         if cfg.ray_port and not runtime.joins:
             os.environ["RAY_GCS_SERVER_PORT"] = str(cfg.ray_port)
         try:
-            self._started_ray = runtime.start(
+            # stop() shuts down only a local cluster it started; a joined one is left as it is
+            self._started_ray = not runtime.joins and runtime.start(
                 num_cpus=max(2, os.cpu_count() or 1),
                 object_store_memory=256 << 20,
                 namespace=f"echo-splade-serve-{cfg.port}",
