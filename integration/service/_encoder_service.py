@@ -54,14 +54,15 @@ class EncoderService:
         if cfg.ray_port and not runtime.joins:
             os.environ["RAY_GCS_SERVER_PORT"] = str(cfg.ray_port)
         try:
-            # stop() shuts down only a local cluster it started; a joined one is left as it is
-            self._started_ray = not runtime.joins and runtime.start(
+            started = runtime.start(
                 num_cpus=max(2, os.cpu_count() or 1),
                 object_store_memory=256 << 20,
                 namespace=f"echo-splade-serve-{cfg.port}",
                 # no idle workers started ahead: Serve starts exactly the actors it needs
                 system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False},
             )
+            # stop() shuts down only a local cluster it started; a joined one is left as it is
+            self._started_ray = started and not runtime.joins
         except RayStartError as exc:
             raise ServiceStartError(str(exc)) from exc
         from ._encoder_deployment import EncoderDeployment  # lazy: imports ray serve, FastAPI
