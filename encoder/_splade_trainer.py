@@ -176,7 +176,7 @@ class SpladeTrainer:
             start = self._restore(encoder, optimizer, scheduler)
         elif (self.output_dir / CHECKPOINTS).is_dir() and any((self.output_dir / CHECKPOINTS).iterdir()):
             raise ValueError(
-                f"{self.output_dir} already holds checkpoints; pass resume=True to continue "
+                f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to continue "
                 "or choose another output directory"
             )
         self.output_dir.mkdir(parents=True, exist_ok=True)
