@@ -178,6 +178,9 @@ def worker(args) -> None:
     }
     if cuda:
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        weights = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
+        result["cuda_weights_mb"] = weights
+        result["peak_cuda_over_weights_mb"] = result["peak_cuda_mb"] - weights
         params = sum(p.numel() for p in encoder.model.parameters())
         head = encoder.model.get_output_embeddings().weight.numel()
         head_positions = pooled if args.worker == "efficient" else tokens
@@ -276,6 +279,11 @@ def main() -> None:
         )
         if "peak_cuda_mb" in e:
             print(f"peak CUDA memory ratio efficient/naive: {e['peak_cuda_mb'] / n['peak_cuda_mb']:.3f}")
+            print(
+                f"peak CUDA memory above the {e['cuda_weights_mb']:.0f} MiB of weights, efficient vs naive: "
+                f"{e['peak_cuda_over_weights_mb']:.0f} vs {n['peak_cuda_over_weights_mb']:.0f} MiB "
+                f"({e['peak_cuda_over_weights_mb'] / max(n['peak_cuda_over_weights_mb'], 1e-9):.2f}x)"
+            )
 
 
 if __name__ == "__main__":

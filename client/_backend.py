@@ -23,8 +23,10 @@ class ClusterError(Exception):
     """A request the cluster answered with an error, or could not be reached.
 
     ``status`` is the HTTP status (``None`` when the cluster was unreachable),
-    ``error_type``/``reason`` come from the cluster's error body. Picklable, so
-    it crosses Ray process boundaries intact. Never carries credentials.
+    ``error_type``/``reason`` come from the cluster's error body. ``option`` names the
+    library parameter that would help (as :class:`EchoSpladeValueError.option` does; a command
+    line adds its flag) and ``context`` the facts for that hint (``{"value": ...}``: the value to
+    set it to). Picklable, so it crosses Ray process boundaries intact. Never carries credentials.
     """
 
     def __init__(
@@ -34,13 +36,17 @@ class ClusterError(Exception):
         error_type: Optional[str] = None,
         reason: Optional[str] = None,
         body: Any = None,
+        option: Optional[str] = None,
+        context: Optional[dict] = None,
     ) -> None:
-        super().__init__(message, status, error_type, reason, body)
+        super().__init__(message, status, error_type, reason, body, option, context)
         self.message = message
         self.status = status
         self.error_type = error_type
         self.reason = reason
         self.body = body
+        self.option = option
+        self.context = dict(context or {})
 
     @property
     def retryable(self) -> bool:
@@ -375,12 +381,13 @@ _warned: set[tuple[str, str]] = set()
 _warned_lock = threading.Lock()
 
 
-def _warn_once(kind: str, key: str, message: str, *args: Any) -> None:
+def _warn_once(kind: str, key: str, message: str, *args: Any, options: tuple[str, ...] = ()) -> None:
+    """Log ``message`` once per ``(kind, key)``; ``options``: the parameters it names (a CLI adds their flags)."""
     with _warned_lock:
         if (kind, key) in _warned:
             return
         _warned.add((kind, key))
-    logger.warning(message, *args)
+    logger.warning(message, *args, extra={"hint_options": options} if options else None)
 
 
 def _warn_insecure(config: ConnectionConfig) -> None:
@@ -397,9 +404,11 @@ def _warn_insecure(config: ConnectionConfig) -> None:
         _warn_once(
             "no-verify",
             ",".join(https),
-            "TLS certificate verification is OFF for %s (--no-verify-certs): the connection is encrypted "
-            "but the server is not authenticated; pass --ca-certs instead outside of tests",
+            "TLS certificate verification is OFF for %s (verify_certs=False): the connection is encrypted "
+            "but the server is not authenticated; give the cluster's CA certificate (ca_certs) instead "
+            "outside of tests",
             ", ".join(config.describe_urls(https)),
+            options=("verify_certs", "ca_certs"),
         )
     if plain and (config.user is not None or config.api_key):
         _warn_once(
@@ -410,17 +419,19 @@ def _warn_insecure(config: ConnectionConfig) -> None:
         )
 
 
+def _retry_kwargs(config: ConnectionConfig) -> dict[str, Any]:
+    """The retry policy of both clients: a node that refuses the connection is skipped for another URL (each
+    tried once); statuses (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff)."""
+    return {"max_retries": len(config.urls) - 1, "retry_on_status": (), "retry_on_timeout": False}
+
+
 def _opensearch_client(config: ConnectionConfig):
     from opensearchpy import OpenSearch
 
     return OpenSearch(
         hosts=list(config.urls),
         timeout=config.timeout,
-        # A node that refuses the connection is skipped for another URL (each tried once); statuses
-        # (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff).
-        max_retries=len(config.urls) - 1,
-        retry_on_status=(),
-        retry_on_timeout=False,
+        **_retry_kwargs(config),
         **_auth_kwargs(config, "opensearch"),
     )
 
@@ -433,11 +444,7 @@ def _elasticsearch_client(config: ConnectionConfig):
     return Elasticsearch(
         hosts=list(config.urls),
         request_timeout=config.timeout,
-        # A node that refuses the connection is skipped for another URL (each tried once); statuses
-        # (429/503 ...) and timeouts are not retried here: the callers decide (BulkWriter's backoff).
-        max_retries=len(config.urls) - 1,
-        retry_on_status=(),
-        retry_on_timeout=False,
+        **_retry_kwargs(config),
         **_auth_kwargs(config, "elasticsearch"),
     )
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Optional
 
-from echo_splade.client import Backend
+from echo_splade.client import AuthorizationError, Backend
 
 from ._sparse_query import SparseFieldType, sparse_clause, uses_term_clauses
 
@@ -127,8 +127,6 @@ class DocumentFrequencies:
         return out
 
     def _store(self, table: Mapping[str, int]) -> None:
-        from echo_splade.client import AuthorizationError
-
         try:
             self._write_side_index(table)
         except AuthorizationError as exc:

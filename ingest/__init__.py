@@ -17,6 +17,7 @@ from ._ingest_report import IngestReport
 from ._model_info import ModelInfo
 from ._pipeline_rows import ROW_STATUSES, STATUS_DEAD, STATUS_ENCODED, STATUS_SKIPPED, RowStatus
 from ._ray_runtime import RayRuntime
+from ._ray_start_error import RayStartError
 from ._text_only_index import index_text_only
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "ModelInfo",
     "ROW_STATUSES",
     "RayRuntime",
+    "RayStartError",
     "RowStatus",
     "STATUS_DEAD",
     "STATUS_ENCODED",

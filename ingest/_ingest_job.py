@@ -129,8 +129,8 @@ class IngestJob:
             (e.g. overriding ``load_encoder`` to serve precomputed vectors in a benchmark).
         model_info: the :class:`ModelInfo` of ``model`` when the caller has the encoder loaded already
             (``ModelInfo.of(encoder)``; the demo does): the job then loads the model only in its encoder
-            actors, which check that they get the same ``model_rev``. ``None``: the job loads it once to
-            read it (on the driver of a single CPU node, else as a Ray task where an actor would run).
+            actors, which check that they get the same ``model_rev``. ``None``: the job reads it from the
+            model's files (:class:`echo_splade.encoder.EncoderSpec`: no weights loaded on the driver).
     """
 
     def __init__(
@@ -273,23 +273,12 @@ class IngestJob:
                 else:
                     os.environ[name] = value
 
-    def _model_info(self, resources: dict, device: Optional[str]) -> ModelInfo:
-        """The encoder's :class:`ModelInfo`: the caller's (``model_info``), else loaded once to read it.
-
-        On a single CPU-only node the driver loads the encoder on the CPU (in a long-lived
-        process such as a notebook or a test session this costs the imports only once); on a
-        multi-node or GPU cluster a task loads it where an encoder actor would run, so the driver
-        needs neither the memory nor a GPU.
-        """
+    def _model_info(self) -> ModelInfo:
+        """The encoder's :class:`ModelInfo`: the caller's (``model_info``), else read from the model's files
+        (no weights are loaded on the driver: only the encoder actors load the model)."""
         if self.model_info is not None:
             return self.model_info
-        import ray  # lazy: `import ray` takes seconds
-
-        options = {**self.encoder_options, "max_length": self.max_length}
-        if RayRuntime.driver_is_the_only_cpu_node(resources):
-            return ModelInfo.load(self.model, self.adapter, "cpu", options)
-        remote = ray.remote(ModelInfo.load).options(**resources)
-        return ray.get(remote.remote(self.model, self.adapter, device, options))
+        return ModelInfo.load(self.model, self.adapter, {**self.encoder_options, "max_length": self.max_length})
 
     # -- index ---------------------------------------------------------------------------
     def _prepare_index(self, backend: Backend, info: ModelInfo) -> None:
@@ -417,7 +406,7 @@ class IngestJob:
             actors, resources, device, threads = runtime.encoder_resources(
                 self.device, self.actors, self.writers, self.torch_threads, custom=self.encoder_resources
             )
-            info = self._model_info(resources, device)
+            info = self._model_info()
             report.model, report.model_rev = info.model, info.model_rev
             logger.info(
                 "ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",
@@ -459,8 +448,10 @@ class IngestJob:
                     f"run it again with resume=True to finish"
                 )
                 report.error = message
-                stopped = type(cause)(message, status=cause.status, error_type=cause.error_type, reason=cause.reason)
-                stopped.option = "resume"  # the parameter that finishes it (the CLI names --resume)
+                # option: the parameter that finishes it (the CLI names --resume)
+                stopped = type(cause)(
+                    message, status=cause.status, error_type=cause.error_type, reason=cause.reason, option="resume"
+                )
                 raise stopped from exc
             report.error = f"{type(exc).__name__}: {exc}"
             raise

@@ -31,11 +31,14 @@ class ModelInfo:
         return cls(model=name, model_rev=str(encoder.model_rev), config=dict(getattr(encoder, "config", {}) or {}))
 
     @classmethod
-    def load(cls, model: str, adapter: Optional[str], device: Optional[str], options: dict) -> ModelInfo:
-        """Load the encoder, read its info and let it go (runs on the driver or as a Ray task)."""
-        from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
+    def load(cls, model: str, adapter: Optional[str] = None, options: Optional[dict] = None) -> ModelInfo:
+        """The info of the encoder ``EchoSpladeEncoder.from_pretrained(model, adapter=adapter, **options)`` would
+        load, read from its files (``echo_splade.json``, adapter and bias files) without loading any weights.
 
-        encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter, device=device, **options)
-        info = cls.of(encoder)
-        del encoder
-        return info
+        Raises:
+            ValueError: an unknown or out-of-range option, or an adapter folder without a PEFT adapter.
+        """
+        from echo_splade.encoder import EncoderSpec  # lazy: its config check imports torch (no weights)
+
+        spec = EncoderSpec.resolve(model, adapter=adapter, **(options or {}))
+        return cls(model=spec.source, model_rev=spec.model_rev, config=spec.config)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Optional
 
 from echo_splade.client import ConfigurationError
 
+from ._ray_start_error import RayStartError
+
 __all__ = ["AUX_CPUS", "RayRuntime", "ray_initialized"]
+
+logger = logging.getLogger(__name__)
 
 #: Logical CPUs reserved for the reader task and for each bulk-writer actor (they mostly wait on I/O).
 AUX_CPUS = 0.25
@@ -33,36 +39,65 @@ def ray_initialized() -> bool:
 
 
 class RayRuntime:
-    """Where the ingest job runs: a Ray cluster it joins, or a local Ray it starts (and shuts down).
+    """Where a job runs: a Ray cluster it joins, or a local Ray it starts (and shuts down).
+
+    Which one is decided once, here, for the ingest job and the encoder service alike: an explicit
+    ``address`` or ``$RAY_ADDRESS`` (set under ``ray job submit``) joins that cluster; otherwise a new local
+    cluster of our own (``address="local"``, loopback, no dashboard) even when a ``ray start`` cluster runs
+    on the machine (a plain ``ray.init()`` would join that one through ``/tmp/ray/ray_current_cluster``,
+    then refuse ``num_cpus``). The local start is retried when Ray's fixed 30 s node registration times out
+    (a busy machine), and the failed attempt's processes are stopped.
 
     Args:
         address: an existing Ray cluster (``"auto"`` or ``"ray://host:10001"``); ``None``: the
-            ``RAY_ADDRESS`` environment variable (set under ``ray job submit``), else a local Ray
-            with this machine's CPUs, unless Ray is already initialised.
+            ``RAY_ADDRESS`` environment variable, else a local Ray, unless Ray is already initialised.
     """
 
     def __init__(self, address: Optional[str] = None) -> None:
         self.address = address
         self.started = False
 
-    def start(self) -> bool:
-        """Connect to / start Ray; ``True`` when this runtime started it (:meth:`shutdown` stops it then)."""
+    @property
+    def joins(self) -> bool:
+        """Whether :meth:`start` joins an existing cluster (``address`` or ``$RAY_ADDRESS``) rather than start one."""
+        return bool(self.address or os.environ.get("RAY_ADDRESS"))
+
+    def start(
+        self,
+        *,
+        num_cpus: Optional[int] = None,
+        object_store_memory: Optional[int] = None,
+        namespace: Optional[str] = None,
+        system_config: Optional[dict] = None,
+        attempts: int = 3,
+    ) -> bool:
+        """Join the cluster (see the class) or start a local one; ``True`` when this call connected Ray
+        (:meth:`shutdown` disconnects, or stops the local cluster, then).
+
+        Args:
+            num_cpus: of a local cluster (default: this machine's CPUs).
+            object_store_memory: of a local cluster, bytes (default: 10 % of RAM, 256 MiB to 2 GiB).
+            namespace: the Ray namespace (named actors such as Ray Serve's live in it).
+            system_config: Ray ``_system_config`` of a local cluster.
+            attempts: local starts tried when Ray's node registration times out.
+
+        Raises:
+            RayStartError: the local cluster did not start in ``attempts`` tries.
+        """
         import ray  # lazy: see ray_initialized
 
         if ray.is_initialized():
             return False
-        # Under `ray job submit` RAY_ADDRESS names the cluster the job belongs to.
-        address = self.address or os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        if self.joins:
+            address = self.address or os.environ["RAY_ADDRESS"]
+            ray.init(address=address, namespace=namespace, logging_level=logging.WARNING, log_to_driver=False)
         else:
-            memory = int(min(2 << 30, max(256 << 20, 0.1 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))))
-            ray.init(
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                object_store_memory=memory,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
+            _start_local_ray(
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                object_store_memory=object_store_memory or _default_object_store_memory(),
+                namespace=namespace,
+                system_config=system_config,
+                attempts=attempts,
             )
         self.started = True
         return True
@@ -125,16 +160,6 @@ class RayRuntime:
         return n, {"num_cpus": min(float(threads), spare / n, largest), **extra}, "cpu", threads
 
     @staticmethod
-    def driver_is_the_only_cpu_node(resources: dict) -> bool:
-        """Whether this driver is the cluster's only node, without a GPU for the actors and not a Ray client
-        (then work for the actors' node can run in the driver itself)."""
-        import ray  # lazy: see ray_initialized
-        from ray.util.client import ray as ray_client
-
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        return len(nodes) == 1 and not ray_client.is_connected() and "num_gpus" not in resources
-
-    @staticmethod
     @contextlib.contextmanager
     def data_context() -> Iterator[None]:
         """Ray Data settings for one run, put back afterwards (the context is global to the driver)."""
@@ -170,3 +195,62 @@ class RayRuntime:
                 setattr(context, key, value)
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
+
+
+def _default_object_store_memory() -> int:
+    """10 % of this machine's memory, at least 256 MiB and at most 2 GiB."""
+    return int(min(2 << 30, max(256 << 20, 0.1 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))))
+
+
+def _start_local_ray(
+    *, num_cpus: int, object_store_memory: int, namespace: Optional[str], system_config: Optional[dict], attempts: int
+) -> None:
+    """A new local Ray cluster on 127.0.0.1 without the dashboard. Ray gives its raylet a fixed 30 s to register,
+    which a busy shared machine can miss ("The current node timed out during startup"): retried."""
+    import ray  # lazy: see ray_initialized
+
+    for attempt in range(1, attempts + 1):
+        before = _ray_children()
+        try:
+            ray.init(
+                # "local": always a new cluster of our own; without it Ray joins any cluster it finds
+                # running on the machine (/tmp/ray/ray_current_cluster), e.g. another user's job
+                address="local",
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                num_cpus=num_cpus,
+                object_store_memory=object_store_memory,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                namespace=namespace,
+                _system_config=system_config,
+            )
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this timeout
+            ray.shutdown()
+            # a failed ray.init leaves the GCS/raylet it started running, unknown to ray.shutdown()
+            for pid in _ray_children() - before:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise RayStartError(f"could not start a local Ray cluster in {attempt} attempt(s): {exc}") from exc
+            logger.warning("Ray start attempt %d timed out (busy machine?); retrying", attempt)
+
+
+def _ray_children() -> set[int]:
+    """Pids of this process's child processes that run Ray (GCS server, raylet, monitor, log monitor, ...)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"/site-packages/ray/" in cmdline:
+            found.add(int(entry))
+    return found

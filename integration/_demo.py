@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from echo_splade.client import Backend
+from echo_splade.client import Backend, ClusterError, ConnectionConfig, connect, redact_url
+from echo_splade.connector import Hybrid, SparseRetriever, piece_scheme, token_label
+from echo_splade.encoder import DEFAULT_MODEL, MODEL_GUIDE
+
+from .node import LocalNode
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +93,6 @@ class Demo:
         queries: Path = SAMPLE_QUERIES,
         echo: Optional[Callable[[str], None]] = None,
     ) -> None:
-        from echo_splade.client import ConnectionConfig
-
         for name, value in (("k", k), ("depth", depth), ("explain_top_n", explain_top_n)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -160,8 +162,6 @@ class Demo:
 
     def ensure_cluster(self) -> Any:
         """Connect; when nothing answers at a local URL, start the local node there first."""
-        from echo_splade.client import ClusterError, connect, redact_url
-
         url = self.connection.urls[0]
         self.echo(f"[1/4] Cluster at {redact_url(url)}")
         try:
@@ -176,8 +176,6 @@ class Demo:
                 and parts.scheme == "http"
             ):
                 raise
-            from .node import LocalNode
-
             node = LocalNode(port=parts.port or 9200, **self.node_options)
             self.echo(
                 f"      nothing answers there: starting the local {node.engine} {node.version} node "
@@ -190,7 +188,7 @@ class Demo:
         return backend
 
     def load_encoder(self) -> Any:
-        from echo_splade.encoder import DEFAULT_MODEL, EchoSpladeEncoder
+        from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
         self.model = self.model or DEFAULT_MODEL
         self.echo(
@@ -244,8 +242,6 @@ class Demo:
 
     def search(self, backend: Backend, index: str, encoder: Any) -> list[DemoSearch]:
         """Each sample query through the sparse retriever (with explanations) and BM25."""
-        from echo_splade.connector import Hybrid, SparseRetriever
-
         retriever = SparseRetriever(
             backend, index, encoder=encoder, mode="llm", query_top_k=self.query_top_k, explain_top_n=self.explain_top_n
         )
@@ -277,8 +273,6 @@ class Demo:
     # -- printing ---------------------------------------------------------------------------
     def _print_guide(self, encoder: Any) -> None:
         """Which built-in model is best for what (``MODEL_GUIDE``), the one that ran first."""
-        from echo_splade.encoder import MODEL_GUIDE
-
         ran = getattr(encoder, "source", None)
         self.echo("Built-in models (--model):")
         for name in sorted(MODEL_GUIDE, key=lambda n: n != ran):
@@ -295,8 +289,6 @@ class Demo:
         return own
 
     def _print(self, result: DemoSearch, encoder: Any, own: set[str]) -> None:
-        from echo_splade.connector import piece_scheme, token_label
-
         scheme = piece_scheme(encoder.tokenizer)
 
         def show(token: str, texts: tuple[str, ...] = ()) -> str:

@@ -3,7 +3,7 @@
 The previous values are saved in the index ``_meta`` (key :data:`BULK_LOAD_META_KEY`)
 BEFORE anything is changed, so a job that was killed outright (``kill -9``, a
 lost machine) leaves a record that the next :func:`bulk_load_settings` or an
-explicit :func:`restore_settings` (``echo-splade provision --restore-settings``)
+explicit :func:`restore_settings` (the CLI's ``provision --restore-settings``)
 uses to put the exact previous values back.
 """
 
@@ -112,11 +112,11 @@ def bulk_load_settings(
             restore_settings(backend, index)
         except Exception as exc:  # keep the body's exception; the record in _meta survives
             logger.error(
-                "could not restore the settings of %s (%s); run `echo-splade provision "
-                "--index %s --restore-settings` once the cluster is reachable",
+                "could not restore the settings of %s (%s); they stay saved in its _meta: the next bulk load "
+                "on it puts them back, or restore_settings() once the cluster is reachable",
                 index,
                 exc,
-                index,
+                extra={"hint_options": ("restore_settings",), "hint_context": {"index": index}},
             )
         raise
     restore_settings(backend, index)

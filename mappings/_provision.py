@@ -31,10 +31,12 @@ def detect_analyzer(backend: Backend) -> str:
             # provisioner names the analyzer instead
             raise type(exc)(
                 f"{exc} -- cannot detect whether the cluster has the `english` analyzer; "
-                f"pass --analyzer english or --analyzer standard",
+                f"name the analyzer (english or standard)",
                 status=exc.status,
                 error_type=exc.error_type,
                 reason=exc.reason,
+                option="analyzer",
+                context={"choices": ("english", "standard")},
             ) from None
         raise
 
@@ -211,11 +213,13 @@ def provision(
                 other = "sparse_vector" if sparse_type == "rank_features" else "rank_features"
                 raise ClusterError(
                     f"{exc} (the node lacks the `{sparse_type}` field type: it comes with the mapper-extras "
-                    f"module; try --sparse-type {other} where the engine supports it)",
+                    f"module; try the sparse type {other} where the engine supports it)",
                     status=exc.status,
                     error_type=exc.error_type,
                     reason=exc.reason,
                     body=exc.body,
+                    option="sparse_type",
+                    context={"value": other},
                 ) from None
             raise
     plan.executed = True

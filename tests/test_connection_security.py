@@ -131,6 +131,14 @@ def test_insecure_settings_warn_once_per_process(caplog):
     assert sum("verification is OFF" in m for m in messages) == 1
     assert sum("clear text" in m for m in messages) == 1
     assert len(messages) == 2
+    # the library names its parameters; the CLI's handler filter adds the flags
+    from echo_splade.cli._flag_hints import FlagHints
+
+    (off,) = [r for r in caplog.records if "verification is OFF" in r.getMessage()]
+    assert off.hint_options == ("verify_certs", "ca_certs")
+    FlagHints().filter(off)  # once per record, also when the CLI's filter saw it already
+    library, flags = off.getMessage().rsplit(" (", 1)
+    assert "--" not in library and "(verify_certs=False)" in library and flags == "--no-verify-certs, --ca-certs)"
 
 
 def test_the_cli_names_the_flag_of_a_connection_option(tmp_path):

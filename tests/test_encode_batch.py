@@ -48,6 +48,9 @@ def test_model_info_and_the_actors_model_rev_check(tiny_model, tmp_path):
 
     info = ModelInfo.of(tiny_model)
     assert (info.model, info.model_rev) == (tiny_model.source, tiny_model.model_rev)
+    # what the job provisions from without model_info: read from the files, no weights loaded
+    assert ModelInfo.load("tiny-mistral") == info
+    assert ModelInfo.load("tiny-mistral", options={"max_length": 64}).model_rev != info.model_rev
     # the actors check that they load the model the index was prepared for
     step = EncodeBatch("tiny-mistral", expected_model_rev=None, **OPTIONS)
     same = EncodeBatch("tiny-mistral", expected_model_rev=step.model_rev, **OPTIONS)

@@ -7,7 +7,14 @@ import json
 import pytest
 import torch
 
-from echo_splade.encoder import EchoSpladeEncoder, SparseVector, VocabBias, load_tokenizer, naive_splade_weights
+from echo_splade.encoder import (
+    EchoSpladeEncoder,
+    EncoderSpec,
+    SparseVector,
+    VocabBias,
+    load_tokenizer,
+    naive_splade_weights,
+)
 
 TEXTS = [
     "what causes heart disease",
@@ -22,6 +29,13 @@ def dense(vec: SparseVector, vocab: int) -> torch.Tensor:
     out = torch.zeros(vocab)
     out[torch.tensor(vec.indices, dtype=torch.long)] = torch.tensor(vec.values)
     return out
+
+
+def assert_files_tell(encoder, *args, **kwargs):
+    """The weights-free spec of ``from_pretrained(*args, **kwargs)`` names what the loaded ``encoder`` reports."""
+    spec = EncoderSpec.resolve(*args, **kwargs)
+    assert (spec.source, spec.model_id, spec.model_rev) == (encoder.source, encoder.model_id, encoder.model_rev)
+    assert spec.config == encoder.config
 
 
 def test_echo_input_ids_are_pinned(tiny_model):
@@ -188,6 +202,7 @@ def test_adapter_save_load_round_trip(tiny_model, tmp_path):
         "tiny-mistral", adapter=tmp_path / "adapter", max_length=64, top_k=20, query_prefix="Q:"
     )
     assert tuned.has_adapter and tuned.model_rev != tiny_model.model_rev
+    assert_files_tell(tuned, "tiny-mistral", adapter=tmp_path / "adapter", max_length=64, top_k=20, query_prefix="Q:")
     [base_vec] = tiny_model.encode_documents([TEXTS[3]], top_k=20)
     [tuned_vec] = tuned.encode_documents([TEXTS[3]])
     assert len(tuned_vec) == 20 and tuned_vec.to_dict() != base_vec.to_dict()
@@ -200,6 +215,7 @@ def test_adapter_save_load_round_trip(tiny_model, tmp_path):
     reloaded = EchoSpladeEncoder.from_pretrained(tmp_path / "saved")
     assert reloaded.config == tuned.config
     assert reloaded.model_rev == tuned.model_rev
+    assert_files_tell(reloaded, tmp_path / "saved")  # the adapter saved in the folder
     [again] = reloaded.encode_documents([TEXTS[3]])
     assert again.indices == tuned_vec.indices
     assert again.values == pytest.approx(tuned_vec.values, abs=1e-5)
@@ -207,6 +223,7 @@ def test_adapter_save_load_round_trip(tiny_model, tmp_path):
 
     overridden = EchoSpladeEncoder.from_pretrained(tmp_path / "saved", max_length=128)
     assert overridden.max_length == 128 and overridden.model_rev != tuned.model_rev
+    assert_files_tell(overridden, tmp_path / "saved", max_length=128)
     assert load_tokenizer(tmp_path / "saved").convert_ids_to_tokens(1) == "<s>"
     with pytest.raises(ValueError, match="unknown encoder option"):
         EchoSpladeEncoder.from_pretrained("tiny-mistral", no_such_option=1)
@@ -215,6 +232,7 @@ def test_adapter_save_load_round_trip(tiny_model, tmp_path):
 def test_model_rev_is_stable_and_config_sensitive(tiny_model):
     same = EchoSpladeEncoder(tiny_model.model, tiny_model.tokenizer, "tiny-mistral", **tiny_model.config)
     assert same.model_rev == tiny_model.model_rev and len(same.model_rev) == 12
+    assert_files_tell(tiny_model, "tiny-mistral")
     other = EchoSpladeEncoder(
         tiny_model.model, tiny_model.tokenizer, "tiny-mistral", **{**tiny_model.config, "document_prefix": "Passage:"}
     )
@@ -246,6 +264,7 @@ def test_vocab_bias_calibrates_sparsifies_and_round_trips(tiny_model, tmp_path):
     reloaded = EchoSpladeEncoder.from_pretrained(tmp_path / "biased")
     assert torch.equal(reloaded.vocab_bias.bias, bias.bias)
     assert reloaded.model_rev == biased.model_rev
+    assert_files_tell(reloaded, tmp_path / "biased")
     assert reloaded.source == str(tmp_path / "biased") and reloaded.model_id == "tiny-mistral"
     assert [v.to_dict() for v in reloaded.encode_documents(texts)] == [v.to_dict() for v in vectors]
 
@@ -268,6 +287,7 @@ def test_builtin_trained_encoders_load_and_are_sparse(name, lora_r):
     assert encoder.vocab_bias is not None and encoder.vocab_size == 49152
     # the default carries a LoRA adapter (merged into the backbone); -head is the bias alone
     assert encoder.has_adapter and (encoder.adapter_config.r if encoder.adapter_config else None) == lora_r
+    assert_files_tell(encoder, name)  # LoRA adapter and head bias hashed from their files, as loaded
     [query, doc] = encoder.encode(["what causes heart disease"], "query") + encoder.encode_documents(
         ["Coronary artery disease is the most common cause of heart attacks and cardiac death."]
     )

@@ -32,23 +32,14 @@ FAST = dict(
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One lean local Ray for all ingest tests (IngestJob reuses an initialised Ray)."""
-    import logging
+    """One lean local Ray for all ingest tests (IngestJob reuses an initialised Ray); the product's own start,
+    retried when a busy machine misses Ray's 30 s node registration."""
+    from echo_splade.ingest import RayRuntime
 
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            object_store_memory=256 << 20,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-        )
+    runtime = RayRuntime()
+    runtime.start(num_cpus=2, object_store_memory=256 << 20)
     yield
-    if started:
-        ray.shutdown()
+    runtime.shutdown()
 
 
 def _job(corpus, index, connection, tmp_path, **kwargs) -> IngestJob:

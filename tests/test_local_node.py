@@ -50,6 +50,28 @@ def test_missing_artifact_names_every_url_tried(tmp_path):
     assert not any(tmp_path.rglob("*.jar"))
 
 
+def test_zip_members_keep_their_mode_and_stay_inside(tmp_path):
+    import zipfile
+
+    from echo_splade.integration.node import extract_zip
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("top/bin/run")
+        info.external_attr = 0o755 << 16
+        zf.writestr(info, "#!/bin/sh\n")
+        zf.writestr("top/README", "text")
+    extract_zip(archive, tmp_path / "out")
+    assert os.access(tmp_path / "out/top/bin/run", os.X_OK)
+    assert (tmp_path / "out/top/README").read_text() == "text"
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../escaped", "x")
+    with pytest.raises(ValueError, match="unsafe member path '../escaped'"):
+        extract_zip(evil, tmp_path / "out2")
+    assert not (tmp_path / "escaped").exists()
+
+
 def test_distribution_modules_and_validation():
     os_dist = EngineDistribution.for_engine("opensearch")
     assert os_dist.version == DEFAULT_OPENSEARCH_VERSION

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from echo_splade.encoder import BUILTIN_MODELS, EchoSpladeEncoder, MlmSpladeEncoder
+from echo_splade.encoder import BUILTIN_MODELS, EchoSpladeEncoder, EncoderSpec, MlmSpladeEncoder
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,9 @@ def test_builtin_peer_loads_and_round_trips(tmp_path):
     assert json.loads((tmp_path / "copy" / "echo_splade.json").read_text())["model_id"] == "splade-tiny"
     again = EchoSpladeEncoder.from_pretrained(tmp_path / "copy")
     assert isinstance(again, MlmSpladeEncoder) and again.model_rev == encoder.model_rev
+    for loaded, name in ((encoder, "echo-splade-bert-tiny"), (again, tmp_path / "copy")):  # weights-free, the same
+        spec = EncoderSpec.resolve(name)
+        assert spec.masked_lm and (spec.model_rev, spec.config) == (loaded.model_rev, loaded.config)
     with pytest.raises(ValueError, match="exceeds the model's 512 positions"):
         EchoSpladeEncoder.from_pretrained("splade-tiny", max_length=1024)
     with pytest.raises(ValueError, match="normalize must be 'none'"):

@@ -468,8 +468,9 @@ def test_secure_node_configuration(tmp_path):
     from echo_splade.integration import LocalNode
     from echo_splade.integration.node import role_descriptor
 
-    with pytest.raises(ValueError, match="--secure needs --engine elasticsearch"):
+    with pytest.raises(ValueError, match="a secured node needs the elasticsearch engine") as refused:
         LocalNode(engine="opensearch", secure=True, home=tmp_path)
+    assert refused.value.option == "engine"  # the CLI names the flag: (--engine elasticsearch)
     node = LocalNode(engine="elasticsearch", secure=True, home=tmp_path)
     assert node.port == 9202 and node.url == "https://127.0.0.1:9202" and "secure=True" in repr(node)
     text = node._config_text()

@@ -49,7 +49,7 @@ class ProxyConfig:
 
     def __post_init__(self) -> None:
         if not self.upstreams:
-            raise ValueError("give at least one upstream cluster URL (--upstream http://host:9200)")
+            raise ValueError("give at least one upstream cluster URL (upstreams, e.g. http://host:9200)")
         for url in self.upstreams:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"upstream must be an http:// or https:// URL, got {url!r}")

@@ -195,7 +195,7 @@ class RewritingProxy:
             if self.config.on_encoder_error == "fail":
                 logger.error("%s", exc)
                 return engine_error(
-                    503, "echo_splade_encoder_unavailable", f"{exc} (the proxy runs with --on-encoder-error fail)"
+                    503, "echo_splade_encoder_unavailable", f"{exc} (the proxy runs with on_encoder_error = fail)"
                 )
             logger.warning("%s; the query passes through unmodified", exc)
             return RewriteOutcome(body, "passthrough; encoder unavailable")

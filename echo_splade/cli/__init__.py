@@ -12,6 +12,7 @@ import warnings
 
 import click
 
+from ._flag_hints import install_flag_hints
 from ._options import connection_options, run_guarded
 
 __all__ = ["main", "cli", "connection_options", "run_guarded"]
@@ -24,6 +25,7 @@ def cli(verbose: int) -> None:
     """Echo-Mistral-SPLADE learned sparse retrieval for OpenSearch and Elasticsearch."""
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_flag_hints()  # library log lines name parameters; the flags are added here
     # The clients log every failed request (expected 404s included) with a traceback at WARNING;
     # our errors already say what failed in one line, so keep theirs for -vv.
     for name in ("opensearch", "elasticsearch", "elastic_transport"):

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._options import run_guarded
+from ._options import library_error_message, run_guarded
 
 
 def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,7 +113,7 @@ def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 ml=ml,
             )
         except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
+            raise click.UsageError(library_error_message(exc)) from None
         return func(*args, node=node, **kwargs)
 
     return wrapper

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from ._options import connection_options, run_guarded
+from ._options import adapter_option, connection_options, run_guarded
 
 
 @click.command("demo")
@@ -11,9 +11,7 @@ from ._options import connection_options, run_guarded
     help="Encoder: short name (echo-splade-smollm2-135m, echo-splade-smollm2-135m-head, smollm2-135m, "
     "tiny-mistral) or folder. [default: the built-in model]",
 )
-@click.option(
-    "--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model."
-)
+@adapter_option
 @click.option("--index", help="Index (alias) for the sample corpus. [default: echo-splade-demo-<model_rev>]")
 @click.option("--no-start", is_flag=True, help="Do not start the local node when nothing answers at --url.")
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True, help="Hits shown per example query.")

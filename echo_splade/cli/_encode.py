@@ -6,7 +6,7 @@ import click
 
 from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
 
-from ._options import run_guarded
+from ._options import adapter_option, run_guarded
 
 
 @click.command("encode")
@@ -24,7 +24,7 @@ from ._options import run_guarded
     help="Encoder: short name (echo-splade-smollm2-135m and echo-splade-smollm2-135m-head the built-in "
     "trained encoders; smollm2-135m, tiny-mistral base models), HF dir/hub id, or a trained encoder dir.",
 )
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="PEFT LoRA adapter directory.")
+@adapter_option
 @click.option("--gguf-file", help="Load the base model from this GGUF file inside --model.")
 @click.option("--queries", is_flag=True, help="Encode as queries (query echo template) instead of documents.")
 @click.option("--top-k", type=click.IntRange(min=1), help="Keep the K largest weights per text.")

@@ -5,9 +5,14 @@ from pathlib import Path
 
 import click
 
-from echo_splade.connector import DEFAULT_SPARSE_WEIGHT
-
-from ._options import connection_options, run_guarded
+from ._options import (
+    adapter_option,
+    connection_options,
+    dataset_option,
+    query_top_k_option,
+    run_guarded,
+    sparse_weight_option,
+)
 from ._progress import Progress
 
 _SYSTEMS = ("bm25", "sparse", "sparse-inference-free", "hybrid")
@@ -26,12 +31,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 
 
 @click.command("eval")
-@click.option(
-    "--dataset",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.",
-)
+@dataset_option
 @click.option("--index", required=True, help="Index (alias) holding the corpus; provisioned and ingested when missing.")
 @click.option(
     "--model",
@@ -42,9 +42,7 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     "each then gets its own index, --index plus '-' plus the model's name. "
     "[default: the built-in model; none for --systems bm25]",
 )
-@click.option(
-    "--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter folder merged into --model."
-)
+@adapter_option
 @click.option("--split", default="test", show_default=True, help="Qrels split (qrels/<split>.tsv).")
 @click.option(
     "--systems",
@@ -70,20 +68,8 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     show_default=True,
     help="Fusion of the hybrid system.",
 )
-@click.option(
-    "--sparse-weight",
-    type=click.FloatRange(0, 1),
-    default=DEFAULT_SPARSE_WEIGHT,
-    show_default=True,
-    help="Weight of the sparse list in the hybrid fusion (BM25 gets 1 - w).",
-)
-@click.option(
-    "--query-top-k",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Query terms kept by the sparse systems.",
-)
+@sparse_weight_option(help="Weight of the sparse list in the hybrid fusion (BM25 gets 1 - w).")
+@query_top_k_option("Query terms kept by the sparse systems ('all': as many as the clause limit allows).")
 @click.option(
     "--doc-top-k",
     type=click.IntRange(min=1),

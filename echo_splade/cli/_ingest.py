@@ -4,7 +4,7 @@ import click
 
 from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
 
-from ._options import connection_options, run_guarded
+from ._options import adapter_option, connection_options, run_guarded
 from ._progress import Progress
 
 
@@ -22,7 +22,7 @@ from ._progress import Progress
     show_default=True,
     help="Encoder: short name, HF directory, or a directory written by `echo-splade train`.",
 )
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter directory.")
+@adapter_option
 @click.option(
     "--format",
     "corpus_format",

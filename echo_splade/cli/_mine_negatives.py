@@ -4,16 +4,11 @@ from pathlib import Path
 
 import click
 
-from ._options import connection_options, run_guarded
+from ._options import connection_options, dataset_option, run_guarded
 
 
 @click.command("mine-negatives")
-@click.option(
-    "--dataset",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.",
-)
+@dataset_option
 @click.option(
     "--index",
     required=True,

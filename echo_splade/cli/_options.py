@@ -4,7 +4,8 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, Union
+from pathlib import Path
+from typing import Any, Optional, Union
 
 import click
 
@@ -70,6 +71,86 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def parse_top_k(value: Optional[str]) -> Optional[int]:
+    """A positive integer, or ``None`` for ``all``/``none`` (as many terms as the clause limit allows)."""
+    if value is None or str(value).lower() in ("all", "none"):
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}") from None
+    if k < 1:
+        raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}")
+    return k
+
+
+def query_top_k_option(help: str = "Query terms kept ('all': as many as the clause limit allows).") -> Any:
+    """``--query-top-k K|all`` (default 64, ``SparseRetriever``'s): an int, or ``None`` for all."""
+    return click.option(
+        "--query-top-k",
+        type=str,
+        default="64",
+        show_default=True,
+        callback=lambda _ctx, _param, value: parse_top_k(value),
+        help=help,
+    )
+
+
+def sparse_weight_option(*aliases: str, help: str) -> Any:
+    """``--sparse-weight W`` (and ``aliases``, e.g. ``--fusion``): the sparse list's weight in a hybrid, in [0, 1]."""
+    from echo_splade.connector import DEFAULT_SPARSE_WEIGHT
+
+    return click.option(
+        *aliases,
+        "--sparse-weight",
+        "sparse_weight",
+        type=click.FloatRange(0, 1),
+        default=DEFAULT_SPARSE_WEIGHT,
+        show_default=True,
+        help=help,
+    )
+
+
+QUERY_MODE_HELP = "Query encoding: the encoder, or IDF-weighted query tokens (no model)."
+
+
+def query_mode_option(*extra: str, help: str = QUERY_MODE_HELP) -> Any:
+    """``--mode llm|inference-free[|extra]`` (default llm): how queries are encoded."""
+    return click.option(
+        "--mode",
+        type=click.Choice(["llm", "inference-free", *extra]),
+        default="llm",
+        show_default=True,
+        help=help,
+    )
+
+
+def query_model_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--model``: the query side's encoder (llm) or tokenizer (inference-free); default: what the index records."""
+    return click.option(
+        "--model",
+        help="Encoder name or folder (llm mode) / tokenizer (inference-free). "
+        "[default: the model recorded in the index _meta]",
+    )(func)
+
+
+def adapter_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--adapter DIR``: a PEFT LoRA adapter folder merged into ``--model``."""
+    return click.option(
+        "--adapter", type=click.Path(exists=True, file_okay=False), help="PEFT LoRA adapter folder merged into --model."
+    )(func)
+
+
+def dataset_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--dataset DIR`` (required): a BEIR-layout folder, passed as a ``Path``."""
+    return click.option(
+        "--dataset",
+        required=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="A BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.",
+    )(func)
+
+
 _HINTS = {
     "AuthenticationError": "check --user with --password (or $ECHO_SPLADE_PASSWORD), or --api-key "
     "(or $ECHO_SPLADE_API_KEY)",
@@ -80,13 +161,23 @@ _HINTS = {
 }
 
 
-#: The flag of each library option a typed error names (``EchoSpladeValueError.option``); a callable
-#: writes the whole hint after the message from the error's ``context``.
+#: The flag of each library option a typed error (``EchoSpladeValueError.option``, ``ClusterError.option``) or a
+#: log record (``extra={"hint_options": (...)}``) names; a callable writes the whole hint after the message from
+#: the error's (record's) ``context``.
 _OPTION_FLAGS: dict[str, Union[str, Callable[[Any], str]]] = {
     "user": "--user",
     "password": "--password",
     "api_key": "--api-key",
     "ca_certs": "--ca-certs",
+    "verify_certs": "--no-verify-certs",
+    "analyzer": "--analyzer",
+    "engine": "--engine",
+    "home": "--home",
+    "port": "--port",
+    "version": "--version",
+    "restore_settings": lambda exc: (
+        f": `echo-splade provision --index {exc.context.get('index', 'NAME')} --restore-settings`"
+    ),
     "actors": "--actors",
     "resume": "--resume",
     "corpus": "--corpus",
@@ -102,6 +193,28 @@ _OPTION_FLAGS: dict[str, Union[str, Callable[[Any], str]]] = {
 }
 
 
+def flag_with_value(flag: str, context: dict) -> str:
+    """``--flag``, ``--flag VALUE`` (``context["value"]``) or ``--flag A or --flag B`` (``context["choices"]``)."""
+    if "value" in context:
+        return f"{flag} {context['value']}"
+    if context.get("choices"):
+        return " or ".join(f"{flag} {choice}" for choice in context["choices"])
+    return flag
+
+
+def library_log_hint(options: tuple, context: dict) -> str:
+    """What the CLI appends to a library log line that names ``options``: their flags, or a callable's hint."""
+    holder = type("Hint", (), {"context": context})()
+    flags = []
+    for option in options:
+        flag = _OPTION_FLAGS.get(option)
+        if callable(flag):
+            return flag(holder)
+        if flag is not None:
+            flags.append(flag_with_value(flag, context) if len(options) == 1 else flag)
+    return f" ({', '.join(flags)})" if flags else ""
+
+
 def library_error_message(exc: BaseException) -> str:
     """The line the CLI prints for a library error: its message, plus the flag of the option it names."""
     option = getattr(exc, "option", None)
@@ -110,6 +223,7 @@ def library_error_message(exc: BaseException) -> str:
         return str(exc)
     if callable(flag):
         return f"{exc}{flag(exc)}"
+    flag = flag_with_value(flag, getattr(exc, "context", None) or {})
     message, hint = str(exc), getattr(exc, "hint", None)
     if isinstance(hint, str) and hint and message.endswith(f"({hint})"):  # "... (what would help: --flag)"
         return f"{message[: -len(hint) - 1]}{hint}: {flag})"

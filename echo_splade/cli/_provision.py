@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from ._options import connection_options, run_guarded
+from ._options import adapter_option, connection_options, run_guarded
 
 
 @click.command("provision")
@@ -10,9 +10,9 @@ from ._options import connection_options, run_guarded
 @click.option(
     "--model",
     help="Record this encoder (short name, HF dir or saved dir) in the index _meta; "
-    "loads it once to read its revision and echo templates.",
+    "its revision and echo templates are read from its files (no weights loaded).",
 )
-@click.option("--adapter", type=click.Path(exists=True), help="LoRA adapter of --model.")
+@adapter_option
 @click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True, help="Primary shards.")
 @click.option("--replicas", type=click.IntRange(min=0), default=0, show_default=True, help="Replica shards.")
 @click.option(
@@ -121,11 +121,8 @@ def command(
 
 
 def _spec_from_model(name: str, model: str, adapter, options: dict):
+    from echo_splade.encoder import EncoderSpec
     from echo_splade.mappings import IndexSpec
 
-    try:
-        from echo_splade.encoder import EchoSpladeEncoder
-    except ImportError as exc:
-        raise click.ClickException(f"--model needs the encoder package, which failed to import: {exc}") from None
-    encoder = EchoSpladeEncoder.from_pretrained(model, adapter=adapter)
-    return IndexSpec.from_encoder(name, encoder, **options)
+    # the encoder's name, model_rev and templates, read from its files: no weights are loaded
+    return IndexSpec.from_encoder(name, EncoderSpec.resolve(model, adapter=adapter), **options)

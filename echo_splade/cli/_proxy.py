@@ -3,9 +3,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from echo_splade.connector import DEFAULT_SPARSE_WEIGHT
-
-from ._options import run_guarded
+from ._options import query_mode_option, query_model_option, query_top_k_option, run_guarded, sparse_weight_option
 
 ENV_PREFIX = "ECHO_SPLADE_"
 # options that configure the aliases named with --alias (and, given on the command line, every alias of --config)
@@ -19,20 +17,6 @@ _RULE_OPTIONS = {
     "model": "model",
 }
 _SERVER_OPTIONS = ("port", "host", "on_encoder_error", "ca_certs", "certfile", "keyfile", "timeout")
-
-
-def _top_k(value):
-    if value is None:
-        return None
-    if str(value).lower() in ("all", "none"):
-        return "all"
-    try:
-        k = int(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}") from None
-    if k < 1:
-        raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}")
-    return k
 
 
 @click.command("proxy")
@@ -56,36 +40,18 @@ def _top_k(value):
     multiple=True,
     help="Alias (or index) whose _search/_msearch/_count bodies are rewritten; repeatable.",
 )
-@click.option(
-    "--mode",
-    type=click.Choice(["llm", "inference-free"]),
-    default="llm",
-    show_default=True,
-    help="Query encoding: the encoder, or IDF-weighted query tokens (no model).",
-)
+@query_mode_option()
 @click.option(
     "--hybrid/--no-hybrid",
     default=False,
     show_default=True,
     help="Keep the lexical clause beside the sparse one (weighted sum) instead of replacing it.",
 )
-@click.option(
+@sparse_weight_option(
     "--fusion",
-    "--sparse-weight",
-    "sparse_weight",
-    type=click.FloatRange(0, 1),
-    default=DEFAULT_SPARSE_WEIGHT,
-    show_default=True,
     help="Hybrid fusion in one request: the sparse clause's weight in the weighted sum (BM25 gets 1 - this).",
 )
-@click.option(
-    "--query-top-k",
-    type=str,
-    default="64",
-    show_default=True,
-    callback=lambda _c, _p, v: _top_k(v),
-    help="Query terms kept ('all': as many as the clause limit allows).",
-)
+@query_top_k_option()
 @click.option(
     "--field",
     "fields",
@@ -95,9 +61,7 @@ def _top_k(value):
     help="Text field whose match/multi_match/query_string clauses are rewritten; repeatable, globs allowed.",
 )
 @click.option("--sparse-field", default="sparse", show_default=True, help="The index's sparse field.")
-@click.option(
-    "--model", help="Encoder (llm) or tokenizer (inference-free). [default: the model recorded in the index _meta]"
-)
+@query_model_option
 @click.option("--device", help="Device of the in-process encoder (cpu, cuda). [default: cuda when present]")
 @click.option(
     "--on-encoder-error",
@@ -154,7 +118,6 @@ def command(ctx: click.Context, **opts) -> None:
         file_values = ProxyConfig.read_file(opts["config_file"]) if opts["config_file"] else {}
         rule_flags = {key: opts[name] for name, key in _RULE_OPTIONS.items()}
         rule_flags["fields"] = tuple(rule_flags["fields"])
-        rule_flags["query_top_k"] = None if rule_flags["query_top_k"] == "all" else rule_flags["query_top_k"]
         explicit = {key: rule_flags[key] for name, key in _RULE_OPTIONS.items() if given(name)}
         rules = {
             r.name: AliasRule.from_dict(r.name, {**_rule_values(r), **explicit}) for r in file_values.get("aliases", ())

@@ -4,40 +4,24 @@ import json
 
 import click
 
-from echo_splade.connector import DEFAULT_SPARSE_WEIGHT
-
-from ._options import connection_options, run_guarded
-
-
-def _top_k(value: str):
-    if value.lower() in ("all", "none"):
-        return None
-    try:
-        k = int(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}") from None
-    if k < 1:
-        raise click.BadParameter(f"expected a positive integer or 'all', got {value!r}")
-    return k
+from ._options import (
+    adapter_option,
+    connection_options,
+    query_mode_option,
+    query_model_option,
+    query_top_k_option,
+    run_guarded,
+    sparse_weight_option,
+)
 
 
 @click.command("search")
 @click.argument("query")
 @click.option("--index", required=True, help="Alias or index to search.")
-@click.option(
-    "--model",
-    help="Encoder name or directory (llm mode) / tokenizer (inference-free). "
-    "[default: the model recorded in the index _meta]",
-)
-@click.option(
-    "--adapter", type=click.Path(exists=True, file_okay=False), help="LoRA adapter directory for the encoder."
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["llm", "inference-free", "tokens"]),
-    default="llm",
-    show_default=True,
-    help="Query encoding: the encoder, IDF-weighted tokens (no model), or QUERY as a JSON {token: weight}.",
+@query_model_option
+@adapter_option
+@query_mode_option(
+    "tokens", help="Query encoding: the encoder, IDF-weighted tokens (no model), or QUERY as a JSON {token: weight}."
 )
 @click.option("--k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to return.")
 @click.option(
@@ -47,21 +31,8 @@ def _top_k(value: str):
     show_default=True,
     help="Fuse with BM25 on title/text: reciprocal-rank fusion or normalised weighted sum.",
 )
-@click.option(
-    "--sparse-weight",
-    type=click.FloatRange(0, 1),
-    default=DEFAULT_SPARSE_WEIGHT,
-    show_default=True,
-    help="Weight of the sparse list in hybrid fusion (BM25 gets 1 - this).",
-)
-@click.option(
-    "--query-top-k",
-    type=str,
-    default="64",
-    show_default=True,
-    callback=lambda _c, _p, v: _top_k(v),
-    help="Keep this many query terms ('all': as many as the clause limit allows).",
-)
+@sparse_weight_option(help="Weight of the sparse list in hybrid fusion (BM25 gets 1 - this).")
+@query_top_k_option()
 @click.option(
     "--min-weight", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Drop query terms weighing less."
 )
@@ -103,7 +74,6 @@ def command(
     as_json,
 ) -> None:
     """Search INDEX for QUERY with learned sparse retrieval (optionally hybrid with BM25)."""
-    top_k = query_top_k
 
     def action():
         from echo_splade.client import connect
@@ -131,7 +101,7 @@ def command(
                 mode=mode,
                 tokenizer=model if mode == "inference-free" else None,
                 adapter=adapter,
-                query_top_k=top_k,
+                query_top_k=query_top_k,
                 min_weight=min_weight,
                 explain_top_n=explain_terms,
             )

@@ -7,7 +7,7 @@ import click
 
 from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
 
-from ._options import run_guarded
+from ._options import adapter_option, run_guarded
 
 
 @click.command("serve")
@@ -17,7 +17,7 @@ from ._options import run_guarded
     show_default=True,
     help="Encoder: built-in short name, trained encoder folder, or HF model dir/hub id.",
 )
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="PEFT LoRA adapter of --model.")
+@adapter_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Listen address (loopback by default).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8600, show_default=True, help="HTTP port.")
 @click.option(

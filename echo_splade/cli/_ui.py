@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from ._options import connection_options, run_guarded
+from ._options import connection_options, query_mode_option, query_model_option, run_guarded
 
 
 @click.command("ui")
@@ -15,16 +15,8 @@ from ._options import connection_options, run_guarded
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8701, show_default=True, help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--mode",
-    type=click.Choice(["llm", "inference-free"]),
-    default="llm",
-    show_default=True,
-    help="Query encoding: the encoder, or IDF-weighted query tokens (no model).",
-)
-@click.option(
-    "--model", help="Encoder (llm) or tokenizer (inference-free). [default: the model recorded in the index _meta]"
-)
+@query_mode_option()
+@query_model_option
 @click.option("--k", "k", type=click.IntRange(1, 50), default=10, show_default=True, help="Hits per column.")
 @connection_options
 def command(conn, aliases, port, host, mode, model, k) -> None:

@@ -15,6 +15,7 @@ from ._local_cluster import LocalCluster
 from ._local_node import LocalNode, NodeStartError, default_home
 from ._maven_artifact import MavenArtifact
 from ._node_security import ROLE_INDEX_PRIVILEGES, NodeSecurity, NodeSecurityError, role_descriptor, role_name
+from ._zip_archive import extract_zip
 
 __all__ = [
     "DEFAULT_ELASTICSEARCH_VERSION",
@@ -30,6 +31,7 @@ __all__ = [
     "NodeSecurityError",
     "NodeStartError",
     "default_home",
+    "extract_zip",
     "role_descriptor",
     "role_name",
 ]

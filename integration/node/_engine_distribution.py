@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Literal, Optional
 
+from echo_splade.client import ConfigurationError
+
 from ._maven_artifact import MavenArtifact
 from ._ml_plugins import ml_plugin_artifacts
 
@@ -72,7 +74,11 @@ class EngineDistribution:
                 dist, modules=(*dist.modules, _ingest_common(dist.version)), plugins=ml_plugin_artifacts(dist.version)
             )
         if ml:
-            raise ValueError("--ml needs --engine opensearch (ML Commons and neural-search are OpenSearch plugins)")
+            raise ConfigurationError(
+                "the ML plugins need the opensearch engine (ML Commons and neural-search are OpenSearch plugins)",
+                option="engine",
+                value="opensearch",
+            )
         return _elasticsearch(version or DEFAULT_ELASTICSEARCH_VERSION)
 
     @property
@@ -110,22 +116,38 @@ def _source_digest(names: tuple[str, ...]) -> str:
     return hashlib.sha1(b"".join((JAVA_SOURCES / name).read_bytes() for name in names)).hexdigest()
 
 
-def _major(version: str) -> int:
+#: engine -> (Maven group of its integ-test-zip server, {major version: inclusive Java feature-release range}).
+#: One row per engine: a newly supported major is one more entry here (plus its modules, if they differ).
+_SERVERS: dict[str, tuple[str, dict[int, tuple[int, int]]]] = {
+    # 2.x still installs a SecurityManager, which Java 24 removed.
+    "opensearch": ("org.opensearch.distribution.integ-test-zip", {2: (11, 23), 3: (21, 25)}),
+    "elasticsearch": ("org.elasticsearch.distribution.integ-test-zip", {8: (17, 25), 9: (21, 25)}),
+}
+
+
+def _server(engine: str, version: str) -> tuple[MavenArtifact, tuple[int, int]]:
+    """The server zip of ``engine`` ``version`` and the Java range it runs on (``ValueError`` naming the majors)."""
+    group, java_by_major = _SERVERS[engine]
     try:
-        return int(version.split(".")[0])
+        major = int(version.split(".")[0])
     except ValueError:
         raise ValueError(f"version must look like MAJOR.MINOR.PATCH, got {version!r}") from None
+    if major not in java_by_major:
+        majors = " or ".join(f"{m}.x" for m in java_by_major)
+        raise ValueError(f"{_DISPLAY[engine]} version must be {majors}, got {version!r}")
+    return MavenArtifact(group, engine, version, "zip"), java_by_major[major]
+
+
+_DISPLAY = {"opensearch": "OpenSearch", "elasticsearch": "Elasticsearch"}
 
 
 def _opensearch(version: str) -> EngineDistribution:
-    major = _major(version)
-    if major not in (2, 3):
-        raise ValueError(f"OpenSearch version must be 2.x or 3.x, got {version!r}")
+    server, java = _server("opensearch", version)
     plugin = "org.opensearch.plugin"
     return EngineDistribution(
         engine="opensearch",
         version=version,
-        server=MavenArtifact("org.opensearch.distribution.integ-test-zip", "opensearch", version, "zip"),
+        server=server,
         modules=(
             ModuleSpec(
                 name="mapper-extras",
@@ -162,8 +184,7 @@ def _opensearch(version: str) -> EngineDistribution:
                 extended_plugins=("lang-painless",),
             ),
         ),
-        # 2.x still installs a SecurityManager, which Java 24 removed.
-        java=(11, 23) if major == 2 else (21, 25),
+        java=java,
         env_prefix="OPENSEARCH_",
         config_file="opensearch.yml",
         bootstrap_class="org.opensearch.bootstrap.OpenSearch",
@@ -192,13 +213,11 @@ def _ingest_common(version: str) -> ModuleSpec:
 
 
 def _elasticsearch(version: str) -> EngineDistribution:
-    major = _major(version)
-    if major not in (8, 9):
-        raise ValueError(f"Elasticsearch version must be 8.x or 9.x, got {version!r}")
+    server, java = _server("elasticsearch", version)
     return EngineDistribution(
         engine="elasticsearch",
         version=version,
-        server=MavenArtifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", version, "zip"),
+        server=server,
         modules=(
             ModuleSpec(
                 name="echo-splade-root-endpoint",
@@ -214,7 +233,7 @@ def _elasticsearch(version: str) -> EngineDistribution:
                 java_sources=("SecurityAnalysisPlugin.java",),
             ),
         ),
-        java=(17, 25) if major == 8 else (21, 25),
+        java=java,
         env_prefix="ES_",
         config_file="elasticsearch.yml",
         bootstrap_class="org.elasticsearch",

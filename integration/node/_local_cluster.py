@@ -23,6 +23,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any, Optional, TypeVar
 
+from echo_splade.client import ConfigurationError
+
 from ._local_node import CLUSTER_NAME, LocalNode, NodeStartError
 
 logger = logging.getLogger(__name__)
@@ -159,10 +161,11 @@ class LocalCluster:
             raise ValueError(f"{member.node_dir} belongs to the cluster {held.get('cluster')!r}, not {self.name!r}")
         data = member.node_dir / "data"
         if data.is_dir() and any(data.iterdir()):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{member.node_dir} holds the data of a node that is not a member of {self.name!r} "
                 f"(a single node started on port {member.port}?): stop it and remove that folder, or pick "
-                f"another --port"
+                f"another port",
+                option="port",
             )
         member.node_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(record) + "\n")

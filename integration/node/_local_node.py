@@ -30,10 +30,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
+from echo_splade.client import ConfigurationError
+
 from ._engine_distribution import ENGINES, JAVA_SOURCES, EngineDistribution
 from ._java_home import JavaHome
 from ._ml_plugins import unpack_plugin
 from ._node_security import NodeSecurity, NodeSecurityError, http_error_reason
+from ._zip_archive import extract_zip
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +105,11 @@ class LocalNode:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if secure and engine != "elasticsearch":
-            raise ValueError(
-                "--secure needs --engine elasticsearch: the OpenSearch security plugin is not "
-                "published on Maven Central for 2.19.x, so a secured OpenSearch node cannot be assembled"
+            raise ConfigurationError(
+                "a secured node needs the elasticsearch engine: the OpenSearch security plugin is not "
+                "published on Maven Central for 2.19.x, so a secured OpenSearch node cannot be assembled",
+                option="engine",
+                value="elasticsearch",
             )
         self.secure = bool(secure)
         self.distribution = EngineDistribution.for_engine(engine, version, ml=ml)
@@ -232,9 +237,10 @@ class LocalNode:
             return
         for parent in [self.home, *self.home.parents]:
             if parent.exists() and not os.stat(parent).st_mode & 0o001:
-                raise ValueError(
+                raise ConfigurationError(
                     f"home {self.home} is not reachable for user {SERVICE_USER!r}: {parent} is not "
-                    f"world-traversable; choose a home outside it (--home or ${HOME_ENV})"
+                    f"world-traversable; choose a home outside it (home, or ${HOME_ENV})",
+                    option="home",
                 )
 
     # ----------------------------------------------------------------- state
@@ -565,15 +571,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 def _unzip(archive: Path, target: Path) -> Path:
     """Extract keeping the executable bits; return the single top-level folder."""
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            path = target / member.filename
-            if not path.resolve().is_relative_to(target.resolve()):
-                raise ValueError(f"{archive}: unsafe member path {member.filename!r}")
-            zf.extract(member, target)
-            mode = (member.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(path, mode)
+    extract_zip(archive, target)
     tops = [p for p in target.iterdir()]
     if len(tops) != 1 or not tops[0].is_dir():
         raise ValueError(f"{archive}: expected one top-level folder, found {[p.name for p in tops]}")

@@ -16,7 +16,10 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from echo_splade.client import ConfigurationError
+
 from ._maven_artifact import MavenArtifact
+from ._zip_archive import extract_zip
 
 #: OpenSearch version -> ((artifact id, sha256), ...) in dependency order.
 _PINNED: dict[str, tuple[tuple[str, str], ...]] = {
@@ -33,8 +36,9 @@ ML_PLUGIN_VERSIONS: tuple[str, ...] = tuple(_PINNED)
 def ml_plugin_artifacts(version: str) -> tuple[MavenArtifact, ...]:
     """The four plugin zips for an OpenSearch ``version`` (``ValueError`` naming the versions that have them)."""
     if version not in _PINNED:
-        raise ValueError(
-            f"--ml: the ML plugins are pinned for OpenSearch {', '.join(ML_PLUGIN_VERSIONS)}, not {version!r}"
+        raise ConfigurationError(
+            f"the ML plugins are pinned for OpenSearch {', '.join(ML_PLUGIN_VERSIONS)}, not {version!r}",
+            option="version",
         )
     return tuple(
         MavenArtifact("org.opensearch.plugin", name, f"{version}.0", "zip", sha256=digest)
@@ -57,10 +61,5 @@ def unpack_plugin(archive: Path, plugins_dir: Path) -> Path:
     """Unpack one plugin zip into ``plugins_dir/<name>/``; return that folder."""
     target = plugins_dir / plugin_name(archive)
     target.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            path = target / member.filename
-            if not path.resolve().is_relative_to(target.resolve()):
-                raise ValueError(f"{archive}: unsafe member path {member.filename!r}")
-            zf.extract(member, target)
+    extract_zip(archive, target)
     return target

@@ -6,71 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any, Optional, cast
+
+from echo_splade.ingest import RayRuntime, RayStartError
 
 from ._service_config import ServiceConfig
 
 logger = logging.getLogger(__name__)
 
 APP_NAME = "echo-splade"
-
-
-def _init_local_ray(namespace: str, attempts: int = 3) -> None:
-    """A local Ray cluster on 127.0.0.1 without the dashboard. Ray gives its raylet a fixed 30 s to register,
-    which a busy shared machine can miss ("The current node timed out during startup"): retried."""
-    import ray
-
-    for attempt in range(1, attempts + 1):
-        before = _ray_children()
-        try:
-            ray.init(
-                # "local": always a new cluster of our own; without it Ray joins any cluster it finds
-                # running on the machine (/tmp/ray/ray_current_cluster), e.g. another user's job
-                address="local",
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                num_cpus=max(2, os.cpu_count() or 1),
-                object_store_memory=256 << 20,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-                namespace=namespace,
-                # no idle workers started ahead: Serve starts exactly the actors it needs
-                _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False},
-            )
-            return
-        except Exception as exc:  # Ray raises a bare Exception for this timeout
-            if "timed out during startup" not in str(exc) or attempt == attempts:
-                raise ServiceStartError(f"could not start a local Ray cluster: {exc}") from exc
-            logger.warning("Ray start attempt %d timed out (busy machine?); retrying", attempt)
-            ray.shutdown()
-            # a failed ray.init leaves the GCS/raylet it started running, unknown to ray.shutdown()
-            for pid in _ray_children() - before:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-
-
-def _ray_children() -> set[int]:
-    """Pids of this process's child processes that run Ray (GCS server, raylet, monitor, log monitor, ...)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"/site-packages/ray/" in cmdline:
-            found.add(int(entry))
-    return found
 
 
 class ServiceStartError(RuntimeError):
@@ -100,19 +47,24 @@ class EncoderService:
         return self.config.url
 
     def start(self, timeout: float = 300.0) -> None:
-        import ray  # lazy: heavy
         from ray import serve
 
         cfg = self.config
-        if not ray.is_initialized():
-            address = os.environ.get("RAY_ADDRESS")
-            if address:
-                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-            else:
-                if cfg.ray_port:
-                    os.environ["RAY_GCS_SERVER_PORT"] = str(cfg.ray_port)
-                _init_local_ray(f"echo-splade-serve-{cfg.port}")
-                self._started_ray = True
+        runtime = RayRuntime()  # $RAY_ADDRESS joins that cluster (replicas spread over it), else a local one
+        if cfg.ray_port and not runtime.joins:
+            os.environ["RAY_GCS_SERVER_PORT"] = str(cfg.ray_port)
+        try:
+            started = runtime.start(
+                num_cpus=max(2, os.cpu_count() or 1),
+                object_store_memory=256 << 20,
+                namespace=f"echo-splade-serve-{cfg.port}",
+                # no idle workers started ahead: Serve starts exactly the actors it needs
+                system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False},
+            )
+            # stop() shuts down only a local cluster it started; a joined one is left as it is
+            self._started_ray = started and not runtime.joins
+        except RayStartError as exc:
+            raise ServiceStartError(str(exc)) from exc
         from ._encoder_deployment import EncoderDeployment  # lazy: imports ray serve, FastAPI
 
         serve.start(http_options={"host": cfg.host, "port": cfg.port}, logging_config={"log_level": "WARNING"})
