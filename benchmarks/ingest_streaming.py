@@ -80,12 +80,12 @@ def timeline(encoded: list[tuple[float, int]], written: list[tuple[float, int]])
     first_encode = encoded[0][0]
     writes = [t for t, _ in written]
     gaps = [b - a for a, b in zip([first_encode, *writes], writes)]
-    lag = 0.0
-    for t_write, n_written in written:  # the k-th written document was encoded when the count first reached k
-        for t_enc, n_enc in encoded:
-            if n_enc >= n_written:
-                lag = max(lag, t_write - t_enc)
-                break
+    lag, before = 0.0, 0
+    for t_write, n_written in written:
+        # the oldest document of this write is the (before + 1)-th encoded one: encoded when the count reached it
+        first = next((t for t, n in encoded if n > before), encoded[-1][0])
+        lag = max(lag, t_write - first)
+        before = n_written
     return {"after_first_encode": writes[0] - first_encode, "largest_gap": max(gaps), "max_lag": lag}
 
 
