@@ -137,8 +137,9 @@ def main(argv=None) -> int:
     if any(v.startswith("int8") for v in args.variants.split(",")):
         encoders["int8"] = EchoSpladeEncoder.from_pretrained(args.model, quantize="int8", **load)
     load_avg = os.getloadavg()[0]
+    plural = {"document": "documents", "query": "queries"}[args.kind]
     print(
-        f"{args.model}: {len(texts)} SciFact {args.kind}s, batch {args.batch_size} windows, {os.cpu_count()} CPUs, "
+        f"{args.model}: {len(texts)} SciFact {plural}, batch {args.batch_size} windows, {os.cpu_count()} CPUs, "
         f"load average {load_avg:.1f} at the start"
     )
 
@@ -163,9 +164,9 @@ def main(argv=None) -> int:
             started = time.perf_counter()
             vectors[name] = encoders[precision].encode(texts, args.kind, top_k=256)
             rates[name].append(len(texts) / (time.perf_counter() - started))
-            print(f"  run {r + 1} {name:8} {rates[name][-1]:7.3f} {args.kind}s/s")
+            print(f"  run {r + 1} {name:8} {rates[name][-1]:7.3f} {plural}/s")
     base = statistics.median(rates[variants[0]])
-    print(f"medians ({args.repeats} runs each, alternated) | {args.kind}s/s | vs {variants[0]}")
+    print(f"medians ({args.repeats} runs each, alternated) | {plural}/s | vs {variants[0]}")
     for name in variants:
         med = statistics.median(rates[name])
         print(f"  {name:36} | {med:8.3f} | {med / base:5.2f}x")
