@@ -46,6 +46,7 @@ from ._sparse_retriever import Mode, SparseRetriever
 from ._term_contribution import TermContribution
 from ._token_label import PieceScheme, piece_scheme, token_label
 from ._token_query_encoder import TokenQueryEncoder
+from ._two_phase import TwoPhase
 
 __all__ = [
     "COMPOUND_QUERIES",
@@ -68,6 +69,7 @@ __all__ = [
     "SparseRetriever",
     "TermContribution",
     "TokenQueryEncoder",
+    "TwoPhase",
     "clean_query_text",
     "estimate_leaf_clauses",
     "piece_scheme",

@@ -29,6 +29,7 @@ from ._sparse_query import (
 )
 from ._token_label import PieceScheme, piece_scheme
 from ._token_query_encoder import TokenQueryEncoder
+from ._two_phase import TwoPhase, TwoPhaseLike
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ class SparseRetriever:
             ``QueryVectorCache(0)`` to encode every time, or one cache to share it between retrievers).
         field_type: ``"rank_features"`` or ``"sparse_vector"``; ``None``: read
             from the index mapping on first use.
+        two_phase: default for :meth:`search`/:meth:`build_query`: ``None`` (exhaustive: every selected
+            query term scores every document), ``True`` or a :class:`TwoPhase` (its options as a dict): phase 1
+            searches with the heaviest query terms, phase 2 rescores the top window with all of them.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class SparseRetriever:
         explain_top_n: Optional[int] = 10,
         field_type: Optional[SparseFieldType] = None,
         query_cache: Optional[QueryVectorCache] = None,
+        two_phase: TwoPhaseLike = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -123,6 +128,7 @@ class SparseRetriever:
         self.query_top_k = query_top_k
         self.min_weight = float(min_weight)
         self.hybrid = Hybrid.coerce(hybrid)
+        self.two_phase: Optional[TwoPhase] = TwoPhase.coerce(two_phase)
         self.adapter = adapter
         self.device = device
         self.explain_top_n = explain_top_n
@@ -231,20 +237,46 @@ class SparseRetriever:
         return resolved
 
     def build_query(
-        self, query: Query, filters: Any = None, hybrid: HybridLike = None, k: Optional[int] = None
+        self,
+        query: Query,
+        filters: Any = None,
+        hybrid: HybridLike = None,
+        k: Optional[int] = None,
+        two_phase: TwoPhaseLike = None,
     ) -> dict:
         """A complete search request body for ``query``.
 
         ``filters``: a query clause or a list of them, placed untouched in
         ``bool.filter``. With ``hybrid`` the body scores the raw weighted sum of
         BM25 and sparse (one request cannot normalise or fuse ranks; use
-        :meth:`search` for that). ``k`` sets ``size``.
+        :meth:`search` for that). ``k`` sets ``size``. ``two_phase`` (default: the
+        retriever's) adds a ``rescore`` section sized for ``k`` (10 when ``k`` is not
+        given); with ``hybrid`` it is not used (the rescore would replace the fused score).
         """
         hyb = self._hybrid_for(hybrid)
+        plan = self._two_phase_for(two_phase)
         features, body = self._body(self.query_encoder.prepare(query), filters, hyb)
         if k is not None:
             body["size"] = self._check_k(k)
+        if plan is not None and hyb is None:
+            body = self._with_two_phase(body, features, filters, plan, body.get("size", 10))
         return body
+
+    def _two_phase_for(self, two_phase: TwoPhaseLike) -> Optional[TwoPhase]:
+        """The call's two-phase plan: its own (``False``: off), else the retriever's."""
+        return self.two_phase if two_phase is None else TwoPhase.coerce(two_phase)
+
+    def _with_two_phase(
+        self, body: dict, features: Mapping[str, float], filters: Any, plan: TwoPhase, size: int
+    ) -> dict:
+        """``body`` searching with the phase-1 terms and rescoring its top window with all of ``features``."""
+        first = plan.phase1(features)
+        if len(first) == len(features):  # phase 1 is already exhaustive
+            return body
+        out = dict(body)
+        out["query"] = self._with_filters(self._clause(first), copy.deepcopy(filters))
+        out["rescore"] = plan.rescore(self._clause(features), plan.window(size))
+        return out
 
     def _body(
         self, prepared: Query, filters: Any, hybrid: Optional[Hybrid], sparse_only: bool = False
@@ -286,7 +318,13 @@ class SparseRetriever:
 
     # -- search ---------------------------------------------------------------
     def search(
-        self, query: Query, k: int = 10, filters: Any = None, hybrid: HybridLike = None, explain: bool = False
+        self,
+        query: Query,
+        k: int = 10,
+        filters: Any = None,
+        hybrid: HybridLike = None,
+        explain: bool = False,
+        two_phase: TwoPhaseLike = None,
     ) -> list[Hit]:
         """The top ``k`` hits for ``query``.
 
@@ -295,14 +333,19 @@ class SparseRetriever:
         the sources of the ``k`` fused hits. ``explain=True`` attaches to each hit the matching
         expansion terms, computed from its stored sparse vector (no extra request).
         Hit totals are not counted (``track_total_hits: false``), which lets the
-        cluster skip documents that cannot reach the top ``k``.
+        cluster skip documents that cannot reach the top ``k``. ``two_phase`` (default: the
+        retriever's; ``False``: off for this call) scores the sparse list in two phases
+        (:class:`TwoPhase`): the hits' scores are still the full dot product.
         """
         k = self._check_k(k)
         hyb = self._hybrid_for(hybrid)
+        plan = self._two_phase_for(two_phase)
         prepared = self.query_encoder.prepare(query)  # the text is cleaned once, for both lists
         features, body = self._body(prepared, filters, hyb, sparse_only=True)
         source = True if explain else {"excludes": [self.field]}
         if hyb is None:
+            if plan is not None:
+                body = self._with_two_phase(body, features, filters, plan, k)
             resp = self.backend.search(self.index, {**body, "size": k, "_source": source, "track_total_hits": False})
             check_all_shards(resp, f"search on {self.index}")
             hits = [self._hit(h, float(h["_score"] or 0.0), features, explain, prepared) for h in resp["hits"]["hits"]]
@@ -315,6 +358,8 @@ class SparseRetriever:
             "_source": False,
             "track_total_hits": False,
         }
+        if plan is not None:
+            body = self._with_two_phase(body, features, filters, plan, size)
         sparse_body = {**body, "size": size, "_source": False, "track_total_hits": False}
         lists = self.backend.msearch(self.index, [bm25_body, sparse_body])
         ranked = [[(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]] for resp in lists]

@@ -41,6 +41,7 @@ _LAZY = {
     "DEFAULT_LORA_TARGETS": "._training_config",
     "TrainingConfig": "._training_config",
     "VocabBias": "._vocab_bias",
+    "QUANTIZE_MODES": "._quantization",
     "DEFAULT_EXCLUDE": "._vocab_filter",
     "VocabFilter": "._vocab_filter",
     "QREL_HEADER_IDS": "._beir_folder",

@@ -89,5 +89,6 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
     def __repr__(self) -> str:
         return (
             f"MlmSpladeEncoder(source={self.source!r}, model_id={self.model_id!r}, "
-            f"max_length={self.max_length}, device={self.device})"
+            f"max_length={self.max_length}, device={self.device}"
+            + (f", quantized={self.quantized!r})" if self.quantized else ")")
         )

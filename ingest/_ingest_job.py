@@ -25,7 +25,7 @@ from ._encode_batch import EncodeBatch
 from ._ingest_report import IngestReport
 from ._model_info import ModelInfo
 from ._pipeline_rows import LOCATION_FIELDS, STATUS_ENCODED, STATUS_SKIPPED
-from ._ray_runtime import AUX_CPUS, RayRuntime, ray_initialized
+from ._ray_runtime import AUX_CPUS, STREAM_BLOCK_BYTES, RayRuntime, ray_initialized
 from ._write_batch import WriteBatch
 
 logger = logging.getLogger(__name__)
@@ -310,12 +310,29 @@ class IngestJob:
                 )
 
     # -- the run -----------------------------------------------------------------------
+    def _block_plan(self) -> tuple[int, int]:
+        """``(rows per writer call, Ray Data target block bytes)``: what keeps the pipeline streaming.
+
+        Ray Data merges small blocks up to ``target_max_block_size`` bytes (the reader's and the encoder's
+        output alike) and lets a task's output out only in such blocks, the last at the task's end; a writer
+        stage called with ``batch_size`` rows waits until that many encoded rows have arrived. With 256 KiB
+        blocks and 500-row writer calls, encoded documents waited for hundreds of others: the first of ~2,000
+        MEDLINE-sized documents reached the index after ~20 minutes on a 2-core CPU. With
+        :data:`STREAM_BLOCK_BYTES` (16 KiB; an encoder call's output of ``batch_size`` documents with their
+        text and terms is larger) every encoder call's output leaves its actor when the call returns, and the
+        writer is called with ``batch_size`` rows, i.e. about one encoder call's documents (its
+        :class:`BulkWriter` still splits requests by ``max_chunk_docs``/``max_chunk_bytes``). ``block_rows``
+        stays the reader's unit; the block bytes decide what travels.
+        """
+        return self.batch_size, STREAM_BLOCK_BYTES
+
     def _dataset(self, actors: int, resources: dict, device: Optional[str], threads: Optional[int], model_rev: str):
         import ray  # lazy: `import ray` takes seconds
 
         # The corpus path is the driver's: read it on the driver's node.
         here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
         source = CorpusDatasource(self.reader, block_rows=self.block_rows, limit=self.limit)
+        write_rows = self._block_plan()[0]
         ds = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=AUX_CPUS, label_selector=here)
         # Actor arguments are stored and may be logged by Ray: they carry the connection without its secrets,
         # which the actors read from their environment (see _secret_environment).
@@ -341,7 +358,6 @@ class IngestJob:
             concurrency=actors,  # a fixed pool of `actors` actors, each loading the encoder once
             **resources,
         )
-        write_rows = int(self.writer_options.get("max_chunk_docs", 500))
         return ds.map_batches(
             WriteBatch,
             fn_constructor_kwargs=dict(connection=connection, index=self.index, writer_options=self.writer_options),
@@ -420,7 +436,7 @@ class IngestJob:
             )
             self._prepare_index(backend, info)
             self._record_pruning(backend)
-            with bulk_load_settings(backend, self.index), runtime.data_context():
+            with bulk_load_settings(backend, self.index), runtime.data_context(block_bytes=self._block_plan()[1]):
                 dead.discard_previous()
                 batches = self._dataset(actors, resources, device, threads, info.model_rev).iter_batches(
                     batch_size=None, batch_format="pyarrow"

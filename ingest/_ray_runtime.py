@@ -15,14 +15,15 @@ from echo_splade.client import ConfigurationError
 
 from ._ray_start_error import RayStartError
 
-__all__ = ["AUX_CPUS", "RayRuntime", "ray_initialized"]
+__all__ = ["AUX_CPUS", "STREAM_BLOCK_BYTES", "RayRuntime", "ray_initialized"]
 
 logger = logging.getLogger(__name__)
 
 #: Logical CPUs reserved for the reader task and for each bulk-writer actor (they mostly wait on I/O).
 AUX_CPUS = 0.25
-# Target Ray Data block size: a few hundred raw records or a few dozen encoded documents.
-_BLOCK_BYTES = 256 * 1024
+#: Target Ray Data block size of an ingest run: about a dozen raw records, less than one encoder call's output
+#: (so each call's documents travel on as soon as it returns; see ``IngestJob._block_plan``).
+STREAM_BLOCK_BYTES = 16 * 1024
 #: Ray Data loggers raised to a level during a run (the job reports progress itself): the note that the bars
 #: are off (a WARNING) and the INFO line at the end of an execution.
 _RAY_DATA_CHATTER = {
@@ -161,8 +162,11 @@ class RayRuntime:
 
     @staticmethod
     @contextlib.contextmanager
-    def data_context() -> Iterator[None]:
-        """Ray Data settings for one run, put back afterwards (the context is global to the driver)."""
+    def data_context(block_bytes: int = STREAM_BLOCK_BYTES) -> Iterator[None]:
+        """Ray Data settings for one run, put back afterwards (the context is global to the driver).
+
+        ``block_bytes``: Ray Data's ``target_max_block_size`` (blocks merged up to it, larger ones split).
+        """
         from ray.data.context import DataContext  # lazy: see ray_initialized
 
         context = DataContext.get_current()
@@ -174,7 +178,7 @@ class RayRuntime:
             "raise_original_map_exception": True,
             # Small blocks keep the stages streaming (the default 128 MiB would merge a whole
             # corpus into one block: no overlap of encoding and writing, no progress until the end).
-            "target_max_block_size": _BLOCK_BYTES,
+            "target_max_block_size": block_bytes,
         }
         previous = {k: getattr(context, k) for k in wanted}
         for key, value in wanted.items():

@@ -457,3 +457,29 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_two_phase_rescored_hits_score_the_full_dot_product(engine_backend, corpus, tiny_model):
+    """Phase 1 searches with the heaviest terms only; every hit returned carries the full query's dot product
+    (the rescore), not phase 1's partial score."""
+    name, stored = corpus
+    query = "does salt intake raise blood pressure"
+    plan = {"prune_ratio": 0.9, "window_factor": 4}
+    two = SparseRetriever(engine_backend, name, encoder=tiny_model, query_top_k=None, two_phase=plan)
+    body = two.build_query(query, k=5)
+    first, full = _query_weights(body["query"]), _query_weights(body["rescore"]["query"]["rescore_query"])
+    assert 0 < len(first) < len(full) and set(first) <= set(full)
+    exhaustive = SparseRetriever(engine_backend, name, encoder=tiny_model, query_top_k=None)
+    assert full == _query_weights(exhaustive.build_query(query))  # phase 2 is the whole query vector
+    assert body["rescore"]["window_size"] == 20
+
+    expected, partial = _brute_force(full, stored), _brute_force(first, stored)
+    hits = two.search(query, k=5)
+    assert len(hits) == 5 and all(partial[h.id] > 0 for h in hits)  # phase 1 found them
+    for h in hits:
+        assert h.score == pytest.approx(expected[h.id], rel=REL), h.id
+    assert any(abs(expected[h.id] - partial[h.id]) > 2 * REL * expected[h.id] for h in hits)  # rescored, not phase 1
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # the best phase-1 candidates by full score, as brute force ranks them
+    best = sorted((d for d in stored if partial[d] > 0), key=lambda d: -expected[d])[:5]
+    assert [expected[h.id] for h in hits] == pytest.approx([expected[d] for d in best], rel=2 * REL)

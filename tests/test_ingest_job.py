@@ -7,13 +7,16 @@ import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from _shared_data import shared_dataset
 
+from echo_splade.client import ConnectionConfig, connect
 from echo_splade.ingest import RECORD_FIELDS, BulkWriter, EncodeBatch, IngestJob
 from echo_splade.mappings import BULK_LOAD_META_KEY, DOC_PRUNING_META_KEY, read_index_meta
 
@@ -344,3 +347,51 @@ def test_ingest_through_a_throttling_node_loses_nothing(tiny_queue_node, ray_ses
     ).run()
     assert report.status == "completed" and report.dead_lettered == 0
     assert report.indexed == 300 and backend.count("throttled-ingest") == 300
+
+
+# ----------------------------------------------------- streaming: documents reach the index while encoding goes on
+class _WaitForFirstWrite(EncodeBatch):
+    """Encode stage that, before its second encoder call, waits (up to ``patience`` s) until a document of its
+    first call can be read back from the index (a realtime ``_mget``), and records whether it could."""
+
+    url = ""
+    index = ""
+    log = ""
+    patience = 30.0
+
+    def __call__(self, batch):
+        ids = getattr(self, "_first_ids", None)
+        if ids is None:
+            self._first_ids = batch.column("doc_id").to_pylist()
+        elif not getattr(self, "_checked", False):
+            self._checked = True
+            backend = connect(ConnectionConfig(urls=(self.url,)))
+            deadline = time.monotonic() + self.patience
+            while not _all_found(backend, self.index, ids[:1]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            with open(self.log, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps({"written_before_second_call": _all_found(backend, self.index, ids[:1])}))
+        return super().__call__(batch)
+
+
+def test_encoded_documents_are_written_before_the_last_document_is_encoded(
+    backend, index_name, connection, ray_session, tmp_path
+):
+    """With the default read blocks (1,000 records) and writer chunks (500 documents) a 48-document corpus is
+    one block: the first write must still come after the first encoder call, not after the last one."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's stage class travels to the actor
+    _WaitForFirstWrite.url, _WaitForFirstWrite.index = connection.urls[0], index_name
+    _WaitForFirstWrite.log = str(tmp_path / "first-write.json")
+    report = _job(
+        _corpus_head(tmp_path, 48),
+        index_name,
+        connection,
+        tmp_path,
+        batch_size=8,
+        block_rows=1000,
+        encode_stage=_WaitForFirstWrite,
+    ).run()
+    assert (report.status, report.indexed) == ("completed", 48)
+    assert json.loads((tmp_path / "first-write.json").read_text()) == {"written_before_second_call": True}
