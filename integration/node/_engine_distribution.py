@@ -132,6 +132,13 @@ _SERVER_SHA256: dict[tuple[str, str], str] = {
     ("elasticsearch", "9.2.0"): "bf44938a0490ba2a303d39c9cb64b38963dd08c812ce93e10816e878585bcb6b",
 }
 
+_NO_REPLICAS_TEMPLATE = {
+    "index_patterns": ["*"],
+    "priority": 0,
+    "template": {"settings": {"number_of_replicas": 0}},
+    "_meta": {"description": "echo-splade local single node: no replicas unless asked"},
+}
+
 #: ``MAJOR.MINOR`` -> (antlr4-runtime, asm) versions lang-painless's POM names; others take 2.19's.
 _PAINLESS_DEPENDENCIES: dict[str, tuple[str, str]] = {
     "2.11": ("4.11.1", "9.6"),
@@ -213,8 +220,10 @@ def _opensearch(version: str) -> EngineDistribution:
         config_file="opensearch.yml",
         bootstrap_class="org.opensearch.bootstrap.OpenSearch",
         default_port=9200,
-        # One node: no replicas unless asked, so fresh indices are green.
-        setup_requests=(("PUT", "/_cluster/settings", {"persistent": {"cluster.default_number_of_replicas": 0}}),),
+        # One node: no replicas unless asked, so fresh indices are green (1.x lacks that cluster setting: a template).
+        setup_requests=(("PUT", "/_cluster/settings", {"persistent": {"cluster.default_number_of_replicas": 0}}),)
+        if major >= 2
+        else (("PUT", "/_index_template/echo-splade-single-node", _NO_REPLICAS_TEMPLATE),),
     )
 
 
