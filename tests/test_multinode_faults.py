@@ -305,6 +305,7 @@ def test_a_search_while_a_node_is_down_answers_from_the_other_copies_or_says_sha
 def _log_leftovers(when: str) -> None:
     """What a failed job may have left in the shared Ray (free CPUs, live actors), logged for a hang's diagnosis."""
     import ray
+    import ray.util.state
 
     try:  # the state API needs the dashboard, which the module's Ray leaves out
         alive: object = [a.class_name for a in ray.util.state.list_actors() if a.state == "ALIVE"]
