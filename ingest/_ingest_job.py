@@ -435,10 +435,6 @@ class IngestJob:
                     close = getattr(batches, "close", None)
                     if close is not None:
                         close()
-                    # drop the last handle to the executor and its actor pools: an error raised from here keeps
-                    # this frame alive (caller's ``except ... as exc``), and with it the writer actors, which hold
-                    # their CPUs in a shared Ray so the next job's read task never gets scheduled (a --resume hang)
-                    del batches, close
             report.status = "completed"
         except KeyboardInterrupt:
             report.status, report.error = "interrupted", "interrupted"
