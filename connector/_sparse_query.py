@@ -83,7 +83,7 @@ def sparse_clause(
     the ``linear`` function and ``boost`` = query weight, so a document scores
     ``sum(query_weight * doc_weight)`` over shared terms (the SPLADE score).
     ``sparse_vector`` (Elasticsearch >= 8.15): one ``sparse_vector`` query with
-    ``query_vector``, which scores the same dot product; with ``terms=True``
+    ``query_vector`` and ``prune: false``, which scores the same dot product; with ``terms=True``
     (Elasticsearch 8.11-8.14, which has the field but not that query, see
     :func:`uses_term_clauses`): ``bool.should`` of one ``term`` query per feature
     with ``boost`` = query weight, the same dot product. An empty query vector
@@ -104,7 +104,11 @@ def sparse_clause(
         ]
         return {"bool": {"should": should, **extra}}
     if field_type == "sparse_vector":
-        return {"sparse_vector": {"field": field, "query_vector": {k: float(v) for k, v in features.items()}, **extra}}
+        # prune off: Elasticsearch 8.19+/9.1+ turn token pruning on for new sparse_vector fields and apply it
+        # to queries that do not say otherwise, dropping frequent low-weight query tokens (the score is then no
+        # longer the dot product; measured on 8.19.21: 4.89 instead of 6.12)
+        vector = {k: float(v) for k, v in features.items()}
+        return {"sparse_vector": {"field": field, "query_vector": vector, "prune": False, **extra}}
     should = [
         {"rank_feature": {"field": f"{field}.{key}", "boost": float(w), "linear": {}}} for key, w in features.items()
     ]

@@ -37,7 +37,15 @@ def test_sparse_clause_bodies():
         }
     }
     es = sparse_clause({"▁heart": 1.5}, "sparse", "sparse_vector", boost=2.0, name="n")
-    assert es == {"sparse_vector": {"field": "sparse", "query_vector": {"▁heart": 1.5}, "boost": 2.0, "_name": "n"}}
+    assert es == {
+        "sparse_vector": {
+            "field": "sparse",
+            "query_vector": {"▁heart": 1.5},
+            "prune": False,
+            "boost": 2.0,
+            "_name": "n",
+        }
+    }
     assert sparse_clause({}, "sparse") == {"match_none": {}}
     with pytest.raises(ValueError, match="rank_features"):
         sparse_clause({"a": 1.0}, "sparse", "dense_vector")

@@ -27,6 +27,7 @@ from echo_splade.integration import (
     JavaHome,
     LocalNode,
     MavenArtifact,
+    NodeStartError,
     default_home,
 )
 
@@ -87,8 +88,30 @@ def test_distribution_modules_and_validation():
     assert os_dist.java[0] <= 17 <= os_dist.java[1]
     with pytest.raises(ValueError, match="opensearch"):
         EngineDistribution.for_engine("solr")
-    with pytest.raises(ValueError, match="2.x or 3.x"):
-        EngineDistribution.for_engine("opensearch", "1.3.0")
+    with pytest.raises(ValueError, match="1.x or 2.x or 3.x"):
+        EngineDistribution.for_engine("opensearch", "4.0.0")
+    with pytest.raises(ValueError, match="7.x or 8.x or 9.x"):
+        EngineDistribution.for_engine("elasticsearch", "6.8.23")
+
+
+def test_each_engine_version_gets_its_module_set_and_java_range():
+    """The versions of the compat matrix (scripts/compat_matrix.sh): what differs per major/minor."""
+    modules = {
+        (e, v): {m.name for m in EngineDistribution.for_engine(e, v).modules}
+        for e, v in (("opensearch", "1.3.20"), ("opensearch", "3.3.2"), ("elasticsearch", "7.17.29"))
+    }
+    # 1.3: lang-painless/analysis-common 1.3.x are not on Maven Central; the zip has no .sha1 (pinned SHA-256)
+    os1 = EngineDistribution.for_engine("opensearch", "1.3.20")
+    assert modules["opensearch", "1.3.20"] == {"mapper-extras"} and os1.java == (11, 17) and os1.server.sha256
+    assert modules["opensearch", "3.3.2"] == {"mapper-extras", "lang-painless", "analysis-common"}
+    assert EngineDistribution.for_engine("opensearch", "3.3.2").java == (21, 25)
+    # lang-painless's own dependencies follow its POM: 2.11 is on antlr 4.11.1 / asm 9.6
+    jars = {str(j) for m in EngineDistribution.for_engine("opensearch", "2.11.1").modules for j in m.jars}
+    assert {"org.antlr:antlr4-runtime:4.11.1@jar", "org.ow2.asm:asm:9.6@jar"} <= jars
+    # Elasticsearch 7.x: rank_features from the mapper-extras module, no x-pack settings (the zip has none)
+    es7 = EngineDistribution.for_engine("elasticsearch", "7.17.29")
+    assert modules["elasticsearch", "7.17.29"] == {"mapper-extras"} and not es7.extra_settings
+    assert EngineDistribution.for_engine("elasticsearch", "9.2.0").java == (21, 25)
 
 
 @pytest.mark.parametrize(
@@ -103,6 +126,15 @@ def test_distribution_modules_and_validation():
 def test_local_node_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LocalNode(**kwargs)
+
+
+def test_a_node_folder_of_another_version_is_refused_naming_both(tmp_path):
+    """An older server cannot read a newer one's data and keystore (Java: 'format is too new'): say it first."""
+    node = LocalNode(engine="elasticsearch", version="8.13.4", port=9439, home=tmp_path)
+    node.node_dir.mkdir(parents=True)
+    (node.node_dir / "echo-splade-version").write_text("elasticsearch 8.19.21\n")
+    with pytest.raises(NodeStartError, match="holds the data of elasticsearch 8.19.21, not elasticsearch 8.13.4"):
+        node._prepare_node_dir()
 
 
 def test_parse_settings_types():

@@ -14,6 +14,7 @@ module started it. Every test leaves all three nodes up and the cluster green.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -301,6 +302,24 @@ def test_a_search_while_a_node_is_down_answers_from_the_other_copies_or_says_sha
 
 
 # ---------------------------------------------------------------------------------- the flood-stage watermark
+def _log_leftovers(when: str) -> None:
+    """What a failed job may have left in the shared Ray (free CPUs, live actors), logged for a hang's diagnosis."""
+    import ray
+    import ray.util.state
+
+    try:  # the state API needs the dashboard, which the module's Ray leaves out
+        alive: object = [a.class_name for a in ray.util.state.list_actors() if a.state == "ALIVE"]
+    except Exception as exc:
+        alive = f"unknown ({type(exc).__name__})"
+    logging.getLogger(__name__).warning(
+        "%s: Ray available %s of %s; live actors: %s",
+        when,
+        ray.available_resources(),
+        ray.cluster_resources(),
+        alive,
+    )
+
+
 def _flood(cluster, on: bool) -> None:
     """Every node past the flood-stage watermark (limits far above the free space), or the defaults back."""
     values = {
@@ -339,6 +358,7 @@ def test_the_flood_stage_block_stops_ingest_with_a_clear_error_and_resume_comple
 
     _flood(cluster, False)  # disk space back; lift the block as the error says
     cluster.request("PUT", f"/{index}/_settings", {"index.blocks.read_only_allow_delete": None})
+    _log_leftovers("flood stage, before --resume")
     resumed = _job(corpus, index, cluster.urls, tmp_path, resume=True).run()
     assert resumed.status == "completed" and resumed.skipped >= report.indexed
     assert resumed.skipped + resumed.indexed == len(ids)

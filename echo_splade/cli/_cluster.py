@@ -21,7 +21,11 @@ def node_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Which server to run.",
     )
     @click.option(
-        "--version", "version", help="Server version. [default: 2.19.6 for OpenSearch, 8.19.21 for Elasticsearch]"
+        "--version",
+        "version",
+        help="Server version from Maven Central: OpenSearch 1.x, 2.x, 3.x (3.x needs Java 21+), Elasticsearch "
+        "7.x, 8.x, 9.x (9.x needs Java 21+); the versions measured are in the README (scripts/compat_matrix.sh). "
+        "[default: 2.19.6 for OpenSearch, 8.19.21 for Elasticsearch]",
     )
     @click.option(
         "--port",

@@ -119,9 +119,31 @@ def _source_digest(names: tuple[str, ...]) -> str:
 #: engine -> (Maven group of its integ-test-zip server, {major version: inclusive Java feature-release range}).
 #: One row per engine: a newly supported major is one more entry here (plus its modules, if they differ).
 _SERVERS: dict[str, tuple[str, dict[int, tuple[int, int]]]] = {
-    # 2.x still installs a SecurityManager, which Java 24 removed.
-    "opensearch": ("org.opensearch.distribution.integ-test-zip", {2: (11, 23), 3: (21, 25)}),
-    "elasticsearch": ("org.elasticsearch.distribution.integ-test-zip", {8: (17, 25), 9: (21, 25)}),
+    # 1.x/2.x still install a SecurityManager, which Java 24 removed; 1.3 predates Java 21 support.
+    "opensearch": ("org.opensearch.distribution.integ-test-zip", {1: (11, 17), 2: (11, 23), 3: (21, 25)}),
+    "elasticsearch": ("org.elasticsearch.distribution.integ-test-zip", {7: (11, 17), 8: (17, 25), 9: (21, 25)}),
+}
+
+#: Server zips published without a ``.sha1`` (Maven Central has none for OpenSearch 1.3.18-1.3.20 and
+#: Elasticsearch 9.x): SHA-256 pinned from the file Maven Central served on 2026-11-29.
+_SERVER_SHA256: dict[tuple[str, str], str] = {
+    ("opensearch", "1.3.20"): "031e0cdcd14c7a5b9907dff8050fff76c7c2892c7313ea83c4a0bfbaae9265e3",
+    # Elasticsearch 9.x integ-test zips have neither .sha1 nor .md5 there (9.0.0, 9.1.0, 9.1.5, 9.2.0 checked)
+    ("elasticsearch", "9.2.0"): "bf44938a0490ba2a303d39c9cb64b38963dd08c812ce93e10816e878585bcb6b",
+}
+
+_NO_REPLICAS_TEMPLATE = {
+    "index_patterns": ["*"],
+    "priority": 0,
+    "template": {"settings": {"number_of_replicas": 0}},
+    "_meta": {"description": "echo-splade local single node: no replicas unless asked"},
+}
+
+#: ``MAJOR.MINOR`` -> (antlr4-runtime, asm) versions lang-painless's POM names; others take 2.19's.
+_PAINLESS_DEPENDENCIES: dict[str, tuple[str, str]] = {
+    "2.11": ("4.11.1", "9.6"),
+    "2.19": ("4.13.1", "9.7"),
+    "3.3": ("4.13.1", "9.7"),
 }
 
 
@@ -135,7 +157,8 @@ def _server(engine: str, version: str) -> tuple[MavenArtifact, tuple[int, int]]:
     if major not in java_by_major:
         majors = " or ".join(f"{m}.x" for m in java_by_major)
         raise ValueError(f"{_DISPLAY[engine]} version must be {majors}, got {version!r}")
-    return MavenArtifact(group, engine, version, "zip"), java_by_major[major]
+    sha256 = _SERVER_SHA256.get((engine, version), "")
+    return MavenArtifact(group, engine, version, "zip", sha256=sha256), java_by_major[major]
 
 
 _DISPLAY = {"opensearch": "OpenSearch", "elasticsearch": "Elasticsearch"}
@@ -143,28 +166,36 @@ _DISPLAY = {"opensearch": "OpenSearch", "elasticsearch": "Elasticsearch"}
 
 def _opensearch(version: str) -> EngineDistribution:
     server, java = _server("opensearch", version)
+    major = int(version.split(".")[0])
     plugin = "org.opensearch.plugin"
+    module = "ModulePlugin" if major >= 3 else "Plugin"  # 3.x renamed the modules' plugin classes
+    mapper_extras = ModuleSpec(
+        name="mapper-extras",
+        classname=f"org.opensearch.index.mapper.MapperExtras{module}",
+        description="Adds advanced field mappers (rank_features, rank_feature, search_as_you_type, ...)",
+        jars=(MavenArtifact(plugin, "mapper-extras-client", version),),
+    )
+    # 1.3.x: lang-painless/analysis-common 1.3.x are not on Maven Central (only mapper-extras-client is):
+    # the node runs without them (BM25 fields fall back to the `standard` analyzer: IndexSpec analyzer "auto").
+    antlr, asm = _PAINLESS_DEPENDENCIES.get(".".join(version.split(".")[:2]), ("4.13.1", "9.7"))
     return EngineDistribution(
         engine="opensearch",
         version=version,
         server=server,
-        modules=(
-            ModuleSpec(
-                name="mapper-extras",
-                classname="org.opensearch.index.mapper.MapperExtrasPlugin",
-                description="Adds advanced field mappers (rank_features, rank_feature, search_as_you_type, ...)",
-                jars=(MavenArtifact(plugin, "mapper-extras-client", version),),
-            ),
+        modules=(mapper_extras,)
+        if major == 1
+        else (
+            mapper_extras,
             ModuleSpec(
                 name="lang-painless",
-                classname="org.opensearch.painless.PainlessPlugin",
+                classname=f"org.opensearch.painless.Painless{module}",
                 description="Painless scripting (script_score, update scripts, ...)",
                 jars=(
                     MavenArtifact(plugin, "lang-painless", version),
                     # lang-painless's runtime dependencies, at the versions its POM names
-                    MavenArtifact("org.antlr", "antlr4-runtime", "4.13.1"),
+                    MavenArtifact("org.antlr", "antlr4-runtime", antlr),
                     *(
-                        MavenArtifact("org.ow2.asm", name, "9.7")
+                        MavenArtifact("org.ow2.asm", name, asm)
                         for name in ("asm", "asm-util", "asm-tree", "asm-commons", "asm-analysis")
                     ),
                     MavenArtifact(plugin, "opensearch-scripting-painless-spi", version),
@@ -178,7 +209,7 @@ def _opensearch(version: str) -> EngineDistribution:
             ),
             ModuleSpec(
                 name="analysis-common",
-                classname="org.opensearch.analysis.common.CommonAnalysisPlugin",
+                classname=f"org.opensearch.analysis.common.CommonAnalysis{module}",
                 description="Adds analyzers, tokenizers and token filters (english, stemmers, ...)",
                 jars=(MavenArtifact(plugin, "analysis-common", version),),
                 extended_plugins=("lang-painless",),
@@ -189,8 +220,10 @@ def _opensearch(version: str) -> EngineDistribution:
         config_file="opensearch.yml",
         bootstrap_class="org.opensearch.bootstrap.OpenSearch",
         default_port=9200,
-        # One node: no replicas unless asked, so fresh indices are green.
-        setup_requests=(("PUT", "/_cluster/settings", {"persistent": {"cluster.default_number_of_replicas": 0}}),),
+        # One node: no replicas unless asked, so fresh indices are green (1.x lacks that cluster setting: a template).
+        setup_requests=(("PUT", "/_cluster/settings", {"persistent": {"cluster.default_number_of_replicas": 0}}),)
+        if major >= 2
+        else (("PUT", "/_index_template/echo-splade-single-node", _NO_REPLICAS_TEMPLATE),),
     )
 
 
@@ -214,6 +247,8 @@ def _ingest_common(version: str) -> ModuleSpec:
 
 def _elasticsearch(version: str) -> EngineDistribution:
     server, java = _server("elasticsearch", version)
+    if version.split(".")[0] == "7":
+        return _elasticsearch7(version, server, java)
     return EngineDistribution(
         engine="elasticsearch",
         version=version,
@@ -239,6 +274,41 @@ def _elasticsearch(version: str) -> EngineDistribution:
         bootstrap_class="org.elasticsearch",
         default_port=9201,
         extra_settings=(("xpack.security.enabled", False), ("xpack.ml.enabled", False)),
+        setup_requests=(
+            (
+                "PUT",
+                "/_index_template/echo-splade-single-node",
+                {
+                    "index_patterns": ["*"],
+                    "priority": 0,
+                    "template": {"settings": {"number_of_replicas": 0}},
+                    "_meta": {"description": "echo-splade local single node: no replicas unless asked"},
+                },
+            ),
+        ),
+    )
+
+
+def _elasticsearch7(version: str, server: MavenArtifact, java: tuple[int, int]) -> EngineDistribution:
+    """7.x: the server answers ``GET /`` itself and has no x-pack in the integ-test-zip; ``rank_features`` comes
+    from the ``mapper-extras`` module, assembled from ``org.elasticsearch.plugin:mapper-extras-client``."""
+    return EngineDistribution(
+        engine="elasticsearch",
+        version=version,
+        server=server,
+        modules=(
+            ModuleSpec(
+                name="mapper-extras",
+                classname="org.elasticsearch.index.mapper.MapperExtrasPlugin",
+                description="Adds advanced field mappers (rank_features, rank_feature, search_as_you_type, ...)",
+                jars=(MavenArtifact("org.elasticsearch.plugin", "mapper-extras-client", version),),
+            ),
+        ),
+        java=java,
+        env_prefix="ES_",
+        config_file="elasticsearch.yml",
+        bootstrap_class="org.elasticsearch",
+        default_port=9201,
         setup_requests=(
             (
                 "PUT",

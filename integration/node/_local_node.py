@@ -46,6 +46,10 @@ SERVICE_USER = "echo-splade"
 CLUSTER_NAME = "echo-splade"
 
 
+#: ``<engine> <version>`` of the server that last used a node folder (see ``_check_node_dir_version``).
+NODE_VERSION_FILE = "echo-splade-version"
+
+
 def default_home() -> Path:
     """``$ECHO_SPLADE_HOME``, else ``/var/lib/echo-splade`` when root, else ``~/.cache/echo-splade``."""
     if os.environ.get(HOME_ENV):
@@ -385,8 +389,10 @@ class LocalNode:
                 raise NodeStartError(f"setup call {method} {path} failed: {http_error_reason(exc)}") from None
 
     def _prepare_node_dir(self) -> None:
+        self._check_node_dir_version()
         for sub in ("config", "data", "logs", "tmp"):
             (self.node_dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.node_dir / NODE_VERSION_FILE).write_text(f"{self.engine} {self.version}\n")
         config = self.node_dir / "config"
         shutil.copyfile(self.install_dir / "config" / "log4j2.properties", config / "log4j2.properties")
         (config / "jvm.options").write_text(self._jvm_options())
@@ -403,6 +409,19 @@ class LocalNode:
                 os.chmod(parent, 0o755)
             # the secrets (CA key, passwords) stay the invoking user's: the node never reads them
             _chown_tree(self.node_dir, SERVICE_USER, skip=("secrets",))
+
+    def _check_node_dir_version(self) -> None:
+        """A node folder written by another version: an older server refuses the newer data and keystore
+        (a Java stack trace about a format "too new"), a newer one upgrades them for good. Say so first."""
+        try:
+            recorded = (self.node_dir / NODE_VERSION_FILE).read_text().strip()
+        except OSError:
+            return
+        if recorded and recorded != f"{self.engine} {self.version}":
+            raise NodeStartError(
+                f"{self.node_dir} holds the data of {recorded}, not {self.engine} {self.version}: start that "
+                f"version, or give this one another --port or --home (or delete the folder: its indices are lost)"
+            )
 
     def _jvm_options(self) -> str:
         """The distribution's ``jvm.options`` with our heap and with its relative paths made absolute
