@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional, TypeVar, Union
@@ -61,6 +62,23 @@ def _find_cause(exc: BaseException, kind: type[E]) -> Optional[E]:
         stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
     exact = [e for e in found if type(e) is kind]
     return exact[0] if exact else (found[0] if found else None)
+
+
+def _release_frames(error: BaseException) -> None:
+    """Drop the local variables of the finished frames in ``error``'s traceback chain.
+
+    A failed run's exception keeps Ray Data's executor alive through those frames (and a caller keeps the
+    exception: ``pytest.raises``, a notebook's ``sys.last_value``): its bulk-writer and encoder actors then
+    stay alive in a shared Ray and hold their CPUs, so the next job in the same process (``resume=True``)
+    waits forever for a CPU. Measured: 0.5 of 2 CPUs free after a failed run before, 2.0 after. The
+    traceback itself (files, lines) stays printable.
+    """
+    seen: set[int] = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 def _block_hint(error: BaseException) -> str:
@@ -451,12 +469,15 @@ class IngestJob:
                     close = getattr(batches, "close", None)
                     if close is not None:
                         close()
+                    del batches  # it holds Ray Data's executor and, through it, the stage actors
             report.status = "completed"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             report.status, report.error = "interrupted", "interrupted"
+            _release_frames(exc)
             raise
         except Exception as exc:
             report.status = "failed"
+            _release_frames(exc)
             cause = _find_cause(exc, ClusterError)
             if cause is not None:
                 message = (
