@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from echo_splade.cli import cli
+from echo_splade.client import ClusterStateError
 from echo_splade.ingest import DEFAULT_DOC_TOP_K
 from echo_splade.integration import METRICS, SYSTEMS, EvalDataset, EvalReport, Evaluator
 
@@ -353,6 +354,15 @@ def test_bm25_only_indexes_text_without_encoding(beir_dir, index_name, engine_ba
     # no vectors in there: the sparse systems refuse the index instead of scoring zeros
     with pytest.raises(ValueError, match="records no model: it holds no sparse vectors"):
         Evaluator(connection, index_name, systems=["sparse-inference-free"], model="tiny-mistral").ensure_index(data)
+    # an existing but empty index (an ingest stopped before its first write): a clear error, not ranx's crash
+    engine_backend.request("PUT", f"/{index_name}-empty")
+    empty = Evaluator(connection, f"{index_name}-empty", systems=["bm25"])
+    try:
+        with pytest.raises(ClusterStateError, match="exists but holds no documents"):
+            empty.evaluate(data)
+    finally:
+        empty.close()
+        engine_backend.request("DELETE", f"/{index_name}-empty")
 
 
 # -- hard negatives mined with BM25 in the cluster (`echo-splade mine-negatives`) ----------------

@@ -272,6 +272,13 @@ class Evaluator:
 
         if not self.backend.exists(self.index):
             raise ValueError(f"index {self.index!r} does not exist; ingest the corpus first (ensure_index)")
+        if self.backend.count(self.index) == 0:
+            # (ranx cannot even build a run without one hit: the figures would be a crash, not zeros)
+            raise ClusterStateError(
+                f"index {self.index!r} exists but holds no documents (an ingest that stopped before its first "
+                "write?): finish the ingest into it (resume) or delete the index to have it built again",
+                option="index",
+            )
         drop_self = self.self_hits == "drop" or (self.self_hits == "auto" and dataset.detect_self_hits())
         qrels = ranx.Qrels({q: {d: int(s) for d, s in docs.items()} for q, docs in dataset.qrels.items()})
         figures: dict[str, dict[str, float]] = {}
