@@ -274,18 +274,7 @@ def _elasticsearch(version: str) -> EngineDistribution:
         bootstrap_class="org.elasticsearch",
         default_port=9201,
         extra_settings=(("xpack.security.enabled", False), ("xpack.ml.enabled", False)),
-        setup_requests=(
-            (
-                "PUT",
-                "/_index_template/echo-splade-single-node",
-                {
-                    "index_patterns": ["*"],
-                    "priority": 0,
-                    "template": {"settings": {"number_of_replicas": 0}},
-                    "_meta": {"description": "echo-splade local single node: no replicas unless asked"},
-                },
-            ),
-        ),
+        setup_requests=(("PUT", "/_index_template/echo-splade-single-node", _NO_REPLICAS_TEMPLATE),),
     )
 
 
@@ -309,16 +298,5 @@ def _elasticsearch7(version: str, server: MavenArtifact, java: tuple[int, int]) 
         config_file="elasticsearch.yml",
         bootstrap_class="org.elasticsearch",
         default_port=9201,
-        setup_requests=(
-            (
-                "PUT",
-                "/_index_template/echo-splade-single-node",
-                {
-                    "index_patterns": ["*"],
-                    "priority": 0,
-                    "template": {"settings": {"number_of_replicas": 0}},
-                    "_meta": {"description": "echo-splade local single node: no replicas unless asked"},
-                },
-            ),
-        ),
+        setup_requests=(("PUT", "/_index_template/echo-splade-single-node", _NO_REPLICAS_TEMPLATE),),
     )
