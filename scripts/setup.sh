@@ -47,6 +47,8 @@ if ! check="$("$PY" -m uv pip check --python "$PY" 2>&1)"; then
         exit 1
     fi
 fi
+step "evaluation metrics compiled once (ranx/numba cache: later evaluations of any collection load it)"
+"$PY" -W ignore -c "from echo_splade.integration.evaluation import warm_up_metrics; warm_up_metrics()"
 
 have_jdk() {
     "$PY" - <<'PY' 2>/dev/null

@@ -7,6 +7,7 @@ from ._eval_report import METRICS, SYSTEMS, EvalReport
 from ._evaluator import Evaluator, SelfHits, SystemName
 from ._hard_negative_miner import HardNegativeMiner
 from ._pairs_split import PairsSplit
+from ._run_metrics import RunMetrics, warm_up_metrics
 
 __all__ = [
     "METRICS",
@@ -16,6 +17,8 @@ __all__ = [
     "Evaluator",
     "HardNegativeMiner",
     "PairsSplit",
+    "RunMetrics",
     "SelfHits",
     "SystemName",
+    "warm_up_metrics",
 ]

@@ -22,6 +22,7 @@ from echo_splade.mappings import DOC_PRUNING_META_KEY, IndexSpec, model_name, re
 
 from ._eval_dataset import EvalDataset
 from ._eval_report import METRICS, SYSTEMS, EvalReport
+from ._run_metrics import RunMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -268,8 +269,6 @@ class Evaluator:
     # -- running ------------------------------------------------------------------------
     def evaluate(self, dataset: EvalDataset) -> EvalReport:
         """Run every system over ``dataset``'s queries; return the figures and the configuration."""
-        import ranx  # lazy: heavy (numba)
-
         if not self.backend.exists(self.index):
             raise ValueError(f"index {self.index!r} does not exist; ingest the corpus first (ensure_index)")
         if self.backend.count(self.index) == 0:
@@ -280,7 +279,7 @@ class Evaluator:
                 option="index",
             )
         drop_self = self.self_hits == "drop" or (self.self_hits == "auto" and dataset.detect_self_hits())
-        qrels = ranx.Qrels({q: {d: int(s) for d, s in docs.items()} for q, docs in dataset.qrels.items()})
+        metrics = RunMetrics(dataset.qrels)
         figures: dict[str, dict[str, float]] = {}
         errors: dict[str, int] = {}
         extra_seconds: dict[str, float] = {}
@@ -290,8 +289,8 @@ class Evaluator:
                 extra_seconds[system] = round(setup_seconds, 3)
             run, latencies, failed = self._run_system(system, search, dataset, drop_self)
             errors[system] = failed
-            scores = ranx.evaluate(qrels, ranx.Run(run, name=system), list(METRICS), make_comparable=True)
-            figures[system] = {m: round(float(scores[m]), 4) for m in METRICS}
+            scores = metrics.score(run, system)
+            figures[system] = {m: round(scores[m], 4) for m in METRICS}
             figures[system]["p50_ms"] = round(statistics.median(latencies) * 1000.0, 2) if latencies else math.nan
             logger.info("%s: %s", system, figures[system])
         config = self._config(dataset, drop_self, errors, extra_seconds)
