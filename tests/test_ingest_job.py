@@ -200,9 +200,10 @@ def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settin
     with pytest.raises(KeyboardInterrupt) as caught:
         first.run(progress=interrupt)
     assert first.report.status == "interrupted"
-    # the interrupted run's exception is still held here (as a notebook keeps sys.last_value): its frames must not
-    # keep Ray Data's executor and so the stage actors alive with their CPUs, or the resumed job below, in the same
-    # Ray, waits forever for a CPU (the flood-stage --resume hang; IngestJob drops those frames' locals)
+    # the interrupted run's exception is still held here (as a notebook keeps sys.last_value): its stage actors must
+    # still stop and give their CPUs back, or the resumed job below, in the same Ray, waits forever for a CPU (a
+    # hang instead of a failure). Not a test of the frame release of 54d3b0b: this KeyboardInterrupt comes from the
+    # progress callback, not through Ray Data's frames, and the check passes with that fix reverted too.
     assert isinstance(caught.value, KeyboardInterrupt)
     free, total = wait_for_free_cpus(within=30)
     assert free == total, f"the interrupted job's actors still hold {total - free:g} of {total:g} CPUs"
