@@ -31,7 +31,8 @@ def start_test_ray():
     from echo_splade.ingest import RayRuntime
 
     runtime = RayRuntime()
-    runtime.start(num_cpus=2, object_store_memory=256 << 20)
+    # 6 attempts: at load ~15 the multinode tests saw two timed-out starts in a row (helper faults3)
+    runtime.start(num_cpus=2, object_store_memory=256 << 20, attempts=6)
     return runtime
 
 
