@@ -186,6 +186,19 @@ def engine_module_index_name(engine_backend, request):
 
 
 @pytest.fixture(scope="session")
+def ray_session():
+    """One lean local Ray for the whole test run (``_ingest_helpers.start_test_ray``): every ingest job the tests
+    run in this process (``IngestJob``, the ``ingest``/``eval``/``demo`` commands through ``CliRunner``, the
+    encoder service) joins it instead of starting and stopping a Ray of its own (tens of seconds each on a busy
+    2-core machine). The commands run as subprocesses (test_secure_cluster.py) still start their own."""
+    from _ingest_helpers import start_test_ray
+
+    runtime = start_test_ray()
+    yield runtime
+    runtime.shutdown()
+
+
+@pytest.fixture(scope="session")
 def tiny_model():
     """The ``tiny-mistral`` encoder (tiny random Mistral with the real 32,000-token tokenizer), CPU fp32."""
     from echo_splade.encoder import EchoSpladeEncoder

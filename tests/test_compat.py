@@ -18,7 +18,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from _ingest_helpers import FAST as INGEST_FAST
+from _ingest_helpers import corpus_head
 from _shared_data import shared_dataset
+from _sparse_scores import dot_products, query_weights
 
 pytestmark = pytest.mark.compat
 
@@ -26,15 +29,8 @@ COMPAT_URL = os.environ.get("ECHO_SPLADE_COMPAT_URL", "")
 COMPAT_ENGINE = os.environ.get("ECHO_SPLADE_COMPAT_ENGINE", "")
 COMPAT_VERSION = os.environ.get("ECHO_SPLADE_COMPAT_VERSION", "")
 DOCS = 200
-# The Ray job's fast settings (first 64 tokens, one torch thread) as in test_ingest_job.py.
-FAST = dict(
-    model="tiny-mistral",
-    max_length=64,
-    encoder_options={"truncate": True},
-    torch_threads=1,
-    batch_size=32,
-    block_rows=100,
-)
+# The Ray job's fast settings (first 64 tokens, one torch thread), 100 records per read block.
+FAST = {**INGEST_FAST, "block_rows": 100}
 BITS9 = 2**-8  # 9 significant bits stored per weight
 QUERIES = (
     "what similarity laws must be obeyed when constructing aeroelastic models",
@@ -63,38 +59,8 @@ def compat_backend():
     backend.close()
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import logging
-
-    import ray
-
-    started = not ray.is_initialized()
-    for attempt in range(5) if started else ():
-        try:
-            ray.init(
-                num_cpus=2,
-                include_dashboard=False,
-                object_store_memory=256 << 20,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
-            break
-        except Exception as exc:  # Ray waits a hard-coded 30 s for its raylet: a loaded 2-core machine misses it
-            if "timed out during startup" not in str(exc) or attempt == 4:
-                raise
-            ray.shutdown()
-    yield
-    if started:
-        ray.shutdown()
-
-
 def _corpus_head(folder: Path, n: int) -> Path:
-    path = folder / "head.jsonl"
-    with open(shared_dataset("cranfield") / "corpus.jsonl", "rb") as src, open(path, "wb") as dst:
-        for _ in range(n):
-            dst.write(src.readline())
-    return path
+    return corpus_head(shared_dataset("cranfield") / "corpus.jsonl", folder / "head.jsonl", n)
 
 
 def _expected_sparse_type(engine: str, version: tuple) -> str:
@@ -102,7 +68,7 @@ def _expected_sparse_type(engine: str, version: tuple) -> str:
 
 
 @pytest.fixture(scope="module")
-def ingested(compat_backend, ray_local, tmp_path_factory):
+def ingested(compat_backend, ray_session, tmp_path_factory):
     """The alias ``t-compat-*`` with cranfield ids 1..200, ingested by the Ray job; yields (alias, report, corpus)."""
     from echo_splade.ingest import IngestJob
 
@@ -142,31 +108,6 @@ def test_the_ray_job_ingests_200_documents_exactly_once_with_the_engines_sparse_
     assert all(feats and all(w > 0 for w in feats.values()) for feats in stored.values())
 
 
-def _query_weights(body) -> dict[str, float]:
-    """{feature: weight} of the sparse clauses in a body: rank_feature, sparse_vector or term-with-boost."""
-    out: dict[str, float] = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            rf = node.get("rank_feature")
-            if isinstance(rf, dict):
-                out[rf["field"].split(".", 1)[1]] = rf["boost"]
-            sv = node.get("sparse_vector")
-            if isinstance(sv, dict):
-                out.update(sv["query_vector"])
-            term = (node.get("term") or {}).get("sparse")
-            if isinstance(term, dict):
-                out[term["value"]] = term["boost"]
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(body)
-    return out
-
-
 def _text_of_stored_tokens(stored: dict, encoder, doc_id: str, n: int = 8) -> str:
     """A query text made of the vocabulary tokens behind document ``doc_id``'s ``n`` heaviest stored features:
     tiny-mistral is random, its expansions rarely hold the words of a real query, and inference-free/tokens
@@ -203,13 +144,13 @@ def test_each_mode_scores_equal_the_dot_product_of_query_and_stored_weights(
         if mode == "tokens":  # the caller's {vocabulary token: weight}: the text's own tokens
             tokens = tiny_model.tokenizer.tokenize(text)
             query = {t: 1.0 + i / len(tokens) for i, t in enumerate(tokens)}
-        weights = _query_weights(retriever.build_query(query))
+        weights = query_weights(retriever.build_query(query))
         assert weights, f"{mode}: no sparse clause in the query body"
         hits = retriever.search(query, k=20)
         assert hits, f"{mode}: no hits for {query!r}"
+        expected = dot_products(weights, {hit.id: stored[hit.id] for hit in hits})
         for hit in hits:
-            expected = sum(w * stored[hit.id].get(k, 0.0) for k, w in weights.items())
-            assert hit.score == pytest.approx(expected, rel=BITS9), (mode, hit.id)
+            assert hit.score == pytest.approx(expected[hit.id], rel=BITS9), (mode, hit.id)
             checked += 1
     assert checked >= 2
 

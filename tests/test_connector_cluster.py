@@ -10,6 +10,7 @@ import math
 import uuid
 
 import pytest
+from _sparse_scores import dot_products, query_weights
 
 from echo_splade.client import ClusterError
 from echo_splade.connector import DEFAULT_SPARSE_WEIGHT, SparseRetriever
@@ -80,44 +81,14 @@ def retriever(engine_backend, corpus, tiny_model):
     return SparseRetriever(engine_backend.raw, corpus[0], encoder=tiny_model, mode="llm")
 
 
-def _query_weights(body) -> dict[str, float]:
-    """{feature: query weight} of the rank_feature clauses (or the sparse_vector query, or the term
-    clauses on the sparse field) in a body."""
-    out = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            rf = node.get("rank_feature")
-            if isinstance(rf, dict):
-                out[rf["field"].split(".", 1)[1]] = rf["boost"]
-            sv = node.get("sparse_vector")
-            if isinstance(sv, dict):
-                out.update(sv["query_vector"])
-            term = (node.get("term") or {}).get("sparse")
-            if isinstance(term, dict):
-                out[term["value"]] = term["boost"]
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(body)
-    return out
-
-
-def _brute_force(weights, stored):
-    return {d: sum(w * f.get(k, 0.0) for k, w in weights.items()) for d, f in stored.items()}
-
-
 @pytest.mark.parametrize("top_k", [64, None])
 def test_linear_scores_equal_brute_force_dot_product(engine_backend, corpus, tiny_model, top_k):
     name, stored = corpus
     r = SparseRetriever(engine_backend, name, encoder=tiny_model, query_top_k=top_k)
     body = r.build_query("does salt intake raise blood pressure")
-    weights = _query_weights(body)
+    weights = query_weights(body)
     assert 0 < len(weights) <= (64 if top_k else r.clause_limit)
-    expected = _brute_force(weights, stored)
+    expected = dot_products(weights, stored)
     hits = r.search("does salt intake raise blood pressure", k=len(DOCS))
     assert {h.id for h in hits} == {d for d, s in expected.items() if s > 0}
     for h in hits:
@@ -141,9 +112,9 @@ def test_elasticsearch_8_11_to_8_14_form_executes_on_the_real_node(engine_backen
     query = "does salt intake raise blood pressure"
     body = r.build_query(query)
     assert "sparse_vector" not in json.dumps(body) and '"term"' in json.dumps(body)
-    weights = _query_weights(body)
-    assert weights == _query_weights(SparseRetriever(engine_backend, name, encoder=tiny_model).build_query(query))
-    expected = _brute_force(weights, stored)
+    weights = query_weights(body)
+    assert weights == query_weights(SparseRetriever(engine_backend, name, encoder=tiny_model).build_query(query))
+    expected = dot_products(weights, stored)
     hits = r.search(query, k=len(DOCS))
     assert {h.id for h in hits} == {d for d, s in expected.items() if s > 0}
     for h in hits:
@@ -161,7 +132,7 @@ def test_clause_cap_holds_for_thousands_of_terms(engine_backend, corpus, tiny_mo
     limit = r.clause_limit
     assert limit >= 1
     body = r.build_query(tokens, filters={"exists": {"field": "doc_id"}})
-    assert len(_query_weights(body)) == limit - 1  # one leaf left for the filter
+    assert len(query_weights(body)) == limit - 1  # one leaf left for the filter
     hits = r.search(tokens, k=5, filters={"exists": {"field": "doc_id"}})
     assert hits
     if engine_backend.engine != "opensearch":
@@ -185,7 +156,7 @@ def test_filters_stay_untouched_and_restrict(retriever):
 
 def test_explanations_match_stored_weights(retriever, corpus):
     _, stored = corpus
-    weights = _query_weights(retriever.build_query("vitamin D and bone loss"))
+    weights = query_weights(retriever.build_query("vitamin D and bone loss"))
     hits = retriever.search("vitamin D and bone loss", k=5, explain=True)
     assert hits
     for h in hits:
@@ -352,7 +323,7 @@ def test_rewritten_bodies_put_the_sparse_clause_in_place_of_the_text_clause(retr
             boost = inner.get("boost") if isinstance(inner, dict) else None
             label = inner.get("_name") if isinstance(inner, dict) else None
             # the clause carries the encoder's own query vector of that text, with the clause's boost (and _name)
-            assert _query_weights(sparse) == pytest.approx(_expected_features(tiny_model, text), rel=1e-5), (name, text)
+            assert query_weights(sparse) == pytest.approx(_expected_features(tiny_model, text), rel=1e-5), (name, text)
             clause_params = sparse.get("sparse_vector") or sparse["bool"]
             assert clause_params.get("boost") == boost, (name, path)
             assert clause_params.get("_name") == (label if hybrid is None else None), (name, path)
@@ -387,7 +358,7 @@ def test_rewritten_query_scores_the_dot_product(retriever, corpus, engine_backen
     out = retriever.rewrite(body, hybrid=hybrid)
     clause = body["query"]["match"]["text"]
     text, boost = (clause["query"], clause["boost"]) if isinstance(clause, dict) else (clause, 1.0)
-    dot = _brute_force(_expected_features(tiny_model, text), stored)
+    dot = dot_products(_expected_features(tiny_model, text), stored)
     lexical = _scores(engine_backend, name, body["query"]) if hybrid else {}
     w = DEFAULT_SPARSE_WEIGHT if hybrid else 1.0
     expected = {d: w * boost * s + (1.0 - w) * lexical.get(d, 0.0) for d, s in dot.items()}
@@ -467,13 +438,13 @@ def test_two_phase_rescored_hits_score_the_full_dot_product(engine_backend, corp
     plan = {"prune_ratio": 0.9, "window_factor": 4}
     two = SparseRetriever(engine_backend, name, encoder=tiny_model, query_top_k=None, two_phase=plan)
     body = two.build_query(query, k=5)
-    first, full = _query_weights(body["query"]), _query_weights(body["rescore"]["query"]["rescore_query"])
+    first, full = query_weights(body["query"]), query_weights(body["rescore"]["query"]["rescore_query"])
     assert 0 < len(first) < len(full) and set(first) <= set(full)
     exhaustive = SparseRetriever(engine_backend, name, encoder=tiny_model, query_top_k=None)
-    assert full == _query_weights(exhaustive.build_query(query))  # phase 2 is the whole query vector
+    assert full == query_weights(exhaustive.build_query(query))  # phase 2 is the whole query vector
     assert body["rescore"]["window_size"] == 20
 
-    expected, partial = _brute_force(full, stored), _brute_force(first, stored)
+    expected, partial = dot_products(full, stored), dot_products(first, stored)
     hits = two.search(query, k=5)
     assert len(hits) == 5 and all(partial[h.id] > 0 for h in hits)  # phase 1 found them
     for h in hits:

@@ -29,7 +29,7 @@ def test_sample_corpus_is_well_formed():
         assert q["relevant"] and set(q["relevant"]) <= set(ids), q
 
 
-def test_demo_cli_end_to_end_with_the_built_in_model(index_name, connection, backend):
+def test_demo_cli_end_to_end_with_the_built_in_model(index_name, connection, backend, ray_session):
     from echo_splade.connector import SparseRetriever
     from echo_splade.encoder import DEFAULT_MODEL
     from echo_splade.mappings import read_index_meta

@@ -152,7 +152,7 @@ def test_report_table_and_plot(tmp_path):
 
 # -- against the real node -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cli_run(beir_dir, module_index_name, connection, tmp_path_factory):
+def cli_run(beir_dir, module_index_name, connection, ray_session, tmp_path_factory):
     """One `echo-splade eval` over every system: provisions and ingests the tiny folder (tiny-mistral) first."""
     out = tmp_path_factory.mktemp("eval-out")
     report_path, plot_path = out / "report.json", out / "plot.png"

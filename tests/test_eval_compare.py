@@ -27,7 +27,7 @@ def easy_beir(tmp_path):
 
 
 @pytest.mark.cluster
-def test_two_encoders_in_one_report(easy_beir, index_name, connection, backend, tmp_path):
+def test_two_encoders_in_one_report(easy_beir, index_name, connection, backend, ray_session, tmp_path):
     report_path = tmp_path / "compare.json"
     result = CliRunner().invoke(
         cli,
