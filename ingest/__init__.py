@@ -28,6 +28,7 @@ __all__ = [
     "CorpusFormat",
     "CorpusReader",
     "DEAD_LETTER_REASONS",
+    "DEFAULT_DOC_MASS",
     "DEFAULT_DOC_TOP_K",
     "DEFAULT_INGEST_MODEL",
     "DeadLetter",
@@ -54,6 +55,7 @@ _LAZY = {
     "document_text": "._encode_batch",
     "WriteBatch": "._write_batch",
     "IngestJob": "._ingest_job",
+    "DEFAULT_DOC_MASS": "._ingest_job",
     "DEFAULT_DOC_TOP_K": "._ingest_job",
     "DEFAULT_INGEST_MODEL": "._ingest_job",
 }

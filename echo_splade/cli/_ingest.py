@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
+from echo_splade.encoder import DEFAULT_DOC_MASS, DEFAULT_MODEL  # torch-free (lazy package)
 
 from ._options import adapter_option, connection_options, run_guarded
 from ._progress import Progress
@@ -61,6 +61,14 @@ from ._progress import Progress
     "vocabulary entry a weight, so keep this bounded.",
 )
 @click.option("--min-weight", type=click.FloatRange(min=0), help="Drop weights below this.")
+@click.option(
+    "--doc-mass",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=DEFAULT_DOC_MASS,
+    show_default=True,
+    help="Then keep the largest weights until they hold this share of the document's total weight (1: all); "
+    "measured in the README (Measured: document pruning).",
+)
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Documents per encoder call."
 )
@@ -137,6 +145,7 @@ def command(
     dead_letter_path,
     doc_top_k,
     min_weight,
+    doc_mass,
     batch_size,
     max_length,
     actors,
@@ -182,6 +191,7 @@ def command(
             replicas=replicas,
             doc_top_k=doc_top_k or None,
             min_weight=min_weight,
+            doc_mass=doc_mass,
             batch_size=batch_size,
             actors=actors,
             writers=writers,
