@@ -33,7 +33,6 @@ _LAZY = {
     "resolve_model": "._model_registry",
     "FlopsScheduler": "._flops_scheduler",
     "SparseVector": "._sparse_vector",
-    "DEFAULT_DOC_MASS": "._pruning",
     "check_mass": "._pruning",
     "prune_weights": "._pruning",
     "SpladeLoss": "._splade_loss",

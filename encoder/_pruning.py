@@ -7,14 +7,9 @@ import math
 from collections.abc import Hashable, Mapping
 from typing import Optional, TypeVar
 
-__all__ = ["DEFAULT_DOC_MASS", "check_mass", "prune_weights"]
+__all__ = ["check_mass", "prune_weights"]
 
 K = TypeVar("K", bound=Hashable)
-
-#: the ingest's weight-mass pruning of each document (after its top-k): keep the largest weights holding this share
-#: of the document's total weight. Chosen on SciFact's dev (train) queries with ``benchmarks/doc_pruning.py``
-#: (README "Measured"); ``IngestJob(doc_mass=)`` / ``echo-splade ingest --doc-mass``.
-DEFAULT_DOC_MASS = 0.8
 
 
 def check_mass(mass: Optional[float]) -> None:

@@ -28,7 +28,6 @@ __all__ = [
     "CorpusFormat",
     "CorpusReader",
     "DEAD_LETTER_REASONS",
-    "DEFAULT_DOC_MASS",
     "DEFAULT_DOC_TOP_K",
     "DEFAULT_INGEST_MODEL",
     "DeadLetter",
@@ -55,7 +54,6 @@ _LAZY = {
     "document_text": "._encode_batch",
     "WriteBatch": "._write_batch",
     "IngestJob": "._ingest_job",
-    "DEFAULT_DOC_MASS": "._ingest_job",
     "DEFAULT_DOC_TOP_K": "._ingest_job",
     "DEFAULT_INGEST_MODEL": "._ingest_job",
 }

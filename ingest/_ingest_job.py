@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional, TypeVar, Union
 
 from echo_splade.client import Backend, ClusterError, ClusterStateError, ConnectionConfig, connect
-from echo_splade.encoder import DEFAULT_DOC_MASS, DEFAULT_MODEL, check_mass
+from echo_splade.encoder import DEFAULT_MODEL, check_mass
 from echo_splade.mappings import (
     DOC_PRUNING_META_KEY,
     IndexSpec,
@@ -31,7 +31,7 @@ from ._write_batch import WriteBatch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IngestJob", "DEFAULT_DOC_MASS", "DEFAULT_DOC_TOP_K", "DEFAULT_INGEST_MODEL"]
+__all__ = ["IngestJob", "DEFAULT_DOC_TOP_K", "DEFAULT_INGEST_MODEL"]
 
 DEFAULT_INGEST_MODEL = DEFAULT_MODEL  # the built-in model (torch-free import)
 #: Default document pruning: an untrained SPLADE head gives ~every vocabulary entry a weight > 0,
@@ -130,6 +130,8 @@ class IngestJob:
         min_weight: drop weights below this.
         doc_mass: then keep the largest weights until they hold this share of the document's total weight
             (``None`` or 1: no mass pruning); recorded with ``doc_top_k``/``min_weight`` in the index ``_meta``.
+            0.8 measured best for ``llm``-mode queries (README "Measured": document pruning); not the default
+            because inference-free queries (the query's own tokens) were not measured and match fewer documents.
         batch_size: documents per encoder call (and per forward pass).
         actors: encoder actors (default: one per GPU; on CPU one per 8 CPUs, at least 1).
         writers: bulk-writer actors.
@@ -176,7 +178,7 @@ class IngestJob:
         replicas: Optional[int] = None,
         doc_top_k: Optional[int] = DEFAULT_DOC_TOP_K,
         min_weight: Optional[float] = None,
-        doc_mass: Optional[float] = DEFAULT_DOC_MASS,
+        doc_mass: Optional[float] = None,
         batch_size: int = 32,
         actors: Optional[int] = None,
         writers: int = 2,

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from echo_splade.encoder import DEFAULT_DOC_MASS, prune_weights, to_sparse_vector
+from echo_splade.encoder import prune_weights, to_sparse_vector
 from echo_splade.ingest import RECORD_FIELDS, EncodeBatch, IngestJob
 
 
@@ -53,10 +53,10 @@ class _SharedEncoder(EncodeBatch):
         return self.shared
 
 
-def test_ingest_prunes_documents_by_mass_by_default(tmp_path, tiny_model):
+def test_ingest_prunes_documents_by_mass_on_request(tmp_path, tiny_model):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"_id": "1", "text": "t"}\n')
-    assert IngestJob(corpus, "i").doc_mass == DEFAULT_DOC_MASS
+    assert IngestJob(corpus, "i").doc_mass is None and IngestJob(corpus, "i", doc_mass=0.8).doc_mass == 0.8
     assert IngestJob(corpus, "i", doc_mass=1).doc_mass is None  # 1 keeps everything: recorded as no mass pruning
     rows = [{f: "" for f in RECORD_FIELDS} | {"doc_id": "d0", "text": "glaciers carve deep valleys", "line": 0}]
     _SharedEncoder.shared = tiny_model

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from echo_splade.encoder import DEFAULT_DOC_MASS, DEFAULT_MODEL  # torch-free (lazy package)
+from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
 
 from ._options import adapter_option, connection_options, run_guarded
 from ._progress import Progress
@@ -64,10 +64,9 @@ from ._progress import Progress
 @click.option(
     "--doc-mass",
     type=click.FloatRange(min=0, max=1, min_open=True),
-    default=DEFAULT_DOC_MASS,
-    show_default=True,
-    help="Then keep the largest weights until they hold this share of the document's total weight (1: all); "
-    "measured in the README (Measured: document pruning).",
+    help="Then keep the largest weights until they hold this share of the document's total weight, e.g. 0.8: "
+    "a 0.63x index and 0.7x sparse latency at no nDCG@10 loss for llm-mode queries (README, Measured). "
+    "[default: no mass pruning]",
 )
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Documents per encoder call."
