@@ -11,6 +11,22 @@ In one process, on the same sample of documents (default: 12 SciFact documents) 
    share of weight the fp32 top terms keep. Tolerance stated in the README: per-text cosine >= 0.98.
 
     python benchmarks/encode_cpu.py [--kind document|query] [--docs 12] [--repeats 2] [--model NAME]
+
+Other modes (one each):
+
+- ``--study``: why int8 moves the vectors: each backbone linear layer's input outliers (the largest token's
+  absolute max over the median token's) and weight outliers, then int8 variants (per-tensor / per-channel weights,
+  layer groups kept fp32, per-token activations ``Int8Linear``, bf16) against fp32 (cosine, top-16 overlap), and
+  how the error in the pooled log-probabilities becomes an error in the weights (``log1p(relu(l + bias))``).
+- ``--latency``: one query at a time, p50/p90 ms per variant (``fp32-1t``, ``int8-token-2t``, ...), variants
+  rotated per query, on the first ``--docs`` queries of each of ``--latency-corpora`` (SciFact, ArguAna).
+- ``--ndcg-index NAME --ndcg-url URL --ndcg-corpus DIR``: nDCG@10 of the collection's test queries encoded by each
+  precision of ``--variants`` against an index of the same model (documents as indexed).
+
+    python benchmarks/encode_cpu.py --kind query --docs 30 --study
+    python benchmarks/encode_cpu.py --latency --docs 20 --variants fp32-1t,fp32-2t,int8-token-1t,int8-token-2t,int8-1t
+    python benchmarks/encode_cpu.py --ndcg-index cranfield-smollm2 --ndcg-url URL --ndcg-corpus ../shared/data/cranfield \
+        --variants fp32-1t,int8-token-1t,int8-1t
 """
 
 from __future__ import annotations
@@ -115,6 +131,333 @@ def agreement(reference, other) -> dict:
     }
 
 
+# ---- the int8 study (--study): why int8 moves the vectors, and which variant stays within tolerance ----
+
+LINEAR_KINDS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def linear_profile(encoder, texts: list[str], kind: str) -> dict[str, dict]:
+    """Per backbone ``nn.Linear``: how much a per-tensor int8 scale costs its inputs and weights.
+
+    ``act_ratio``: the input's absolute max over the whole call / the median token's absolute max (one text per
+    call, as a query is encoded); a per-tensor dynamic scale leaves the median token ``127 / act_ratio`` levels.
+    ``act_pos0``: share of calls whose largest input sits at position 0. ``w_ratio``: the weight's absolute max /
+    the median output row's absolute max (what per-channel weight scales fix).
+    """
+    import torch
+
+    stats: dict[str, dict] = {}
+    hooks = []
+    for name, module in encoder.backbone.named_modules():
+        if type(module) is not torch.nn.Linear:
+            continue
+        rows = module.weight.detach().abs().amax(dim=1)
+        stats[name] = {"ratios": [], "pos0": 0, "w_ratio": float(rows.max() / rows.median())}
+
+        def hook(_module, inputs, _output, name=name):
+            x = inputs[0].detach().float()
+            per_token = x.abs().amax(dim=-1).reshape(-1)
+            stats[name]["ratios"].append(float(per_token.max() / per_token.median()))
+            stats[name]["pos0"] += int(int(per_token.argmax()) % x.shape[-2] == 0)
+
+        hooks.append(module.register_forward_hook(hook))
+    try:
+        for text in texts:
+            encoder.encode([text], kind, top_k=256)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {
+        name: {
+            "act_ratio": statistics.median(s["ratios"]),
+            "act_pos0": s["pos0"] / len(s["ratios"]),
+            "w_ratio": s["w_ratio"],
+        }
+        for name, s in stats.items()
+    }
+
+
+def quantized_copy(encoder, per_channel: bool, keep_fp32=lambda name: False):
+    """A deep copy of ``encoder`` whose backbone ``nn.Linear`` layers (except ``keep_fp32(name)``) run in int8."""
+    import copy
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the eager quantization API is deprecated in the locked torch
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+        clone = copy.deepcopy(encoder)
+        qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+        names = [n for n, m in clone.backbone.named_modules() if type(m) is torch.nn.Linear and not keep_fp32(n)]
+        quantize_dynamic(clone.backbone, {n: qconfig for n in names}, dtype=torch.qint8, inplace=True)
+    return clone, len(names)
+
+
+def per_token_copy(encoder, keep_fp32=lambda name: False):
+    """A deep copy of ``encoder`` whose backbone ``nn.Linear`` layers (except ``keep_fp32(name)``) are
+    ``Int8Linear`` (int8 weights per output channel, activations per token)."""
+    import copy
+
+    import torch
+
+    from echo_splade.encoder import Int8Linear
+
+    clone = copy.deepcopy(encoder)
+    names = [n for n, m in clone.backbone.named_modules() if type(m) is torch.nn.Linear and not keep_fp32(n)]
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = clone.backbone.get_submodule(parent_name)
+        setattr(parent, child, Int8Linear(getattr(parent, child)))
+    return clone, len(names)
+
+
+def logit_amplification(encoder, other, texts: list[str], kind: str) -> dict:
+    """How an error in the pooled log-probabilities becomes an error in the weights (``log1p(relu(l + bias))``).
+
+    Over the vocabulary entries with an fp32 weight > 0: the median |delta l| (``other`` minus fp32), the median
+    pre-activation ``l + bias`` (how far above the relu's zero an active term sits), the share of active terms
+    whose pre-activation is below that median error, the cosine of the pooled log-probabilities on those entries
+    (before the relu) against the cosine of the weights.
+    """
+    import torch
+
+    ref = encoder.max_logits(texts, kind)
+    got = other.max_logits(texts, kind)
+    bias = encoder.vocab_bias.bias.float() if encoder.vocab_bias is not None else torch.zeros(ref.shape[1])
+    deltas, margins, logit_cos, weight_cos = [], [], [], []
+    for a, b in zip(ref, got):
+        pre_a, pre_b = a + bias, b + bias
+        active = pre_a > 0
+        deltas.append((pre_b - pre_a)[active].abs())
+        margins.append(pre_a[active])
+        logit_cos.append(float(torch.nn.functional.cosine_similarity(a[active], b[active], dim=0)))
+        wa, wb = torch.log1p(torch.relu(pre_a)), torch.log1p(torch.relu(pre_b))
+        weight_cos.append(float(torch.nn.functional.cosine_similarity(wa, wb, dim=0)))
+    delta, margin = torch.cat(deltas), torch.cat(margins)
+    return {
+        "delta_median": float(delta.median()),
+        "margin_median": float(margin.median()),
+        "below_error": float((margin < delta.median()).float().mean()),
+        "flipped_off": float(
+            (torch.cat([(got[i] + bias)[ref[i] + bias > 0] for i in range(len(ref))]) <= 0).float().mean()
+        ),
+        "logit_cos": statistics.mean(logit_cos),
+        "weight_cos": statistics.mean(weight_cos),
+    }
+
+
+def study(args, texts: list[str]) -> None:
+    """Why int8 moves the vectors (per layer), and the variants' agreement with fp32 and speed."""
+    import torch
+
+    from echo_splade.encoder import EchoSpladeEncoder
+
+    torch.set_num_threads(1)
+    fp32 = EchoSpladeEncoder.from_pretrained(args.model, device="cpu", batch_size=args.batch_size)
+    profile = linear_profile(fp32, texts, args.kind)
+    print(f"activation outliers per backbone linear layer ({len(profile)} layers; one {args.kind} per call):")
+    print("  kind        median act max/median-token   worst layer (ratio, max at position 0)   weight max/median-row")
+    for kind in LINEAR_KINDS:
+        rows = {n: p for n, p in profile.items() if n.endswith(kind)}
+        if not rows:
+            continue
+        worst = max(rows, key=lambda n: rows[n]["act_ratio"])
+        print(
+            f"  {kind:10} {statistics.median(p['act_ratio'] for p in rows.values()):12.1f}"
+            f"{'':18}{worst:>28} ({rows[worst]['act_ratio']:.0f}, {rows[worst]['act_pos0']:.0%})"
+            f"{statistics.median(p['w_ratio'] for p in rows.values()):10.1f}"
+        )
+    ranked = sorted(profile, key=lambda n: -profile[n]["act_ratio"])
+    print("  top 8 by input outlier ratio: " + ", ".join(f"{n} {profile[n]['act_ratio']:.0f}" for n in ranked[:8]))
+
+    reference = fp32.encode(texts, args.kind, top_k=256)
+    started = time.perf_counter()
+    fp32.encode(texts, args.kind, top_k=256)
+    fp32_rate = len(texts) / (time.perf_counter() - started)
+    outliers = set(ranked[: args.study_skip])
+    variants = {
+        "int8 per-tensor, all (the quantize='int8' option)": (False, lambda n: False),
+        "int8 per-channel, all": (True, lambda n: False),
+        "int8 per-tensor, attention only (q,k,v,o)": (False, lambda n: "mlp" in n),
+        "int8 per-tensor, MLP only (gate,up,down)": (False, lambda n: "self_attn" in n),
+        "int8 per-tensor, all but down_proj": (False, lambda n: n.endswith("down_proj")),
+        "int8 per-channel, all but down_proj": (True, lambda n: n.endswith("down_proj")),
+        f"int8 per-channel, all but the {len(outliers)} worst-outlier layers": (True, lambda n: n in outliers),
+        "int8 per-channel, all but layers 0-1 and the last 2": (True, _edge_layers(fp32.backbone, 2)),
+    }
+    per_token = {
+        "int8 per-token activations, per-channel weights, all (Int8Linear)": lambda n: False,
+        "int8 per-token (Int8Linear), all but down_proj": lambda n: n.endswith("down_proj"),
+        f"int8 per-token (Int8Linear), all but the {len(outliers)} worst-outlier layers": lambda n: n in outliers,
+    }
+    if args.study_only_per_token:
+        variants = {}
+    print(f"variants against fp32 ({len(texts)} {args.kind} texts; fp32 {fp32_rate:.2f} texts/s, 1 thread, batched):")
+    print(
+        f"  {'variant':62} {'int8 layers':>11} {'cos mean':>8} {'cos min':>8} {'top16':>6} {'texts/s':>8} {'x fp32':>7}"
+    )
+    amplifications: list[tuple[str, dict]] = []
+    for label, (per_channel, keep) in variants.items():
+        clone, count = quantized_copy(fp32, per_channel, keep)
+        clone.encode(texts[:1], args.kind, top_k=256)
+        started = time.perf_counter()
+        vectors = clone.encode(texts, args.kind, top_k=256)
+        rate = len(texts) / (time.perf_counter() - started)
+        agree = agreement(reference, vectors)
+        print(
+            f"  {label:62} {count:11d} {agree['cos_mean']:8.4f} {agree['cos_min']:8.4f} "
+            f"{agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
+        )
+        if not amplifications:
+            amplifications.append((label, logit_amplification(fp32, clone, texts, args.kind)))
+        del clone
+    first = True
+    for label, keep in per_token.items():
+        clone, count = per_token_copy(fp32, keep)
+        clone.encode(texts[:1], args.kind, top_k=256)
+        started = time.perf_counter()
+        vectors = clone.encode(texts, args.kind, top_k=256)
+        rate = len(texts) / (time.perf_counter() - started)
+        agree = agreement(reference, vectors)
+        print(
+            f"  {label:62} {count:11d} {agree['cos_mean']:8.4f} {agree['cos_min']:8.4f} "
+            f"{agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
+        )
+        if first:
+            amplifications.append((label, logit_amplification(fp32, clone, texts, args.kind)))
+            first = False
+        del clone
+    if not args.study_only_per_token:
+        bf16_variant(args, texts, reference, fp32_rate)
+    for label, a in amplifications:
+        print(
+            f"amplification ({label}): on the terms active in fp32, median |error| of the pooled "
+            f"log-probability {a['delta_median']:.3f} against a median pre-activation (log-prob + bias) of "
+            f"{a['margin_median']:.3f}; {a['below_error']:.0%} of the active terms sit below that error, "
+            f"{a['flipped_off']:.0%} are switched off; cosine of the log-probabilities {a['logit_cos']:.4f} "
+            f"vs of the weights {a['weight_cos']:.4f}"
+        )
+
+
+def bf16_variant(args, texts, reference, fp32_rate) -> None:
+    from echo_splade.encoder import EchoSpladeEncoder
+
+    bf16 = EchoSpladeEncoder.from_pretrained(args.model, device="cpu", batch_size=args.batch_size, dtype="bfloat16")
+    bf16.encode(texts[:1], args.kind, top_k=256)
+    started = time.perf_counter()
+    vectors = bf16.encode(texts, args.kind, top_k=256)
+    rate = len(texts) / (time.perf_counter() - started)
+    agree = agreement(reference, vectors)
+    print(
+        f"  {'bf16 weights and activations (dtype=bfloat16)':62} {0:11d} {agree['cos_mean']:8.4f} "
+        f"{agree['cos_min']:8.4f} {agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
+    )
+
+
+def _edge_layers(backbone, n: int):
+    import re
+
+    layers = len(backbone.layers)
+    edge = set(range(n)) | set(range(layers - n, layers))
+
+    def keep(name: str) -> bool:
+        match = re.search(r"layers\.(\d+)\.", name)
+        return bool(match) and int(match.group(1)) in edge
+
+    return keep
+
+
+# ---- per-query latency (--latency) and retrieval quality of the query-side variants (--ndcg-index) ----
+
+
+def variant_encoders(model: str, precisions: list[str], batch_size: int) -> dict:
+    """One encoder per precision: ``fp32``, ``bf16`` or a ``quantize`` mode (``int8``, ``int8-token``)."""
+    import copy
+
+    from echo_splade.encoder import EchoSpladeEncoder
+
+    fp32 = EchoSpladeEncoder.from_pretrained(model, device="cpu", batch_size=batch_size)
+    out = {}
+    for precision in precisions:
+        if precision == "fp32":
+            out[precision] = fp32
+        elif precision == "bf16":
+            out[precision] = EchoSpladeEncoder.from_pretrained(
+                model, device="cpu", batch_size=batch_size, dtype="bfloat16"
+            )
+        else:
+            out[precision] = copy.deepcopy(fp32)
+            out[precision].quantize(precision)
+    return out
+
+
+def latency(args) -> None:
+    """p50/p90 ms of one query at a time, per variant, variants rotated per query (repeated ``--repeats``)."""
+    import numpy as np
+    import torch
+
+    variants = args.variants.split(",")
+    encoders = variant_encoders(args.model, sorted({v.rsplit("-", 1)[0] for v in variants}), args.batch_size)
+    for corpus in args.latency_corpora.split(","):
+        folder = REPO.parent / "shared" / "data" / corpus
+        texts = [x for _, _, x in sample_texts("query", args.docs, folder)]
+        tokens = [len(encoders["fp32"].tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        for encoder in encoders.values():
+            encoder.encode(texts[:2], "query", top_k=256)  # warm-up
+        spent: dict[str, list[float]] = {v: [] for v in variants}
+        for _ in range(args.repeats):
+            for i, text in enumerate(texts):
+                for name in variants[i % len(variants) :] + variants[: i % len(variants)]:
+                    precision, threads = name.rsplit("-", 1)
+                    torch.set_num_threads(int(threads.rstrip("t")))
+                    started = time.perf_counter()
+                    encoders[precision].encode([text], "query", top_k=256)
+                    spent[name].append((time.perf_counter() - started) * 1000.0)
+        print(
+            f"{corpus}: {len(texts)} queries one at a time (median {statistics.median(tokens):.0f} tokens, max "
+            f"{max(tokens)}), {args.repeats} rotated passes, load average {os.getloadavg()[0]:.1f}"
+        )
+        base = float(np.percentile(spent[variants[0]], 50))
+        for name in variants:
+            p50, p90 = np.percentile(spent[name], [50, 90])
+            print(f"  {name:16} p50 {p50:7.1f} ms  p90 {p90:7.1f} ms  ({base / p50:.2f}x {variants[0]} speed)")
+
+
+def query_ndcg(args) -> None:
+    """nDCG@10 of the index's test queries encoded by each variant (the documents stay as indexed)."""
+    import torch
+    from ranx import Qrels, Run, evaluate
+
+    from echo_splade.client import ConnectionConfig, connect
+    from echo_splade.connector import SparseRetriever
+    from echo_splade.encoder import read_beir_qrels, read_beir_queries
+
+    torch.set_num_threads(1)
+    precisions = sorted({v.rsplit("-", 1)[0] for v in args.variants.split(",")})
+    encoders = variant_encoders(args.model, precisions, args.batch_size)
+    qrels = read_beir_qrels(args.ndcg_corpus / "qrels" / "test.tsv")
+    queries = read_beir_queries(args.ndcg_corpus / "queries.jsonl", ids=qrels)
+    backend = connect(ConnectionConfig(urls=(args.ndcg_url,), timeout=120))
+    scores, vectors = {}, {}
+    for precision, encoder in encoders.items():
+        retriever = SparseRetriever(backend, args.ndcg_index, encoder=encoder, mode="llm")
+        run = {}
+        for qid, text in queries.items():
+            run[qid] = {h.id: float(h.score) for h in retriever.search(text, k=10)} or {"__none__": 0.0}
+        vectors[precision] = encoder.encode(list(queries.values()), "query", top_k=256)
+        scores[precision] = float(evaluate(Qrels({q: qrels[q] for q in queries}), Run(run), "ndcg@10"))
+    print(f"{args.ndcg_index} ({backend.count(args.ndcg_index)} docs): {len(queries)} test queries, query top-k 64")
+    for precision in precisions:
+        agree = agreement(vectors["fp32"], vectors[precision])
+        print(
+            f"  {precision:12} nDCG@10 {scores[precision]:.4f} ({scores[precision] - scores['fp32']:+.4f} vs fp32); "
+            f"query cosine vs fp32 mean {agree['cos_mean']:.4f} min {agree['cos_min']:.4f}"
+        )
+    backend.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="echo-splade-smollm2-135m")
@@ -124,14 +467,36 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (ingest's default)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", default="fp32-2t,fp32-1t,int8-1t,int8-2t", help="comma-separated")
+    parser.add_argument(
+        "--study", action="store_true", help="Only the int8 study: activation outliers per layer, int8 variants."
+    )
+    parser.add_argument("--study-skip", type=int, default=8, help="Worst-outlier layers kept fp32 in one variant.")
+    parser.add_argument("--study-only-per-token", action="store_true", help="The study's Int8Linear variants only.")
+    parser.add_argument(
+        "--latency", action="store_true", help="Only per-query latency of --variants on --latency-corpora queries."
+    )
+    parser.add_argument("--latency-corpora", default="scifact,arguana", help="../shared/data folders.")
+    parser.add_argument("--ndcg-index", help="Only nDCG@10 of --variants' query vectors on this index's test queries.")
+    parser.add_argument("--ndcg-url", default="http://127.0.0.1:9200")
+    parser.add_argument("--ndcg-corpus", type=Path, help="BEIR folder of --ndcg-index (queries, qrels).")
     args = parser.parse_args(argv)
 
     import torch
 
     from echo_splade.encoder import EchoSpladeEncoder, document_text
 
+    if args.latency:
+        latency(args)
+        return 0
+    if args.ndcg_index:
+        query_ndcg(args)
+        return 0
     records = sample_texts(args.kind, args.docs, args.corpus)
     texts = [document_text(t, x) if args.kind == "document" else x for _, t, x in records]
+    if args.study:
+        print(f"{args.model}: {len(texts)} {args.corpus.name} {args.kind} texts, load average {os.getloadavg()[0]:.1f}")
+        study(args, texts)
+        return 0
     load = dict(device="cpu", batch_size=args.batch_size)
     encoders = {"fp32": EchoSpladeEncoder.from_pretrained(args.model, **load)}
     if any(v.startswith("int8") for v in args.variants.split(",")):

@@ -5,7 +5,7 @@ import logging
 from typing import Any, Optional
 
 from echo_splade.client import Backend, connect
-from echo_splade.encoder import document_text  # torch-free: the encoder package loads lazily
+from echo_splade.encoder import check_mass, document_text, prune_weights  # torch-free: the package loads lazily
 from echo_splade.mappings import FLOAT_MIN_NORMAL, MODEL_REV_FIELD, document_source, model_name
 
 from ._backoff import Backoff
@@ -40,6 +40,8 @@ class EncodeBatch:
     Args:
         model, adapter, device, batch_size, max_length: passed to ``EchoSpladeEncoder.from_pretrained``.
         doc_top_k, min_weight: document pruning (``encode_documents(top_k=, min_weight=)``).
+        doc_mass: then keep the largest weights until they hold this share of the document's total weight
+            (``encoder.prune_weights(mass=)``; ``None``: no mass pruning).
         resume: ``{"connection": ConnectionConfig, "index": name}`` to skip documents already
             in that index with this encoder's ``model_rev`` (checked per batch with ``_mget``).
         torch_threads: CPU threads for torch in this actor (``None``: leave as is).
@@ -57,11 +59,13 @@ class EncodeBatch:
         max_length: Optional[int] = None,
         doc_top_k: Optional[int] = None,
         min_weight: Optional[float] = None,
+        doc_mass: Optional[float] = None,
         resume: Optional[dict] = None,
         torch_threads: Optional[int] = None,
         encoder_options: Optional[dict] = None,
         expected_model_rev: Optional[str] = None,
     ) -> None:
+        check_mass(doc_mass)
         if torch_threads:
             import torch  # lazy: torch only where an encoder runs (this module also serves document_text)
 
@@ -75,6 +79,7 @@ class EncodeBatch:
             **(encoder_options or {}),
         )
         self.doc_top_k = doc_top_k
+        self.doc_mass = doc_mass
         # Lucene rejects feature weights below Float.MIN_NORMAL: prune them rather than fail the document.
         self.min_weight = max(min_weight or 0.0, FLOAT_MIN_NORMAL)
         #: the name that reloads the encoder, recorded in each document (``mappings.model_name``)
@@ -126,11 +131,14 @@ class EncodeBatch:
 
     def _source(self, row: dict, vector: Any) -> str:
         """The document source (``mappings.document_source``) as compact JSON."""
+        weights = self.encoder.tokens(vector)
+        if self.doc_mass is not None:
+            weights = prune_weights(weights, mass=self.doc_mass)
         source = document_source(
             row["doc_id"],
             row["title"],
             row["text"],
-            self.encoder.tokens(vector),
+            weights,
             model=self.model,
             model_rev=self.model_rev,
         )

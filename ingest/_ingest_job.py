@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional, TypeVar, Union
 
 from echo_splade.client import Backend, ClusterError, ClusterStateError, ConnectionConfig, connect
-from echo_splade.encoder import DEFAULT_MODEL
+from echo_splade.encoder import DEFAULT_MODEL, check_mass
 from echo_splade.mappings import (
     DOC_PRUNING_META_KEY,
     IndexSpec,
@@ -128,6 +128,10 @@ class IngestJob:
             keeps its own (``shards`` given: it must match).
         doc_top_k: keep the ``doc_top_k`` largest weights per document (``None``: all).
         min_weight: drop weights below this.
+        doc_mass: then keep the largest weights until they hold this share of the document's total weight
+            (``None`` or 1: no mass pruning); recorded with ``doc_top_k``/``min_weight`` in the index ``_meta``.
+            0.8 measured best for ``llm``-mode queries (README "Measured": document pruning); not the default
+            because inference-free queries (the query's own tokens) were not measured and match fewer documents.
         batch_size: documents per encoder call (and per forward pass).
         actors: encoder actors (default: one per GPU; on CPU one per 8 CPUs, at least 1).
         writers: bulk-writer actors.
@@ -174,6 +178,7 @@ class IngestJob:
         replicas: Optional[int] = None,
         doc_top_k: Optional[int] = DEFAULT_DOC_TOP_K,
         min_weight: Optional[float] = None,
+        doc_mass: Optional[float] = None,
         batch_size: int = 32,
         actors: Optional[int] = None,
         writers: int = 2,
@@ -197,6 +202,7 @@ class IngestJob:
             raise ValueError(f"doc_top_k must be an integer >= 1 or None, got {doc_top_k!r}")
         if min_weight is not None and not min_weight >= 0:
             raise ValueError(f"min_weight must be >= 0, got {min_weight!r}")
+        check_mass(doc_mass)
         if device not in (None, "cpu", "cuda"):
             raise ValueError(f"device must be one of (None, 'cpu', 'cuda'), got {device!r}")
         clash = sorted({"adapter", "device", "batch_size", "max_length"} & set(encoder_options or {}))
@@ -241,6 +247,7 @@ class IngestJob:
         self.replicas = replicas
         self.doc_top_k = doc_top_k
         self.min_weight = min_weight
+        self.doc_mass = None if doc_mass == 1 else doc_mass
         self.batch_size = batch_size
         self.actors = actors
         self.writers = writers
@@ -316,10 +323,10 @@ class IngestJob:
 
     def _record_pruning(self, backend: Backend) -> None:
         """Record this run's document pruning in the index ``_meta`` (read back by ``eval`` reports)."""
-        pruning = {"top_k": self.doc_top_k, "min_weight": self.min_weight}
+        pruning = {"top_k": self.doc_top_k, "min_weight": self.min_weight, "mass": self.doc_mass}
         for physical, old in update_index_meta(backend, self.index, {DOC_PRUNING_META_KEY: pruning}).items():
             old = old[DOC_PRUNING_META_KEY]
-            if old is not None and old != pruning:
+            if old is not None and {"mass": None, **old} != pruning:  # runs before mass pruning had no "mass"
                 logger.warning(
                     "index %s holds documents pruned with %s and this run prunes with %s: the index now mixes both",
                     physical,
@@ -363,6 +370,7 @@ class IngestJob:
             max_length=self.max_length,
             doc_top_k=self.doc_top_k,
             min_weight=self.min_weight,
+            doc_mass=self.doc_mass,
             torch_threads=threads,
             encoder_options=self.encoder_options,
             resume={"connection": connection, "index": self.index} if self.resume else None,

@@ -114,7 +114,11 @@ def test_cranfield_ingests_exactly_once(backend, cranfield_run):
     assert job.dead_letter_path == folder / "report.dead-letter.jsonl"
 
     assert backend.count(index_name) == 1398
-    assert read_index_meta(backend, index_name)[DOC_PRUNING_META_KEY] == {"top_k": job.doc_top_k, "min_weight": None}
+    assert read_index_meta(backend, index_name)[DOC_PRUNING_META_KEY] == {
+        "top_k": job.doc_top_k,
+        "min_weight": None,
+        "mass": job.doc_mass,
+    }
     valid = [str(i) for i in range(1, 1401) if i not in (471, 995)]
     assert _all_found(backend, index_name, valid)
     _assert_settings_restored(backend, index_name)

@@ -16,7 +16,7 @@ def _cosine(a, b) -> float:
 
 
 def test_unknown_quantize_mode_is_refused_before_loading():
-    with pytest.raises(ValueError, match=r"quantize must be one of \['int8'\] or None, got 'fp8'"):
+    with pytest.raises(ValueError, match=r"quantize must be one of \['int8', 'int8-token'\] or None, got 'fp8'"):
         EchoSpladeEncoder.from_pretrained("no-such-model", quantize="fp8")
 
 
@@ -31,3 +31,46 @@ def test_int8_backbone_keeps_model_rev_and_head_and_stays_near_fp32(tiny_model):
         assert 0.9 < _cosine(a, b) < 1.0  # moved, but near (the built-in model moves far more: README)
     with pytest.raises(ValueError, match="already quantized"):
         quantized.quantize("int8")
+
+
+def test_int8_linear_gives_each_token_its_own_scale():
+    """One token 1,000x larger than the rest (the built-in model has such 'attention sink' tokens): per-token
+    scales keep the other tokens' outputs close; one scale per tensor (quantize='int8') zeroes them."""
+    import warnings
+
+    import torch
+
+    from echo_splade.encoder import Int8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32)
+    x = torch.randn(2, 8, 64)
+    x[0, 0] *= 1000.0
+    exact = linear(x)
+    int8 = Int8Linear(linear)
+    assert "in_features=64, out_features=32, bias=True" in repr(int8)
+    error = ((int8(x) - exact).norm(dim=-1) / exact.norm(dim=-1)).max()
+    assert error < 0.02
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import quantize_dynamic
+
+        per_tensor = quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear}, dtype=torch.qint8)
+    rest = (per_tensor(x) - exact)[:, 1:].norm(dim=-1) / exact[:, 1:].norm(dim=-1)
+    assert rest.median() > 0.5  # the other tokens lost almost everything
+
+
+def test_int8_token_backbone_stays_near_fp32(tiny_model):
+    import copy
+
+    from echo_splade.encoder import Int8Linear
+
+    quantized = copy.deepcopy(tiny_model)
+    quantized.quantize("int8-token")
+    assert quantized.quantized == "int8-token" and quantized.model_rev == tiny_model.model_rev
+    layers = [m for m in quantized.backbone.modules() if isinstance(m, Int8Linear)]
+    assert len(layers) == sum(1 for m in tiny_model.backbone.modules() if type(m).__name__ == "Linear")
+    assert type(quantized.model.get_output_embeddings()).__name__ == "Linear"  # the LM head keeps fp32
+    texts = ["wing lift and drag at supersonic speeds", "boundary layer transition on a flat plate"]
+    for a, b in zip(tiny_model.encode_documents(texts, top_k=256), quantized.encode_documents(texts, top_k=256)):
+        assert 0.98 < _cosine(a, b) < 1.0

@@ -62,6 +62,13 @@ from ._progress import Progress
 )
 @click.option("--min-weight", type=click.FloatRange(min=0), help="Drop weights below this.")
 @click.option(
+    "--doc-mass",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    help="Then keep the largest weights until they hold this share of the document's total weight, e.g. 0.8: "
+    "a 0.63x index and 0.7x sparse latency at no nDCG@10 loss for llm-mode queries (README, Measured). "
+    "[default: no mass pruning]",
+)
+@click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Documents per encoder call."
 )
 @click.option("--max-length", type=click.IntRange(min=2), help="Model input limit per window [default: the model's].")
@@ -137,6 +144,7 @@ def command(
     dead_letter_path,
     doc_top_k,
     min_weight,
+    doc_mass,
     batch_size,
     max_length,
     actors,
@@ -182,6 +190,7 @@ def command(
             replicas=replicas,
             doc_top_k=doc_top_k or None,
             min_weight=min_weight,
+            doc_mass=doc_mass,
             batch_size=batch_size,
             actors=actors,
             writers=writers,
