@@ -389,6 +389,52 @@ def test_the_whole_cluster_gone_mid_job_stops_it_naming_what_was_indexed_and_res
     _assert_exactly(cluster, index, ids)
 
 
+# ------------------------------------------------------------------------------------------ a 429 storm
+@pytest.fixture
+def throttled_cluster():
+    """A second 3-node cluster whose write pools have one thread and a queue of one (static node settings, so a
+    cluster of its own): HTTP ``PORT + 3 ..``, transport ``TRANSPORT_PORT + 3 ..``; stopped afterwards."""
+    from echo_splade.integration import LocalCluster
+
+    cluster = LocalCluster(
+        nodes=3,
+        port=PORT + 3,
+        transport_port=TRANSPORT_PORT + 3,
+        heap="256m",
+        settings={"thread_pool.write.queue_size": 1, "thread_pool.write.size": 1},
+    )
+    try:
+        cluster.start(timeout=300)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _write_rejections(cluster) -> int:
+    stats = cluster.request("GET", "/_nodes/stats/thread_pool")
+    return sum(int(node["thread_pool"]["write"]["rejected"]) for node in stats["nodes"].values())
+
+
+def test_a_429_storm_on_three_nodes_loses_and_duplicates_nothing(throttled_cluster, ray_session, tmp_path):
+    corpus, ids = _corpus(tmp_path, 300)
+    index = f"mn-throttled-{os.getpid()}"
+    rejected_before = _write_rejections(throttled_cluster)
+    options = {"max_chunk_docs": 10, "initial_backoff": 0.05, "max_backoff": 1.0, "max_retries": 30}
+    job = IngestJob(
+        corpus,
+        index,
+        ConnectionConfig(urls=throttled_cluster.urls, timeout=60),
+        report_path=tmp_path / "report.json",
+        **{**FAST, "writers": 4, "writer_options": options},
+    )
+    report = job.run()
+    assert report.status == "completed" and report.dead_lettered == 0 and report.indexed == len(ids), report
+    rejected = _write_rejections(throttled_cluster) - rejected_before
+    assert rejected > 0, "no write was rejected (429): the storm did not happen"
+    logging.getLogger(__name__).warning("429 storm: %d write(s) rejected by the 3 nodes, all retried", rejected)
+    _assert_exactly(throttled_cluster, index, ids)
+
+
 # -------------------------------------------------------------------------------------- a killed encoder actor
 def _encoder_actor_pids() -> list[int]:
     pids = []
