@@ -298,6 +298,7 @@ def test_a_run_failing_before_its_first_result_frees_its_actors_for_the_next_job
     then waited forever for a CPU (issue 15's flood-stage hang)."""
     import ray
 
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's stage class travels to the actor
     job = _job(_corpus_head(tmp_path, 40), index_name, connection, tmp_path, encode_stage=_RefusedAtOnce)
     with pytest.raises(ClusterError, match=r"after indexing 0 document\(s\)"):
         job.run()
