@@ -87,30 +87,15 @@ _DISK_DEFAULTS = {
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """One lean local Ray for this module (IngestJob reuses an initialised Ray)."""
-    import logging
+    """One lean local Ray for this module (IngestJob reuses an initialised Ray): the product's own start, which
+    retries when the raylet misses Ray's fixed startup waits on a busy machine (it failed twice in a row at load
+    ~15 and every ingest test of the module errored)."""
+    from echo_splade.ingest import RayRuntime
 
-    import ray
-
-    started = not ray.is_initialized()
-    for attempt in range(2 if started else 0):
-        try:
-            ray.init(
-                address="local",
-                num_cpus=2,
-                include_dashboard=False,
-                object_store_memory=256 << 20,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
-            break
-        except Exception as exc:  # Ray waits 30 s for its raylet: too short on a busy 2-core machine
-            if "timed out during startup" not in str(exc) or attempt:
-                raise
-            ray.shutdown()
+    runtime = RayRuntime()
+    runtime.start(num_cpus=2, object_store_memory=256 << 20, attempts=6)
     yield
-    if started:
-        ray.shutdown()
+    runtime.shutdown()
 
 
 @pytest.fixture
