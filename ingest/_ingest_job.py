@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -536,7 +537,8 @@ class IngestJob:
                 self.report.write(self.report_path)
             if backend is not None:
                 backend.close()
-            if report.status != "completed" and ray_initialized() and not runtime.started:
+            # "ray" in sys.modules: a run that failed before it needed Ray (cluster unreachable) does not import it
+            if report.status != "completed" and not runtime.started and "ray" in sys.modules and ray_initialized():
                 self._stop_stage_actors(stages, others)
             runtime.shutdown()
             secret_env.close()
