@@ -17,7 +17,7 @@ import pytest
 from _ingest_helpers import FAST, corpus_head, wait_for_free_cpus
 from _shared_data import shared_dataset
 
-from echo_splade.client import ConnectionConfig, connect
+from echo_splade.client import ClusterError, ConnectionConfig, connect
 from echo_splade.ingest import RECORD_FIELDS, BulkWriter, EncodeBatch, IngestJob
 from echo_splade.mappings import BULK_LOAD_META_KEY, DOC_PRUNING_META_KEY, read_index_meta
 
@@ -317,6 +317,35 @@ def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(
     missing = CliRunner().invoke(cli, args[:4] + [index_name + "-missing"] + args[5:])
     assert missing.exit_code != 0
     assert "does not exist and provisioning is off (--no-provision)" in missing.output
+
+
+class _RefusedAtOnce(EncodeBatch):
+    """Encode stage that loads no model and fails its first call as a cluster refusing every write does: the run
+    fails before any result reaches the driver (the flood-stage block hit before the first write returned)."""
+
+    def __init__(self, **kwargs) -> None:  # no encoder
+        pass
+
+    def __call__(self, batch):
+        raise ClusterError("POST /_bulk: refused (test)", status=429)
+
+
+def test_a_run_failing_before_its_first_result_frees_its_actors_for_the_next_job_in_the_process(
+    backend, index_name, connection, ray_session, tmp_path
+):
+    """Ray Data left such a run's actors alive with their CPUs in the shared Ray: a --resume in the same process
+    then waited forever for a CPU (issue 15's flood-stage hang)."""
+    import ray
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's stage class travels to the actor
+    job = _job(_corpus_head(tmp_path, 40), index_name, connection, tmp_path, encode_stage=_RefusedAtOnce)
+    with pytest.raises(ClusterError, match=r"after indexing 0 document\(s\)"):
+        job.run()
+    total = ray.cluster_resources()["CPU"]
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray.available_resources().get("CPU", 0) == total, "the failed run's actors still hold CPUs"
 
 
 # ----------------------------------------------------- a real node with a tiny write queue

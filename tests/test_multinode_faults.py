@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import threading
 import time
@@ -86,30 +87,15 @@ _DISK_DEFAULTS = {
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """One lean local Ray for this module (IngestJob reuses an initialised Ray)."""
-    import logging
+    """One lean local Ray for this module (IngestJob reuses an initialised Ray): the product's own start, which
+    retries when the raylet misses Ray's fixed startup waits on a busy machine (it failed twice in a row at load
+    ~15 and every ingest test of the module errored)."""
+    from echo_splade.ingest import RayRuntime
 
-    import ray
-
-    started = not ray.is_initialized()
-    for attempt in range(2 if started else 0):
-        try:
-            ray.init(
-                address="local",
-                num_cpus=2,
-                include_dashboard=False,
-                object_store_memory=256 << 20,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
-            break
-        except Exception as exc:  # Ray waits 30 s for its raylet: too short on a busy 2-core machine
-            if "timed out during startup" not in str(exc) or attempt:
-                raise
-            ray.shutdown()
+    runtime = RayRuntime()
+    runtime.start(num_cpus=2, object_store_memory=256 << 20, attempts=6)
     yield
-    if started:
-        ray.shutdown()
+    runtime.shutdown()
 
 
 @pytest.fixture
@@ -157,6 +143,10 @@ def _assert_exactly(cluster, index: str, ids: list[str]) -> None:
         assert BULK_LOAD_META_KEY not in meta
     finally:
         backend.close()
+
+
+# the library's error names the parameter that finishes the job; the command line adds its flag (--resume)
+_RESUME_HINT = "run it again with resume=True"
 
 
 def _kill(member) -> None:
@@ -245,7 +235,7 @@ def test_a_data_node_killed_mid_ingest_and_restarted_loses_and_duplicates_nothin
     )
     restart[0].join(timeout=300)
     if error is not None:  # allowed: a non-zero exit that names how much was indexed
-        assert f"after indexing {report.indexed} document(s)" in str(error) and "--resume" in str(error)
+        assert f"after indexing {report.indexed} document(s)" in str(error) and _RESUME_HINT in str(error)
         resumed = _job(corpus, index, cluster.urls[:1], tmp_path, resume=True).run()
         assert resumed.status == "completed"
     else:
@@ -374,7 +364,7 @@ def test_the_whole_cluster_gone_mid_job_stops_it_naming_what_was_indexed_and_res
     job = _job(corpus, index, cluster.urls, tmp_path, writer_options=options)
     report, error = _run_with_fault(job, lambda: [_kill(m) for m in cluster.members], after=25)
     assert isinstance(error, ClusterError) and error.unreachable, error
-    assert f"after indexing {report.indexed} document(s)" in str(error) and "--resume" in str(error)
+    assert f"after indexing {report.indexed} document(s)" in str(error) and _RESUME_HINT in str(error)
     assert json.loads((tmp_path / "report.json").read_text())["indexed"] == report.indexed
 
     cluster.start(timeout=300)
@@ -389,8 +379,94 @@ def test_the_whole_cluster_gone_mid_job_stops_it_naming_what_was_indexed_and_res
     _assert_exactly(cluster, index, ids)
 
 
+# ------------------------------------------------------------------------------------------ a 429 storm
+@pytest.fixture
+def throttled_cluster():
+    """A second 3-node cluster whose write pools have one thread and a queue of one (static node settings, so a
+    cluster of its own): HTTP ``PORT + 3 ..``, transport ``TRANSPORT_PORT + 3 ..``; stopped afterwards."""
+    from echo_splade.integration import LocalCluster
+
+    cluster = LocalCluster(
+        nodes=3,
+        port=PORT + 3,
+        transport_port=TRANSPORT_PORT + 3,
+        heap="256m",
+        settings={"thread_pool.write.queue_size": 1, "thread_pool.write.size": 1},
+    )
+    try:
+        cluster.start(timeout=300)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _write_rejections(cluster) -> int:
+    stats = cluster.request("GET", "/_nodes/stats/thread_pool")
+    return sum(int(node["thread_pool"]["write"]["rejected"]) for node in stats["nodes"].values())
+
+
+def _other_traffic(cluster, index: str, stop: threading.Event, threads: int = 6) -> list[threading.Thread]:
+    """Other clients' bulk requests filling the write pools until ``stop`` (one encoder actor on 2 busy cores
+    alone does not fill three nodes' queues of one)."""
+
+    def send(k: int) -> None:
+        backend = connect(ConnectionConfig(urls=cluster.urls, timeout=60))
+        i = 0
+        while not stop.is_set():
+            lines = []
+            for j in range(50):
+                lines += [json.dumps({"index": {"_index": index, "_id": f"{k}-{i}-{j}"}}), json.dumps({"k": k})]
+            try:
+                backend.bulk(lines)
+            except ClusterError:
+                pass  # a 429 for the whole request: the storm
+            i += 1
+        backend.close()
+
+    workers = [threading.Thread(target=send, args=(k,), daemon=True) for k in range(threads)]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def test_a_429_storm_on_three_nodes_loses_and_duplicates_nothing(throttled_cluster, ray_session, tmp_path):
+    corpus, ids = _corpus(tmp_path, 300)
+    index = f"mn-throttled-{os.getpid()}"
+    rejected_before = _write_rejections(throttled_cluster)
+    stop = threading.Event()
+    traffic = _other_traffic(throttled_cluster, f"{index}-other", stop)
+    options = {"max_chunk_docs": 10, "initial_backoff": 0.05, "max_backoff": 1.0, "max_retries": 30}
+    job = IngestJob(
+        corpus,
+        index,
+        ConnectionConfig(urls=throttled_cluster.urls, timeout=60),
+        report_path=tmp_path / "report.json",
+        **{**FAST, "writers": 4, "writer_options": options},
+    )
+    try:
+        report = job.run()
+    finally:
+        stop.set()
+        for worker in traffic:
+            worker.join(timeout=120)
+    assert report.status == "completed" and report.dead_lettered == 0 and report.indexed == len(ids), report
+    rejected = _write_rejections(throttled_cluster) - rejected_before
+    assert rejected > 0, "no write was rejected (429): the storm did not happen"
+    logging.getLogger(__name__).warning("429 storm: %d write(s) rejected by the 3 nodes, all retried", rejected)
+    _assert_exactly(throttled_cluster, index, ids)
+
+
 # -------------------------------------------------------------------------------------- a killed encoder actor
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _encoder_actor_pids() -> list[int]:
+    """This test process's own encoder actors: workers of a raylet that this process started (others' Ray jobs on
+    the machine run encoder actors of the same name and are never touched)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -399,7 +475,8 @@ def _encoder_actor_pids() -> list[int]:
             except OSError:
                 continue
             if cmdline.startswith(b"ray::") and b"EncodeBatch" in cmdline:
-                pids.append(int(proc.name))
+                if _parent(_parent(int(proc.name))) == os.getpid():  # actor -> raylet -> this process
+                    pids.append(int(proc.name))
     return pids
 
 
@@ -417,21 +494,28 @@ def test_an_encoder_actor_killed_mid_run_loses_nothing(cluster, index, ray_sessi
     report, error = _run_with_fault(job, kill_encoder, after=25)
     assert killed
     if error is not None or report.status != "completed":
-        assert "--resume" in str(error)
+        assert _RESUME_HINT in str(error)
         report = _job(corpus, index, cluster.urls, tmp_path, resume=True).run()
     assert report.status == "completed" and report.dead_lettered == 0
     _assert_exactly(cluster, index, ids)
 
 
 # ------------------------------------------------------------------------- a 2-node Ray cluster and `ray job submit`
-RAY_PORT = int(os.environ.get("ECHO_SPLADE_MULTINODE_RAY_PORT", "6400"))  # uses RAY_PORT .. RAY_PORT + 59
+RAY_PORT = int(os.environ.get("ECHO_SPLADE_MULTINODE_RAY_PORT", "6400"))  # uses RAY_PORT .. RAY_PORT + 15
+# worker processes: the head RAY_WORKER_PORT .. + 49, the worker node RAY_WORKER_PORT + 50 .. + 99
+RAY_WORKER_PORT = int(os.environ.get("ECHO_SPLADE_MULTINODE_RAY_WORKER_PORT", str(RAY_PORT + 10000)))
 
 
 class _RayNode:
-    """One `ray start --block` on 127.0.0.1 with every port pinned in [base, base + 19]; stopped by its own
-    process group (never `ray stop`, which stops every Ray on the machine)."""
+    """One `ray start --block` on 127.0.0.1 with every port pinned: [base, base + 5] and 50 worker ports from
+    ``workers``; stopped by its own process group (never `ray stop`, which stops every Ray on the machine).
 
-    def __init__(self, base: int, head: bool, temp_dir: Path, resources: str) -> None:
+    The agents' ports are pinned on purpose: with a port of 0 the raylet waits (a fixed 15 s in Ray 2.60) for the
+    dashboard agent to write the port it bound to a file and aborts when it has not ("Timed out waiting for file
+    .../metrics_agent_port_..." in raylet.err; `ray start` then says "The current node timed out during
+    startup"): seen on this loaded 2-core machine, where the agent's imports alone take longer than that."""
+
+    def __init__(self, base: int, workers: int, head: bool, temp_dir: Path, resources: str) -> None:
         import subprocess
         import sys
 
@@ -442,8 +526,8 @@ class _RayNode:
             "--dashboard-agent-listen-port": base + 3,
             "--dashboard-agent-grpc-port": base + 4,
             "--runtime-env-agent-port": base + 5,
-            "--min-worker-port": base + 6,
-            "--max-worker-port": base + 19,
+            "--min-worker-port": workers,
+            "--max-worker-port": workers + 49,
         }
         args = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--node-ip-address", "127.0.0.1"]
         args += ["--num-cpus", "1", "--resources", resources, "--object-store-memory", str(150 << 20)]
@@ -490,18 +574,38 @@ def _wait(condition, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def _ray_token_mode(monkeypatch) -> None:
+    """This process and the Ray processes it starts in Ray's token-authentication mode.
+
+    Ray 2.60 turns token authentication on for a cluster when ~/.ray/auth_token exists (and makes one for a new
+    local Ray); its Python clients (job submission, state API) send the token only when their own process is in
+    token mode, else every call is answered "Unauthorized: Missing authentication token": the 2-node test waited
+    for its head forever when it ran alone (a local ``ray.init`` earlier in the same process switches the mode
+    on as a side effect). The mode is read into Ray's config once, so the config is read again here, as Ray
+    itself does when it switches the mode on.
+    """
+    from ray._raylet import Config
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    Config.initialize("")
+
+
 @pytest.fixture
-def ray_two_nodes(tmp_path_factory):
+def ray_two_nodes(tmp_path_factory, monkeypatch):
     """A head (1 CPU, the driver's node) and a worker (1 CPU, resource `encoder`) on 127.0.0.1."""
+    _ray_token_mode(monkeypatch)
     temp = Path(f"/tmp/ray-mn-{RAY_PORT}")  # short: Ray's socket paths must stay under 108 bytes
     temp.mkdir(exist_ok=True)
     dashboard = f"http://127.0.0.1:{RAY_PORT + 1}"
     nodes: dict[str, _RayNode] = {}
     try:
         # `ray start` gives its raylet 30 s to register (hard-coded): on a busy machine try twice
-        for role, base, resources, alive in (("head", 10, '{"driver": 1}', 1), ("worker", 30, '{"encoder": 1}', 2)):
+        for role, base, workers, resources, alive in (
+            ("head", 3, 0, '{"driver": 1}', 1),
+            ("worker", 10, 50, '{"encoder": 1}', 2),
+        ):
             for _attempt in range(2):
-                nodes[role] = _RayNode(RAY_PORT + base, role == "head", temp, resources)
+                nodes[role] = _RayNode(RAY_PORT + base, RAY_WORKER_PORT + workers, role == "head", temp, resources)
                 try:
                     _wait(
                         lambda n=alive, r=role: (
@@ -528,9 +632,10 @@ def _submit(dashboard: str, args: list[str]) -> str:
     import sys
 
     ray = str(Path(sys.executable).with_name("ray"))
-    entrypoint = " ".join([sys.executable, "-m", "echo_splade", "ingest", *args])
+    # one word each: `ray job submit` quotes every word after `--` (shlex.join); one string would be one command
+    entrypoint = [sys.executable, "-m", "echo_splade", "ingest", *shlex.split(" ".join(args))]
     out = subprocess.run(
-        [ray, "job", "submit", "--address", dashboard, "--no-wait", "--", entrypoint],
+        [ray, "job", "submit", "--address", dashboard, "--no-wait", "--", *entrypoint],
         capture_output=True,
         text=True,
         check=True,
@@ -554,6 +659,8 @@ def test_ingest_as_a_ray_job_on_two_ray_nodes_places_encoders_on_the_worker_and_
 
     dashboard, nodes = ray_two_nodes
     corpus, ids = _corpus(tmp_path, 300)
+    with open(corpus, "a") as fh:  # one record with no text: dead-lettered by the reader on the driver's node
+        fh.write(json.dumps({"_id": "no-text", "title": "", "text": " "}) + "\n")
     report = tmp_path / "out" / "report.json"
     args = [f"--corpus {corpus} --index {index} --url {cluster.urls[0]} --url {cluster.urls[1]}"]
     args += ["--model tiny-mistral --max-length 64 --truncate --threads 1 --batch-size 16 --writers 1"]
@@ -577,13 +684,17 @@ def test_ingest_as_a_ray_job_on_two_ray_nodes_places_encoders_on_the_worker_and_
     assert 0 < indexed_before
 
     # the resume path: bring an encoder node back, submit the same command with --resume
-    nodes["worker"] = _RayNode(RAY_PORT + 30, False, Path(f"/tmp/ray-mn-{RAY_PORT}"), '{"encoder": 1}')
+    nodes["worker"] = _RayNode(
+        RAY_PORT + 10, RAY_WORKER_PORT + 50, False, Path(f"/tmp/ray-mn-{RAY_PORT}"), '{"encoder": 1}'
+    )
     _wait(lambda: len(_ray_nodes_alive(dashboard)) == 2, 120, "the Ray worker node to come back")
     again = _submit(dashboard, [*args, "--resume"])
     _wait(lambda: _job_status(dashboard, again) in ("SUCCEEDED", "FAILED", "STOPPED"), 600, "the resumed job")
     logs = JobSubmissionClient(dashboard).get_job_logs(again)
     assert _job_status(dashboard, again) == "SUCCEEDED", logs[-3000:]
     saved = json.loads(report.read_text())  # on the driver's node, where the README says
+    dead = [json.loads(line) for line in report.with_name("report.dead-letter.jsonl").read_text().splitlines()]
+    assert [d["doc_id"] for d in dead] == ["no-text"] and saved["dead_lettered"] == 1, dead
     assert saved["status"] == "completed" and saved["skipped"] + saved["indexed"] == len(ids), saved
     assert "completed:" in logs
     _assert_exactly(cluster, index, ids)
