@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _ingest_helpers import FAST as INGEST_FAST
 from _shared_data import shared_dataset
 
 from echo_splade.client import ClusterError, ConnectionConfig, connect
@@ -34,17 +35,9 @@ pytestmark = pytest.mark.multinode
 PORT = int(os.environ.get("ECHO_SPLADE_MULTINODE_PORT", "9210"))
 TRANSPORT_PORT = int(os.environ.get("ECHO_SPLADE_MULTINODE_TRANSPORT_PORT", str(PORT + 100)))
 CRANFIELD = shared_dataset("cranfield")
-# the fast tiny encoder of the ingest tests: first 64-token window, one torch thread
-FAST = dict(
-    model="tiny-mistral",
-    max_length=64,
-    encoder_options={"truncate": True},
-    torch_threads=1,
-    batch_size=16,
-    block_rows=50,
-    shards=3,
-    replicas=1,
-)
+# the fast tiny encoder of the ingest tests, in 16-document calls and 50-record blocks (several writes per job),
+# into an index of 3 primaries and 1 replica; two writers (the product default): concurrent writers are checked
+FAST = {**INGEST_FAST, "batch_size": 16, "block_rows": 50, "shards": 3, "replicas": 1, "writers": 2}
 
 
 _CLUSTER: list = []  # the module's cluster, for the fault watcher
@@ -83,19 +76,6 @@ _DISK_DEFAULTS = {
     # set by the cluster itself when every node passed the flood stage (OpenSearch 2.x)
     "cluster.blocks.create_index": None,
 }
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    """One lean local Ray for this module (IngestJob reuses an initialised Ray): the product's own start, which
-    retries when the raylet misses Ray's fixed startup waits on a busy machine (it failed twice in a row at load
-    ~15 and every ingest test of the module errored)."""
-    from echo_splade.ingest import RayRuntime
-
-    runtime = RayRuntime()
-    runtime.start(num_cpus=2, object_store_memory=256 << 20, attempts=6)
-    yield
-    runtime.shutdown()
 
 
 @pytest.fixture
