@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from query import CachedEncoder, load_queries  # benchmarks/query.py
+from query import CachedEncoder, load_queries, rotated_runs  # benchmarks/query.py
 
 REPO = Path(__file__).resolve().parent.parent
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
@@ -169,18 +169,7 @@ def main(argv=None) -> int:
 
     systems = {"bm25 (unpruned index)": bm25, **{c: retriever(names[c]) for c in configs}}
     order_names = list(systems)
-    for _, text in items[:10]:  # warm-up
-        for name in order_names:
-            systems[name](text)
-    latency: dict[str, list[float]] = {n: [] for n in order_names}
-    results: dict[str, dict] = {n: {} for n in order_names}
-    for _ in range(args.repeats):
-        for i, (qid, text) in enumerate(items):
-            for name in order_names[i % len(order_names) :] + order_names[: i % len(order_names)]:
-                started = time.perf_counter()
-                hits = systems[name](text)
-                latency[name].append((time.perf_counter() - started) * 1000.0)
-                results[name][qid] = {h.id: float(h.score) for h in hits} or {"__none__": 0.0}
+    latency, results = rotated_runs(systems, items, args.repeats)
     ndcg = {n: float(evaluate(Qrels(qrels), Run(results[n]), "ndcg@10")) for n in order_names}
 
     print(

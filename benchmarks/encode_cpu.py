@@ -38,6 +38,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -298,37 +299,26 @@ def study(args, texts: list[str]) -> None:
     print(
         f"  {'variant':62} {'int8 layers':>11} {'cos mean':>8} {'cos min':>8} {'top16':>6} {'texts/s':>8} {'x fp32':>7}"
     )
+    families = [  # each family's first variant also gets the amplification figures
+        {label: partial(quantized_copy, fp32, per_channel, keep) for label, (per_channel, keep) in variants.items()},
+        {label: partial(per_token_copy, fp32, keep) for label, keep in per_token.items()},
+    ]
     amplifications: list[tuple[str, dict]] = []
-    for label, (per_channel, keep) in variants.items():
-        clone, count = quantized_copy(fp32, per_channel, keep)
-        clone.encode(texts[:1], args.kind, top_k=256)
-        started = time.perf_counter()
-        vectors = clone.encode(texts, args.kind, top_k=256)
-        rate = len(texts) / (time.perf_counter() - started)
-        agree = agreement(reference, vectors)
-        print(
-            f"  {label:62} {count:11d} {agree['cos_mean']:8.4f} {agree['cos_min']:8.4f} "
-            f"{agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
-        )
-        if not amplifications:
-            amplifications.append((label, logit_amplification(fp32, clone, texts, args.kind)))
-        del clone
-    first = True
-    for label, keep in per_token.items():
-        clone, count = per_token_copy(fp32, keep)
-        clone.encode(texts[:1], args.kind, top_k=256)
-        started = time.perf_counter()
-        vectors = clone.encode(texts, args.kind, top_k=256)
-        rate = len(texts) / (time.perf_counter() - started)
-        agree = agreement(reference, vectors)
-        print(
-            f"  {label:62} {count:11d} {agree['cos_mean']:8.4f} {agree['cos_min']:8.4f} "
-            f"{agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
-        )
-        if first:
-            amplifications.append((label, logit_amplification(fp32, clone, texts, args.kind)))
-            first = False
-        del clone
+    for family in families:
+        for position, (label, make) in enumerate(family.items()):
+            clone, count = make()
+            clone.encode(texts[:1], args.kind, top_k=256)
+            started = time.perf_counter()
+            vectors = clone.encode(texts, args.kind, top_k=256)
+            rate = len(texts) / (time.perf_counter() - started)
+            agree = agreement(reference, vectors)
+            print(
+                f"  {label:62} {count:11d} {agree['cos_mean']:8.4f} {agree['cos_min']:8.4f} "
+                f"{agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
+            )
+            if position == 0:
+                amplifications.append((label, logit_amplification(fp32, clone, texts, args.kind)))
+            del clone
     if not args.study_only_per_token:
         bf16_variant(args, texts, reference, fp32_rate)
     for label, a in amplifications:

@@ -70,6 +70,28 @@ def timed(fn, items, warmup: int):
     return latencies, total, results
 
 
+def rotated_runs(systems, items, repeats: int, warmup: int = 10):
+    """Search every query with every system, the order rotated per query (query 1: A B C ..., query 2: B C ... A)
+    and the whole pass repeated ``repeats`` times, after ``warmup`` queries through every system: load from
+    other jobs hits every system alike. ``systems``: ``{name: search(text) -> hits}``; ``items``: ``[(qid,
+    text)]``. Returns ``(latency ms per system, {system: {qid: {doc_id: score}}})`` (an empty answer becomes
+    ``{"__none__": 0.0}``, which ranx accepts)."""
+    names = list(systems)
+    for _, text in items[:warmup]:
+        for name in names:
+            systems[name](text)
+    latency: dict[str, list[float]] = {n: [] for n in names}
+    results: dict[str, dict] = {n: {} for n in names}
+    for _ in range(repeats):
+        for i, (qid, text) in enumerate(items):
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                started = time.perf_counter()
+                hits = systems[name](text)
+                latency[name].append((time.perf_counter() - started) * 1000.0)
+                results[name][qid] = {h.id: float(h.score) for h in hits} or {"__none__": 0.0}
+    return latency, results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", required=True, help="An ingested echo-splade index (alias) of the collection.")

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from query import CachedEncoder, load_queries  # benchmarks/query.py
+from query import CachedEncoder, load_queries, rotated_runs  # benchmarks/query.py
 
 REPO = Path(__file__).resolve().parent.parent
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
@@ -43,8 +43,6 @@ def main(argv=None) -> int:
     parser.add_argument("--windows", default="5", help="Two-phase window factors (window = 10 x factor).")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-
-    import time
 
     from ranx import Qrels, Run, evaluate
 
@@ -77,18 +75,7 @@ def main(argv=None) -> int:
             plan = TwoPhase(prune_ratio=float(ratio), window_factor=float(window))
             configs[f"two-phase {ratio}/{window}"] = retriever(query_top_k=None, two_phase=plan)
     names = list(configs)
-    for _, text in items[:10]:  # warm-up
-        for name in names:
-            configs[name](text)
-    latency: dict[str, list[float]] = {n: [] for n in names}
-    results: dict[str, dict] = {n: {} for n in names}
-    for _ in range(args.repeats):
-        for i, (qid, text) in enumerate(items):
-            for name in names[i % len(names) :] + names[: i % len(names)]:
-                started = time.perf_counter()
-                hits = configs[name](text)
-                latency[name].append((time.perf_counter() - started) * 1000.0)
-                results[name][qid] = {h.id: float(h.score) for h in hits} or {"__none__": 0.0}
+    latency, results = rotated_runs(configs, items, args.repeats)
     terms = [len(v) for v in vectors.values()]
     print(
         f"index {args.index}: {backend.count(args.index)} docs, {backend.version_string}; model "
