@@ -497,7 +497,8 @@ class IngestJob:
             )
             self._prepare_index(backend, info)
             self._record_pruning(backend)
-            others = set(_stage_actor_handles(stages))
+            if ray_running_before:  # only a Ray that stays up can hold other jobs' actors (and needs the clean-up)
+                others = set(_stage_actor_handles(stages))
             with bulk_load_settings(backend, self.index), runtime.data_context(block_bytes=self._block_plan()[1]):
                 dead.discard_previous()
                 batches = self._dataset(actors, resources, device, threads, info.model_rev).iter_batches(
