@@ -5,7 +5,8 @@ once with the index's model (``--model`` overrides); each configuration then run
 query once, sequentially from one client, after a short warm-up, and the script prints
 p50/p95/p99 latency (ms, client-side wall time of the search call), QPS (queries / total
 seconds) and nDCG@10 (ranx). Query encoding time is reported on its own line: the sparse
-rows measure the cluster side only (the same pre-encoded query, pruned to each top-k).
+rows measure the cluster side only (the same pre-encoded query, pruned to each top-k), with the
+connector's other defaults (two-phase search: ``SparseRetriever.search``).
 
     python benchmarks/query.py --index scifact --corpus /work/shared/data/scifact
 """
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
             {
                 "query": lexical.bm25_clause(item[1]),
                 "size": 10,
-                "_source": {"excludes": [llm.field]},
+                "_source": True,  # as SparseRetriever.search asks
                 "track_total_hits": False,
             },
         )

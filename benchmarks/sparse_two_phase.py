@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     lexical = Hybrid()
 
     def bm25(text: str) -> list:
-        body = {"query": lexical.bm25_clause(text), "size": 10, "_source": False, "track_total_hits": False}
+        # the same request as SparseRetriever.search's: size, the whole _source, no hit count
+        body = {"query": lexical.bm25_clause(text), "size": 10, "_source": True, "track_total_hits": False}
         return [Hit(id=h["_id"], score=h["_score"]) for h in backend.search(args.index, body)["hits"]["hits"]]
 
     def retriever(**options):
@@ -69,7 +70,11 @@ def main(argv=None) -> int:
             r.encode_query(text)  # fills the memo: rows time the cluster side only
         return lambda text: r.search(text, k=10)
 
-    configs = {"bm25": bm25, "exhaustive": retriever(query_top_k=None), "top-k 64": retriever(query_top_k=64)}
+    configs = {
+        "bm25": bm25,
+        "exhaustive": retriever(query_top_k=None, two_phase=False),
+        "top-k 64": retriever(query_top_k=64, two_phase=False),
+    }
     for ratio in args.ratios.split(","):
         for window in args.windows.split(","):
             plan = TwoPhase(prune_ratio=float(ratio), window_factor=float(window))

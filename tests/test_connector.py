@@ -229,3 +229,29 @@ def test_llm_queries_are_encoded_once_per_text(tiny_model, monkeypatch):
     uncached.encode_query("glaciers carve valleys")
     uncached.encode_query("glaciers carve valleys")
     assert len(calls) == 4
+
+
+def test_two_phase_is_on_for_search_and_off_for_build_query_by_default():
+    from echo_splade.client import Backend
+    from echo_splade.connector import TwoPhase
+
+    backend = Backend(object(), "opensearch", info={"version": {"number": "2.19.6"}})
+    llm = SparseRetriever(backend, "docs", encoder="not-loaded-here", clause_limit=1024, field_type="rank_features")
+    assert llm.two_phase == TwoPhase() and llm.build_two_phase is None  # llm mode: search() only
+    inference_free = SparseRetriever(backend, "docs", mode="inference-free", tokenizer="x", clause_limit=1024)
+    assert inference_free.two_phase is None  # it lost nDCG@10 there (README): exhaustive
+    weights = {"heavy": 4.0, "mid": 2.0, "light": 0.5}
+    default = _es_retriever(query_top_k=None)  # tokens mode: exhaustive unless asked
+    assert default.two_phase is None and default.build_two_phase is None
+    assert "rescore" not in default.build_query(weights)
+    body = default.build_query(weights, k=10, two_phase=True)  # asked for: phase 1 >= 0.4 x the heaviest
+    assert body["query"]["sparse_vector"]["query_vector"] == {"heavy": 4.0, "mid": 2.0}
+    assert body["rescore"]["window_size"] == 50
+    assert body["rescore"]["query"]["rescore_query"]["sparse_vector"]["query_vector"] == weights
+    everywhere = _es_retriever(query_top_k=None, two_phase=True)
+    assert everywhere.build_two_phase == TwoPhase() and "rescore" in everywhere.build_query(weights)
+    for off in (None, False):
+        r = _es_retriever(query_top_k=None, two_phase=off)
+        assert r.two_phase is None and r.build_two_phase is None
+    with pytest.raises(ValueError, match="two_phase must be"):
+        _es_retriever(two_phase="always")
