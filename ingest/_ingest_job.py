@@ -142,8 +142,9 @@ class IngestJob:
         min_weight: drop weights below this.
         doc_mass: then keep the largest weights until they hold this share of the document's total weight
             (``None`` or 1: no mass pruning); recorded with ``doc_top_k``/``min_weight`` in the index ``_meta``.
-            0.8 measured best for ``llm``-mode queries (README "Measured": document pruning); not the default
-            because inference-free queries (the query's own tokens) were not measured and match fewer documents.
+            0.8 measured best for ``llm``-mode queries (README "Measured": document pruning) and it also helped
+            inference-free queries on SciFact (BERT peer); not the default: measured on that one model only, and on
+            a small corpus (the demo's) inference-free queries of few tokens then find fewer than k documents.
         batch_size: documents per encoder call (and per forward pass).
         actors: encoder actors (default: one per GPU; on CPU one per 8 CPUs, at least 1).
         writers: bulk-writer actors.

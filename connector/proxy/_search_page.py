@@ -140,7 +140,7 @@ class SearchPage:
         bm25_body = {
             "query": Hybrid().bm25_clause(text),
             "size": k,
-            "_source": {"excludes": [self.field]},
+            "_source": True,  # what SparseRetriever.search asks: a source filter costs the cluster more
             "track_total_hits": False,
         }
         bm25 = [
