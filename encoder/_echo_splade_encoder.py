@@ -291,7 +291,7 @@ class EchoSpladeEncoder:
         Like ``dtype`` it is a precision choice of this process, not part of :attr:`model_rev`. Measured on the
         built-in (README, "Measured"): ``"int8"`` (one activation scale per call) is far from fp32 (mean cosine
         ~0.7); ``"int8-token"`` (per-token activation scales, :class:`Int8Linear`) ~0.986 and
-        ``"int8-token-head"`` (also an int8 copy of the LM head for the SPLADE head) ~0.982, against >= 0.98 per
+        ``"int8-token-head"`` (also an int8 copy of the LM head for the SPLADE head) ~0.984, against >= 0.98 per
         text wanted: options for query encoding on a CPU, off by default. Otherwise the LM head keeps fp32.
 
         Raises:
