@@ -18,13 +18,17 @@ Other modes (one each):
   absolute max over the median token's) and weight outliers, then int8 variants (per-tensor / per-channel weights,
   layer groups kept fp32, per-token activations ``Int8Linear``, bf16) against fp32 (cosine, top-16 overlap), and
   how the error in the pooled log-probabilities becomes an error in the weights (``log1p(relu(l + bias))``).
-- ``--latency``: one query at a time, p50/p90 ms per variant (``fp32-1t``, ``int8-token-2t``, ...), variants
-  rotated per query, on the first ``--docs`` queries of each of ``--latency-corpora`` (SciFact, ArguAna).
+- ``--latency``: one query at a time, p50/p90 ms per variant (``fp32-1t``, ``int8-token-2t``,
+  ``int8-token-head+compile-2t``, ...: precision, ``+compile`` for ``torch.compile``, torch threads), variants
+  rotated per query, on the first ``--docs`` queries of each of ``--latency-corpora`` (SciFact, ArguAna); the
+  compilation time of each ``+compile`` variant (its first call), and each variant's vectors against fp32.
 - ``--ndcg-index NAME --ndcg-url URL --ndcg-corpus DIR``: nDCG@10 of the collection's test queries encoded by each
   precision of ``--variants`` against an index of the same model (documents as indexed).
 
     python benchmarks/encode_cpu.py --kind query --docs 30 --study
     python benchmarks/encode_cpu.py --latency --docs 20 --variants fp32-1t,fp32-2t,int8-token-1t,int8-token-2t,int8-1t
+    python benchmarks/encode_cpu.py --latency --docs 20 --variants \
+        fp32-2t,int8-token-2t,int8-token-head-2t,fp32+compile-2t,int8-token+compile-2t,int8-token-head+compile-2t
     python benchmarks/encode_cpu.py --ndcg-index cranfield-smollm2 --ndcg-url URL --ndcg-corpus ../shared/data/cranfield \
         --variants fp32-1t,int8-token-1t,int8-1t
 """
@@ -362,8 +366,11 @@ def _edge_layers(backbone, n: int):
 # ---- per-query latency (--latency) and retrieval quality of the query-side variants (--ndcg-index) ----
 
 
-def variant_encoders(model: str, precisions: list[str], batch_size: int) -> dict:
-    """One encoder per precision: ``fp32``, ``bf16`` or a ``quantize`` mode (``int8``, ``int8-token``)."""
+def variant_encoders(model: str, precisions: list[str], batch_size: int, warm_text: str | None = None) -> dict:
+    """One encoder per precision: ``fp32``, ``bf16`` or a ``quantize`` mode (``int8``, ``int8-token``,
+    ``int8-token-head``), each optionally with ``+compile`` (``torch.compile`` of the backbone, after quantizing).
+    With ``warm_text``, each compiled encoder encodes it once and the seconds that took (the compilation) are
+    printed."""
     import copy
 
     from echo_splade.encoder import EchoSpladeEncoder
@@ -371,48 +378,79 @@ def variant_encoders(model: str, precisions: list[str], batch_size: int) -> dict
     fp32 = EchoSpladeEncoder.from_pretrained(model, device="cpu", batch_size=batch_size)
     out = {}
     for precision in precisions:
-        if precision == "fp32":
-            out[precision] = fp32
-        elif precision == "bf16":
-            out[precision] = EchoSpladeEncoder.from_pretrained(
-                model, device="cpu", batch_size=batch_size, dtype="bfloat16"
-            )
+        base, _, extra = precision.partition("+")
+        if extra not in ("", "compile"):
+            raise ValueError(f"unknown variant suffix +{extra} in {precision!r} (known: +compile)")
+        if base == "fp32":
+            encoder = fp32 if not extra else copy.deepcopy(fp32)
+        elif base == "bf16":
+            encoder = EchoSpladeEncoder.from_pretrained(model, device="cpu", batch_size=batch_size, dtype="bfloat16")
         else:
-            out[precision] = copy.deepcopy(fp32)
-            out[precision].quantize(precision)
+            encoder = copy.deepcopy(fp32)
+            encoder.quantize(base)
+        if extra == "compile":
+            encoder.compile(dynamic=True)
+            if warm_text is not None:
+                started = time.perf_counter()
+                encoder.encode([warm_text], "query", top_k=256)
+                print(f"  {precision}: first call (compilation) {time.perf_counter() - started:.1f} s", flush=True)
+        out[precision] = encoder
     return out
 
 
 def latency(args) -> None:
-    """p50/p90 ms of one query at a time, per variant, variants rotated per query (repeated ``--repeats``)."""
+    """p50/p90 ms of one query at a time, per variant, variants rotated per query (repeated ``--repeats``);
+    each variant's vectors against ``fp32`` (cosine per query: mean, min; top-16 terms shared)."""
     import numpy as np
     import torch
 
     variants = args.variants.split(",")
-    encoders = variant_encoders(args.model, sorted({v.rsplit("-", 1)[0] for v in variants}), args.batch_size)
-    for corpus in args.latency_corpora.split(","):
+    precisions = sorted({v.rsplit("-", 1)[0] for v in variants} | {"fp32"})
+    corpora = args.latency_corpora.split(",")
+    first = [x for _, _, x in sample_texts("query", 1, REPO.parent / "shared" / "data" / corpora[0])][0]
+    # inductor's C++ kernels take their OpenMP thread count when they are compiled: compile with the most used
+    threads = max(int(v.rsplit("-", 1)[1].rstrip("t")) for v in variants)
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    encoders = variant_encoders(args.model, precisions, args.batch_size, warm_text=first)
+    print(f"loaded {len(encoders)} encoders in {time.perf_counter() - started:.1f} s")
+    for corpus in corpora:
         folder = REPO.parent / "shared" / "data" / corpus
         texts = [x for _, _, x in sample_texts("query", args.docs, folder)]
         tokens = [len(encoders["fp32"].tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         for encoder in encoders.values():
             encoder.encode(texts[:2], "query", top_k=256)  # warm-up
         spent: dict[str, list[float]] = {v: [] for v in variants}
+        vectors: dict[str, list] = {p: [None] * len(texts) for p in precisions}
+        loads = [os.getloadavg()[0]]
         for _ in range(args.repeats):
             for i, text in enumerate(texts):
                 for name in variants[i % len(variants) :] + variants[: i % len(variants)]:
                     precision, threads = name.rsplit("-", 1)
                     torch.set_num_threads(int(threads.rstrip("t")))
                     started = time.perf_counter()
-                    encoders[precision].encode([text], "query", top_k=256)
+                    vectors[precision][i] = encoders[precision].encode([text], "query", top_k=256)[0]
                     spent[name].append((time.perf_counter() - started) * 1000.0)
+            loads.append(os.getloadavg()[0])
+        if any(v is None for v in vectors["fp32"]):
+            torch.set_num_threads(1)
+            vectors["fp32"] = encoders["fp32"].encode(texts, "query", top_k=256)
         print(
             f"{corpus}: {len(texts)} queries one at a time (median {statistics.median(tokens):.0f} tokens, max "
-            f"{max(tokens)}), {args.repeats} rotated passes, load average {os.getloadavg()[0]:.1f}"
+            f"{max(tokens)}), {args.repeats} rotated passes, load average {min(loads):.1f}-{max(loads):.1f}"
         )
-        base = float(np.percentile(spent[variants[0]], 50))
+        p50s = {name: float(np.percentile(spent[name], 50)) for name in variants}
         for name in variants:
+            precision, threads = name.rsplit("-", 1)
             p50, p90 = np.percentile(spent[name], [50, 90])
-            print(f"  {name:16} p50 {p50:7.1f} ms  p90 {p90:7.1f} ms  ({base / p50:.2f}x {variants[0]} speed)")
+            ref = f"fp32-{threads}"
+            ratio = f"{p50s[ref] / p50:.2f}x {ref}" if ref in p50s else ""
+            agree = agreement(vectors["fp32"], vectors[precision])
+            print(
+                f"  {name:28} p50 {p50:7.1f} ms  p90 {p90:7.1f} ms  ({p50s[variants[0]] / p50:.2f}x {variants[0]}; "
+                f"{ratio})  cos mean {agree['cos_mean']:.4f} min {agree['cos_min']:.4f} "
+                f"top16 {agree['top16_overlap']:.1%}"
+            )
 
 
 def query_ndcg(args) -> None:

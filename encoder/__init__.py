@@ -44,6 +44,8 @@ _LAZY = {
     "TrainingConfig": "._training_config",
     "VocabBias": "._vocab_bias",
     "Int8Linear": "._int8_linear",
+    "FusedProjections": "._fused_projections",
+    "ProjectionSlice": "._projection_slice",
     "QUANTIZE_MODES": "._quantization",
     "DEFAULT_EXCLUDE": "._vocab_filter",
     "VocabFilter": "._vocab_filter",

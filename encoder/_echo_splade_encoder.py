@@ -21,6 +21,7 @@ from ._encoder_spec import (
     check_pruning,
     model_rev_digest,
 )
+from ._int8_linear import Int8Linear
 from ._model_registry import DEFAULT_MODEL, load_model_from_gguf, resolve_model
 from ._quantization import QUANTIZE_MODES, quantize_backbone
 from ._sparse_vector import SparseVector
@@ -107,6 +108,8 @@ class EchoSpladeEncoder:
     """
 
     config_keys = list(CONFIG_KEYS)
+    #: whether ``quantize("int8-token-head")`` applies (the SPLADE head reads ``get_output_embeddings()``)
+    _int8_head_supported = True
     #: Config keys that change the vectors (hashed into ``model_rev``).
     rev_keys = list(REV_KEYS)
 
@@ -174,8 +177,12 @@ class EchoSpladeEncoder:
             self.vocab_filter.mask(tokenizer, self.vocab_size).to(self.device) if self.vocab_filter.active else None
         )
         self._model_rev: str | None = None
-        #: ``"int8"`` once :meth:`quantize` ran (the backbone's linear layers), else ``None`` (fp32 or ``dtype``)
+        #: the :meth:`quantize` mode once it ran (``"int8"``, ...), else ``None`` (fp32 or ``dtype``)
         self.quantized: str | None = None
+        #: the LM head the SPLADE head uses instead of the model's (``quantize="int8-token-head"``), else ``None``
+        self.head_override: torch.nn.Module | None = None
+        #: whether :meth:`compile` ran
+        self.compiled = False
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -189,6 +196,7 @@ class EchoSpladeEncoder:
         batch_size: int | None = None,
         gguf_file: str | None = None,
         quantize: str | None = None,
+        compile: bool = False,
         **config: Any,
     ) -> EchoSpladeEncoder:
         """Load an encoder: an echo model on a causal LM, or an :class:`MlmSpladeEncoder` when the model's
@@ -206,8 +214,10 @@ class EchoSpladeEncoder:
             max_length: model input limit per window (default 512, or the saved value).
             batch_size: windows per forward pass (default 8, or the saved value).
             gguf_file: load the base model from this GGUF file inside ``name_or_path``.
-            quantize: ``"int8"``: int8 dynamic quantization of the backbone's linear layers (CPU only; see
-                :meth:`quantize`). ``None`` (default): exact fp32 on the CPU, the reference.
+            quantize: ``"int8"``, ``"int8-token"`` or ``"int8-token-head"``: int8 quantization of the backbone's
+                linear layers (CPU only; see :meth:`quantize`). ``None`` (default): exact fp32 on the CPU, the
+                reference.
+            compile: ``torch.compile`` the backbone (after ``quantize``; see :meth:`compile`).
             **config: any other of :attr:`config_keys` (overrides saved values).
         """
         if quantize is not None and quantize not in QUANTIZE_MODES:
@@ -238,6 +248,8 @@ class EchoSpladeEncoder:
             mlm = MlmSpladeEncoder(model, tokenizer, str(name_or_path), vocab_bias=vocab_bias, source=source, **merged)
             if quantize is not None:
                 mlm.quantize(quantize)
+            if compile:
+                mlm.compile()
             return mlm
         if gguf_file:
             model = load_model_from_gguf(path, gguf_file, torch_dtype)
@@ -269,15 +281,18 @@ class EchoSpladeEncoder:
         )
         if quantize is not None:
             encoder.quantize(quantize)
+        if compile:
+            encoder.compile()
         return encoder
 
     def quantize(self, mode: str = "int8") -> None:
-        """Run the backbone's linear layers in int8 (dynamic quantization; CPU only), in place.
+        """Run the backbone's linear layers in int8 (CPU only), in place; ``mode`` one of ``QUANTIZE_MODES``.
 
         Like ``dtype`` it is a precision choice of this process, not part of :attr:`model_rev`. Measured on the
-        built-in (README, "Measured"), its vectors are NOT within the stated tolerance of the fp32 ones (mean
-        cosine ~0.7 against >= 0.98 wanted), so it is an experiment, off by default: use one precision for an
-        index and its queries. The LM head keeps fp32.
+        built-in (README, "Measured"): ``"int8"`` (one activation scale per call) is far from fp32 (mean cosine
+        ~0.7); ``"int8-token"`` (per-token activation scales, :class:`Int8Linear`) ~0.986 and
+        ``"int8-token-head"`` (also an int8 copy of the LM head for the SPLADE head) ~0.984, against >= 0.98 per
+        text wanted: options for query encoding on a CPU, off by default. Otherwise the LM head keeps fp32.
 
         Raises:
             ValueError: an unknown ``mode``, a model not on the CPU, or a PEFT model being trained.
@@ -286,8 +301,35 @@ class EchoSpladeEncoder:
             raise ValueError("quantize is for inference: merge the LoRA adapter first (from_pretrained does)")
         if self.quantized is not None:
             raise ValueError(f"the encoder is already quantized ({self.quantized})")
+        if self.compiled:
+            raise ValueError("quantize before compile: the compiled backbone would keep the old layers")
+        if mode == "int8-token-head" and not self._int8_head_supported:
+            raise ValueError(f"quantize={mode!r} is for echo (causal LM) encoders; use 'int8-token'")
         quantize_backbone(self.backbone, mode)
+        if mode == "int8-token-head":
+            # a quantized COPY: the tied input embeddings keep the fp32 weight
+            self.head_override = Int8Linear(self.model.get_output_embeddings())
         self.quantized = mode
+
+    def compile(self, dynamic: bool = True) -> None:
+        """Compile the backbone with ``torch.compile`` (inductor; on the CPU it needs a C++ compiler), in place.
+
+        The first forward pass pays the compilation (minutes on a 2-core CPU; inductor's on-disk cache shortens
+        later processes' first call), then each pass skips Python overhead and fuses the element-wise work
+        (norms, rotary embeddings, ``Int8Linear``'s activation quantization). ``dynamic=True``: one graph for
+        every text length (without it each new length compiles again). Worth it in long-running processes
+        (``SparseRetriever`` in a service), not in a one-off CLI call; README "Measured" has the figures.
+        Combine it with :meth:`quantize` by quantizing first. Vectors: the same up to float rounding.
+
+        Raises:
+            ValueError: already compiled, or a PEFT model being trained.
+        """
+        if _is_peft(self.model):
+            raise ValueError("compile is for inference: merge the LoRA adapter first (from_pretrained does)")
+        if self.compiled:
+            raise ValueError("the encoder is already compiled")
+        self.backbone.compile(dynamic=dynamic)
+        self.compiled = True
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write the LoRA adapter and vocabulary bias (if any) and ``echo_splade.json``; :meth:`from_pretrained` reads them back."""
@@ -510,7 +552,7 @@ class EchoSpladeEncoder:
             use_cache=False,
         ).last_hidden_state  # [batch, seq, hidden]
         row_index = torch.tensor(list(rows), dtype=torch.long)
-        lm_head = self.model.get_output_embeddings()
+        lm_head = self.head_override if self.head_override is not None else self.model.get_output_embeddings()
         if raw:
             pooled = self.pooling.max_logits(
                 hidden, pool_mask.to(device), lm_head, num_rows=num_rows, row_index=row_index

@@ -31,6 +31,8 @@ class MlmSpladeEncoder(EchoSpladeEncoder):
 
     architecture = "masked-lm"
 
+    _int8_head_supported = False  # its head is model.cls (transform + decoder), not get_output_embeddings()
+
     def __init__(self, model: Any, tokenizer: Any, model_id: str, **options: Any) -> None:
         options.update(MASKED_LM_OPTIONS)
         if options.get("normalize", "none") != "none":

@@ -1,4 +1,4 @@
-"""int8 dynamic quantization of an encoder's backbone for CPU inference (an option; fp32 is the reference)."""
+"""int8 quantization of an encoder's backbone for CPU inference (an option; fp32 is the reference)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,55 @@ from typing import Literal, get_args
 
 import torch
 
-from ._int8_linear import Int8Linear
+from ._fused_projections import FusedProjections
+from ._int8_linear import Int8Linear, concatenated
+from ._projection_slice import ProjectionSlice
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QUANTIZE_MODES", "Quantize", "quantize_backbone"]
+__all__ = ["QUANTIZE_MODES", "Quantize", "fuse_projections", "quantize_backbone"]
 
 #: ``"int8"``: the backbone's ``nn.Linear`` layers run with int8 weights (one scale per tensor) and int8
 #: activations with one scale per call (``torch.ao.quantization.quantize_dynamic``): far from fp32 for the built-in
 #: model (a few "attention sink" tokens carry activations up to ~1,900x the median token's, README "Measured").
 #: ``"int8-token"``: :class:`Int8Linear`: int8 weights with one scale per output channel and activations with one
-#: scale per token. Both: the LM head (tied to the input embeddings), embeddings and norms stay fp32.
-Quantize = Literal["int8", "int8-token"]
+#: scale per token (q/k/v and gate/up fused into one layer each: the same numbers, fewer and bigger matmuls).
+#: Both: the LM head (tied to the input embeddings), embeddings and norms stay fp32.
+#: ``"int8-token-head"``: ``"int8-token"`` plus an int8 per-token COPY of the LM head for the SPLADE head (the
+#: embeddings keep the fp32 weight): the head reads 4x fewer bytes per query.
+Quantize = Literal["int8", "int8-token", "int8-token-head"]
 QUANTIZE_MODES: tuple[str, ...] = get_args(Quantize)
+
+#: Projections that read the same input in the supported decoders (Llama, Mistral, Qwen2 families).
+FUSED_GROUPS: tuple[tuple[str, ...], ...] = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+def fuse_projections(backbone: torch.nn.Module, int8: bool) -> int:
+    """Replace each group of :data:`FUSED_GROUPS` (plain ``nn.Linear`` layers of one module) by one fused layer,
+    in place: an :class:`Int8Linear` when ``int8`` (outputs bit for bit those of separate ``Int8Linear`` layers),
+    else an ``nn.Linear`` (the same up to float summation order). Returns how many layers were fused away."""
+    fused = 0
+    for module in list(backbone.modules()):
+        for names in FUSED_GROUPS:
+            layers = [getattr(module, name, None) for name in names]
+            if not all(type(layer) is torch.nn.Linear for layer in layers):
+                continue
+            linears: list[torch.nn.Linear] = layers  # type: ignore[assignment]
+            if len({layer.in_features for layer in linears}) != 1:
+                continue
+            one = Int8Linear.fused(linears) if int8 else concatenated(linears)
+            group = FusedProjections(one, [layer.out_features for layer in linears])
+            for index, name in enumerate(names):
+                setattr(module, name, ProjectionSlice(group, index))
+            fused += len(names)
+    return fused
 
 
 def quantize_backbone(backbone: torch.nn.Module, mode: str) -> int:
     """Quantize ``backbone``'s ``nn.Linear`` layers in place; returns how many were replaced.
 
-    Only the backbone: the LM head is tied to the input embeddings in the supported models and decides the
-    vocabulary weights directly (SPLADE's max over positions of its logits), so it keeps fp32.
+    Only the backbone: the LM head is tied to the input embeddings in the supported models (``"int8-token-head"``
+    quantizes a copy of it: :meth:`EchoSpladeEncoder.quantize`).
 
     Raises:
         ValueError: ``mode`` is not one of :data:`QUANTIZE_MODES`, or the backbone is not on the CPU
@@ -41,13 +70,16 @@ def quantize_backbone(backbone: torch.nn.Module, mode: str) -> int:
             f"quantize={mode!r} runs on the CPU only; the model is on {sorted(devices)} (use device='cpu')"
         )
     linear = sum(1 for m in backbone.modules() if type(m) is torch.nn.Linear)
-    if mode == "int8-token":
+    if mode in ("int8-token", "int8-token-head"):
+        fused = fuse_projections(backbone, int8=True)
         names = [name for name, m in backbone.named_modules() if type(m) is torch.nn.Linear]
         for name in names:
             parent_name, _, child = name.rpartition(".")
             parent = backbone.get_submodule(parent_name)
             setattr(parent, child, Int8Linear(getattr(parent, child)))
-        logger.info("replaced %d linear layers of the backbone by Int8Linear (per-token int8)", linear)
+        logger.info(
+            "replaced %d linear layers of the backbone by Int8Linear (per-token int8; %d of them fused)", linear, fused
+        )
         return linear
     with warnings.catch_warnings():
         # torch marks the eager quantization API deprecated in favour of torchao; it still works in the locked torch

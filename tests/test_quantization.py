@@ -16,7 +16,9 @@ def _cosine(a, b) -> float:
 
 
 def test_unknown_quantize_mode_is_refused_before_loading():
-    with pytest.raises(ValueError, match=r"quantize must be one of \['int8', 'int8-token'\] or None, got 'fp8'"):
+    with pytest.raises(
+        ValueError, match=r"quantize must be one of \['int8', 'int8-token', 'int8-token-head'\] or None, got 'fp8'"
+    ):
         EchoSpladeEncoder.from_pretrained("no-such-model", quantize="fp8")
 
 
@@ -63,14 +65,64 @@ def test_int8_linear_gives_each_token_its_own_scale():
 def test_int8_token_backbone_stays_near_fp32(tiny_model):
     import copy
 
-    from echo_splade.encoder import Int8Linear
+    from echo_splade.encoder import Int8Linear, ProjectionSlice
 
     quantized = copy.deepcopy(tiny_model)
     quantized.quantize("int8-token")
     assert quantized.quantized == "int8-token" and quantized.model_rev == tiny_model.model_rev
-    layers = [m for m in quantized.backbone.modules() if isinstance(m, Int8Linear)]
-    assert len(layers) == sum(1 for m in tiny_model.backbone.modules() if type(m).__name__ == "Linear")
+    assert not any(type(m).__name__ == "Linear" for m in quantized.backbone.modules())
+    layer = quantized.backbone.layers[0]
+    assert isinstance(layer.self_attn.o_proj, Int8Linear) and isinstance(layer.mlp.down_proj, Int8Linear)
+    assert isinstance(layer.self_attn.k_proj, ProjectionSlice)  # q/k/v and gate/up: one fused Int8Linear each
+    assert isinstance(layer.mlp.up_proj.group.fused, Int8Linear)
     assert type(quantized.model.get_output_embeddings()).__name__ == "Linear"  # the LM head keeps fp32
     texts = ["wing lift and drag at supersonic speeds", "boundary layer transition on a flat plate"]
     for a, b in zip(tiny_model.encode_documents(texts, top_k=256), quantized.encode_documents(texts, top_k=256)):
         assert 0.98 < _cosine(a, b) < 1.0
+
+
+def test_fused_int8_linear_equals_the_separate_layers_bit_for_bit():
+    """q/k/v (and gate/up) read the same input: one Int8Linear over their concatenated weights gives each
+    layer's exact output, since weight scales are per output channel and activation scales per token."""
+    import torch
+
+    from echo_splade.encoder import FusedProjections, Int8Linear, ProjectionSlice
+
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(48, n, bias=b) for n, b in ((48, False), (16, True), (16, False))]
+    x = torch.randn(1, 7, 48)
+    x[0, 0] *= 500.0  # an attention-sink-like token
+    fused = Int8Linear.fused(layers)
+    assert fused.out_features == 80
+    separate = [Int8Linear(layer)(x) for layer in layers]
+    assert all(torch.equal(a, b) for a, b in zip(fused(x).split([48, 16, 16], dim=-1), separate))
+    group = FusedProjections(fused, [48, 16, 16])
+    slices = [ProjectionSlice(group, i) for i in range(3)]
+    assert all(torch.equal(s(x), ref) for s, ref in zip(slices, separate))  # computed once, handed out per part
+    assert group._input is None  # nothing held after the last part
+    y = x.clone()
+    assert torch.equal(slices[1](y), Int8Linear(layers[1])(y))  # another tensor: recomputed, never stale
+    assert torch.equal(slices[1](x), separate[1])
+    with pytest.raises(ValueError, match=r"same input size, got in_features \[16, 48\]"):
+        Int8Linear.fused([layers[0], torch.nn.Linear(16, 4)])
+
+
+def test_int8_token_head_quantizes_a_copy_of_the_lm_head(tiny_model):
+    import copy
+
+    from echo_splade.encoder import Int8Linear
+
+    quantized = copy.deepcopy(tiny_model)
+    quantized.quantize("int8-token-head")
+    assert isinstance(quantized.head_override, Int8Linear) and tiny_model.head_override is None
+    head = quantized.model.get_output_embeddings()
+    assert type(head).__name__ == "Linear" and head.weight.dtype.is_floating_point  # the model's own head: fp32
+    assert quantized.vocab_size == tiny_model.vocab_size
+    texts = ["wing lift and drag at supersonic speeds", "boundary layer transition on a flat plate"]
+    for a, b in zip(tiny_model.encode_queries(texts, top_k=256), quantized.encode_queries(texts, top_k=256)):
+        assert 0.97 < _cosine(a, b) < 1.0
+    with pytest.raises(ValueError, match="already quantized"):
+        quantized.quantize("int8-token")
+    quantized.quantized, quantized.compiled = None, True  # what compile() records (compiling takes a minute)
+    with pytest.raises(ValueError, match="quantize before compile"):
+        quantized.quantize("int8-token")
