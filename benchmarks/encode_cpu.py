@@ -454,7 +454,7 @@ def latency(args) -> None:
 
 
 def query_ndcg(args) -> None:
-    """nDCG@10 of the index's test queries encoded by each variant (the documents stay as indexed)."""
+    """nDCG@10 of the index's ``--ndcg-split`` queries encoded by each variant (the documents stay as indexed)."""
     import torch
     from ranx import Qrels, Run, evaluate
 
@@ -465,7 +465,7 @@ def query_ndcg(args) -> None:
     torch.set_num_threads(1)
     precisions = sorted({v.rsplit("-", 1)[0] for v in args.variants.split(",")})
     encoders = variant_encoders(args.model, precisions, args.batch_size)
-    qrels = read_beir_qrels(args.ndcg_corpus / "qrels" / "test.tsv")
+    qrels = read_beir_qrels(args.ndcg_corpus / "qrels" / f"{args.ndcg_split}.tsv")
     queries = read_beir_queries(args.ndcg_corpus / "queries.jsonl", ids=qrels)
     backend = connect(ConnectionConfig(urls=(args.ndcg_url,), timeout=120))
     scores, vectors = {}, {}
@@ -476,7 +476,9 @@ def query_ndcg(args) -> None:
             run[qid] = {h.id: float(h.score) for h in retriever.search(text, k=10)} or {"__none__": 0.0}
         vectors[precision] = encoder.encode(list(queries.values()), "query", top_k=256)
         scores[precision] = float(evaluate(Qrels({q: qrels[q] for q in queries}), Run(run), "ndcg@10"))
-    print(f"{args.ndcg_index} ({backend.count(args.ndcg_index)} docs): {len(queries)} test queries, query top-k 64")
+    print(
+        f"{args.ndcg_index} ({backend.count(args.ndcg_index)} docs): {len(queries)} {args.ndcg_split} queries, query top-k 64"
+    )
     for precision in precisions:
         agree = agreement(vectors["fp32"], vectors[precision])
         print(
@@ -504,9 +506,14 @@ def main(argv=None) -> int:
         "--latency", action="store_true", help="Only per-query latency of --variants on --latency-corpora queries."
     )
     parser.add_argument("--latency-corpora", default="scifact,arguana", help="../shared/data folders.")
-    parser.add_argument("--ndcg-index", help="Only nDCG@10 of --variants' query vectors on this index's test queries.")
+    parser.add_argument(
+        "--ndcg-index", help="Only nDCG@10 of --variants' query vectors on this index's --ndcg-split queries."
+    )
     parser.add_argument("--ndcg-url", default="http://127.0.0.1:9200")
     parser.add_argument("--ndcg-corpus", type=Path, help="BEIR folder of --ndcg-index (queries, qrels).")
+    parser.add_argument(
+        "--ndcg-split", default="test", help="Qrels split of --ndcg-corpus (dev to choose, test to report)."
+    )
     args = parser.parse_args(argv)
 
     import torch
