@@ -17,7 +17,8 @@ class FusedProjections(torch.nn.Module):
     keeps the parts; the calls for the other parts with the SAME tensor object return theirs; once every part
     was handed out the cache is dropped (no activations are held between forward passes). A call with another
     tensor, or a part asked for twice, recomputes: never a stale result, only lost speed. (The decoders this
-    serves never change the input in place between the calls.)
+    serves never change the input in place between the calls.) One forward pass at a time per encoder: two threads
+    running the same quantized encoder at once could swap parts (no lock: it would break ``torch.compile``'s graph).
 
     Args:
         fused: a layer whose output is the projections' outputs concatenated (``nn.Linear`` or ``Int8Linear``).
