@@ -357,9 +357,7 @@ class SparseRetriever:
         prepared = self.query_encoder.prepare(query)  # the text is cleaned once, for both lists
         features, body = self._body(prepared, filters, hyb, sparse_only=True)
         if hyb is None:
-            if plan is not None:
-                body = self._with_two_phase(body, features, filters, plan, k)
-            resp = self.backend.search(self.index, {**body, "size": k, "_source": True, "track_total_hits": False})
+            resp = self._sparse_search(body, features, filters, plan, {"size": k, "_source": True})
             check_all_shards(resp, f"search on {self.index}")
             hits = [self._hit(h, float(h["_score"] or 0.0), features, explain, prepared) for h in resp["hits"]["hits"]]
             return hits
@@ -371,10 +369,11 @@ class SparseRetriever:
             "_source": False,
             "track_total_hits": False,
         }
-        if plan is not None:
-            body = self._with_two_phase(body, features, filters, plan, size)
-        sparse_body = {**body, "size": size, "_source": False, "track_total_hits": False}
-        lists = self.backend.msearch(self.index, [bm25_body, sparse_body])
+        request = {"size": size, "_source": False, "track_total_hits": False}
+        phased = self._with_two_phase(body, features, filters, plan, size) if plan is not None else body
+        lists = self.backend.msearch(self.index, [bm25_body, {**phased, **request}])
+        if phased is not body and len(lists[1]["hits"]["hits"]) < size:  # see _sparse_search
+            lists[1] = self.backend.search(self.index, {**body, **request})
         ranked = [[(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]] for resp in lists]
         fused = hyb.fuse(ranked[0], ranked[1])[:k]
         docs = self._mget([doc_id for doc_id, _, _ in fused])
@@ -384,6 +383,23 @@ class SparseRetriever:
             hit.components = components
             out.append(hit)
         return out
+
+    def _sparse_search(
+        self, body: dict, features: Mapping[str, float], filters: Any, plan: Optional[TwoPhase], request: dict
+    ) -> dict:
+        """The sparse search of ``body`` (``request``: its size and source), in two phases when ``plan`` says so.
+
+        When phase 1 finds fewer than ``size`` documents (its heaviest terms match few; a small index), the search
+        runs again with every term: two-phase never returns fewer hits than exhaustive scoring would (documents
+        that match only the lighter terms would be missing otherwise). On a collection where phase 1 fills the
+        window this costs nothing.
+        """
+        request = {**request, "track_total_hits": False}
+        phased = self._with_two_phase(body, features, filters, plan, request["size"]) if plan is not None else body
+        resp = self.backend.search(self.index, {**phased, **request})
+        if phased is not body and len(resp["hits"]["hits"]) < request["size"]:
+            resp = self.backend.search(self.index, {**body, **request})
+        return resp
 
     def _mget(self, ids: Sequence[str]) -> dict[str, dict]:
         # realtime=false reads what search saw (the last refresh) and skips the slow realtime path; whole

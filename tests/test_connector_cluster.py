@@ -454,3 +454,26 @@ def test_two_phase_rescored_hits_score_the_full_dot_product(engine_backend, corp
     # the best phase-1 candidates by full score, as brute force ranks them
     best = sorted((d for d in stored if partial[d] > 0), key=lambda d: -expected[d])[:5]
     assert [expected[h.id] for h in hits] == pytest.approx([expected[d] for d in best], rel=2 * REL)
+
+
+@pytest.mark.parametrize("hybrid", [None, "rrf"])
+def test_two_phase_returns_what_exhaustive_scoring_finds_when_phase_1_finds_fewer_than_k(
+    engine_backend, corpus, tiny_model, hybrid
+):
+    """Documents that match only the query's lighter terms are not lost: when phase 1 (the heaviest terms) finds
+    fewer than k documents, the search is scored with every term."""
+    name, stored = corpus
+    query = "does salt intake raise blood pressure"
+    plan = {"prune_ratio": 0.9, "window_factor": 4}
+    two = SparseRetriever(engine_backend, name, encoder=tiny_model, query_top_k=None, two_phase=plan)
+    body = two.build_query(query)
+    first, full = query_weights(body["query"]), query_weights(body["rescore"]["query"]["rescore_query"])
+    matched = {d for d, score in dot_products(full, stored).items() if score > 0}
+    partial = {d for d, score in dot_products(first, stored).items() if score > 0}
+    assert len(partial) < len(matched)  # the case: phase 1 alone would find fewer documents
+    exhaustive = SparseRetriever(engine_backend, name, encoder=tiny_model, query_top_k=None, two_phase=None)
+    want = exhaustive.search(query, k=len(matched), hybrid=hybrid)
+    got = two.search(query, k=len(matched), hybrid=hybrid)
+    assert [h.id for h in got] == [h.id for h in want]
+    if hybrid is None:
+        assert {h.id for h in got} == matched
