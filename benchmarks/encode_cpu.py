@@ -311,15 +311,7 @@ def study(args, texts: list[str]) -> None:
     for family in families:
         for position, (label, make) in enumerate(family.items()):
             clone, count = make()
-            clone.encode(texts[:1], args.kind, top_k=256)
-            started = time.perf_counter()
-            vectors = clone.encode(texts, args.kind, top_k=256)
-            rate = len(texts) / (time.perf_counter() - started)
-            agree = agreement(reference, vectors)
-            print(
-                f"  {label:62} {count:11d} {agree['cos_mean']:8.4f} {agree['cos_min']:8.4f} "
-                f"{agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
-            )
+            study_row(label, count, clone, texts, args.kind, reference, fp32_rate)
             if position == 0:
                 amplifications.append((label, logit_amplification(fp32, clone, texts, args.kind)))
             del clone
@@ -339,14 +331,19 @@ def bf16_variant(args, texts, reference, fp32_rate) -> None:
     from echo_splade.encoder import EchoSpladeEncoder
 
     bf16 = EchoSpladeEncoder.from_pretrained(args.model, device="cpu", batch_size=args.batch_size, dtype="bfloat16")
-    bf16.encode(texts[:1], args.kind, top_k=256)
+    study_row("bf16 weights and activations (dtype=bfloat16)", 0, bf16, texts, args.kind, reference, fp32_rate)
+
+
+def study_row(label, count, encoder, texts, kind, reference, fp32_rate) -> None:
+    """One row of the --study table: ``encoder``'s agreement with fp32 and its batched speed (after a warm-up)."""
+    encoder.encode(texts[:1], kind, top_k=256)
     started = time.perf_counter()
-    vectors = bf16.encode(texts, args.kind, top_k=256)
+    vectors = encoder.encode(texts, kind, top_k=256)
     rate = len(texts) / (time.perf_counter() - started)
     agree = agreement(reference, vectors)
     print(
-        f"  {'bf16 weights and activations (dtype=bfloat16)':62} {0:11d} {agree['cos_mean']:8.4f} "
-        f"{agree['cos_min']:8.4f} {agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
+        f"  {label:62} {count:11d} {agree['cos_mean']:8.4f} {agree['cos_min']:8.4f} "
+        f"{agree['top16_overlap']:6.1%} {rate:8.2f} {rate / fp32_rate:7.2f}"
     )
 
 
