@@ -22,6 +22,9 @@ Other modes (one each):
   ``int8-token-head+compile-2t``, ...: precision, ``+compile`` for ``torch.compile``, torch threads), variants
   rotated per query, on the first ``--docs`` queries of each of ``--latency-corpora`` (SciFact, ArguAna); the
   compilation time of each ``+compile`` variant (its first call), and each variant's vectors against fp32.
+  ``+smooth`` quantizes after a SmoothQuant migration (``quantize(..., smooth=SMOOTH_ALPHA)``; ``+smooth0.6``: another
+  alpha). With ``--e2e-index NAME --e2e-url URL`` (one corpus) the timed call is the whole search instead:
+  ``SparseRetriever.search(text, k=10)`` on that index (llm mode, its defaults, the query-vector cache off).
 - ``--ndcg-index NAME --ndcg-url URL --ndcg-corpus DIR``: nDCG@10 of the collection's test queries encoded by each
   precision of ``--variants`` against an index of the same model (documents as indexed).
 
@@ -29,6 +32,8 @@ Other modes (one each):
     python benchmarks/encode_cpu.py --latency --docs 20 --variants fp32-1t,fp32-2t,int8-token-1t,int8-token-2t,int8-1t
     python benchmarks/encode_cpu.py --latency --docs 20 --variants \
         fp32-2t,int8-token-2t,int8-token-head-2t,fp32+compile-2t,int8-token+compile-2t,int8-token-head+compile-2t
+    python benchmarks/encode_cpu.py --latency --docs 20 --latency-corpora scifact --e2e-index INDEX --e2e-url URL \
+        --variants fp32-2t,int8-token-head+smooth-2t,int8-token-head+smooth+compile-2t
     python benchmarks/encode_cpu.py --ndcg-index cranfield-smollm2 --ndcg-url URL --ndcg-corpus ../shared/data/cranfield \
         --variants fp32-1t,int8-token-1t,int8-1t
 """
@@ -365,27 +370,34 @@ def _edge_layers(backbone, n: int):
 
 def variant_encoders(model: str, precisions: list[str], batch_size: int, warm_text: str | None = None) -> dict:
     """One encoder per precision: ``fp32``, ``bf16`` or a ``quantize`` mode (``int8``, ``int8-token``,
-    ``int8-token-head``), each optionally with ``+compile`` (``torch.compile`` of the backbone, after quantizing).
-    With ``warm_text``, each compiled encoder encodes it once and the seconds that took (the compilation) are
-    printed."""
+    ``int8-token-head``), each optionally with ``+smooth`` (SmoothQuant migration before quantizing, alpha
+    ``SMOOTH_ALPHA``; ``+smooth0.6`` for another alpha) and ``+compile`` (``torch.compile`` of the backbone, after
+    quantizing). With ``warm_text``, each compiled encoder encodes it once and the seconds that took (the
+    compilation) are printed."""
     import copy
 
-    from echo_splade.encoder import EchoSpladeEncoder
+    from echo_splade.encoder import SMOOTH_ALPHA, EchoSpladeEncoder
 
     fp32 = EchoSpladeEncoder.from_pretrained(model, device="cpu", batch_size=batch_size)
     out = {}
     for precision in precisions:
-        base, _, extra = precision.partition("+")
-        if extra not in ("", "compile"):
-            raise ValueError(f"unknown variant suffix +{extra} in {precision!r} (known: +compile)")
+        base, *extras = precision.split("+")
+        smooth, compile_ = None, False
+        for extra in extras:
+            if extra == "compile":
+                compile_ = True
+            elif extra.startswith("smooth"):
+                smooth = float(extra[len("smooth") :] or SMOOTH_ALPHA)
+            else:
+                raise ValueError(f"unknown variant suffix +{extra} in {precision!r} (known: +smooth[ALPHA], +compile)")
         if base == "fp32":
-            encoder = fp32 if not extra else copy.deepcopy(fp32)
+            encoder = fp32 if not extras else copy.deepcopy(fp32)
         elif base == "bf16":
             encoder = EchoSpladeEncoder.from_pretrained(model, device="cpu", batch_size=batch_size, dtype="bfloat16")
         else:
             encoder = copy.deepcopy(fp32)
-            encoder.quantize(base)
-        if extra == "compile":
+            encoder.quantize(base, smooth=smooth)
+        if compile_:
             encoder.compile(dynamic=True)
             if warm_text is not None:
                 started = time.perf_counter()
@@ -404,6 +416,8 @@ def latency(args) -> None:
     variants = args.variants.split(",")
     precisions = sorted({v.rsplit("-", 1)[0] for v in variants} | {"fp32"})
     corpora = args.latency_corpora.split(",")
+    if args.e2e_index and len(corpora) != 1:
+        raise SystemExit("--e2e-index is one corpus's index: pass one --latency-corpora")
     first = [x for _, _, x in sample_texts("query", 1, REPO.parent / "shared" / "data" / corpora[0])][0]
     # inductor's C++ kernels take their OpenMP thread count when they are compiled: compile with the most used
     threads = max(int(v.rsplit("-", 1)[1].rstrip("t")) for v in variants)
@@ -411,12 +425,23 @@ def latency(args) -> None:
     started = time.perf_counter()
     encoders = variant_encoders(args.model, precisions, args.batch_size, warm_text=first)
     print(f"loaded {len(encoders)} encoders in {time.perf_counter() - started:.1f} s")
+    timed = {p: partial(_encode_one, encoder) for p, encoder in encoders.items()}
+    if args.e2e_index:
+        from echo_splade.client import ConnectionConfig, connect
+        from echo_splade.connector import QueryVectorCache, SparseRetriever
+
+        backend = connect(ConnectionConfig(urls=(args.e2e_url,), timeout=120))
+        for p, encoder in encoders.items():
+            retriever = SparseRetriever(backend, args.e2e_index, encoder=encoder, query_cache=QueryVectorCache(0))
+            timed[p] = partial(_search_one, retriever)
+        print(f"timed: SparseRetriever.search(k=10) on {args.e2e_index} ({backend.count(args.e2e_index)} docs)")
     for corpus in corpora:
         folder = REPO.parent / "shared" / "data" / corpus
         texts = [x for _, _, x in sample_texts("query", args.docs, folder)]
         tokens = [len(encoders["fp32"].tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        for encoder in encoders.values():
-            encoder.encode(texts[:2], "query", top_k=256)  # warm-up
+        for p in precisions:
+            for text in texts[:2]:
+                timed[p](text)  # warm-up
         spent: dict[str, list[float]] = {v: [] for v in variants}
         vectors: dict[str, list] = {p: [None] * len(texts) for p in precisions}
         loads = [os.getloadavg()[0]]
@@ -426,12 +451,13 @@ def latency(args) -> None:
                     precision, threads = name.rsplit("-", 1)
                     torch.set_num_threads(int(threads.rstrip("t")))
                     started = time.perf_counter()
-                    vectors[precision][i] = encoders[precision].encode([text], "query", top_k=256)[0]
+                    vectors[precision][i] = timed[precision](text)
                     spent[name].append((time.perf_counter() - started) * 1000.0)
             loads.append(os.getloadavg()[0])
-        if any(v is None for v in vectors["fp32"]):
-            torch.set_num_threads(1)
-            vectors["fp32"] = encoders["fp32"].encode(texts, "query", top_k=256)
+        torch.set_num_threads(1)
+        for p in precisions:
+            if args.e2e_index or any(v is None for v in vectors[p]):
+                vectors[p] = encoders[p].encode(texts, "query", top_k=256)
         print(
             f"{corpus}: {len(texts)} queries one at a time (median {statistics.median(tokens):.0f} tokens, max "
             f"{max(tokens)}), {args.repeats} rotated passes, load average {min(loads):.1f}-{max(loads):.1f}"
@@ -450,8 +476,17 @@ def latency(args) -> None:
             )
 
 
+def _encode_one(encoder, text: str):
+    return encoder.encode([text], "query", top_k=256)[0]
+
+
+def _search_one(retriever, text: str) -> None:
+    retriever.search(text, k=10)
+
+
 def query_ndcg(args) -> None:
     """nDCG@10 of the index's ``--ndcg-split`` queries encoded by each variant (the documents stay as indexed)."""
+    import numpy as np
     import torch
     from ranx import Qrels, Run, evaluate
 
@@ -465,21 +500,29 @@ def query_ndcg(args) -> None:
     qrels = read_beir_qrels(args.ndcg_corpus / "qrels" / f"{args.ndcg_split}.tsv")
     queries = read_beir_queries(args.ndcg_corpus / "queries.jsonl", ids=qrels)
     backend = connect(ConnectionConfig(urls=(args.ndcg_url,), timeout=120))
-    scores, vectors = {}, {}
+    scores, vectors, per_query = {}, {}, {}
     for precision, encoder in encoders.items():
         retriever = SparseRetriever(backend, args.ndcg_index, encoder=encoder, mode="llm")
         run = {}
         for qid, text in queries.items():
             run[qid] = {h.id: float(h.score) for h in retriever.search(text, k=10)} or {"__none__": 0.0}
         vectors[precision] = encoder.encode(list(queries.values()), "query", top_k=256)
-        scores[precision] = float(evaluate(Qrels({q: qrels[q] for q in queries}), Run(run), "ndcg@10"))
+        # per query (the same Qrels, so the same query order for every variant): the paired difference's spread
+        per_query[precision] = np.asarray(
+            evaluate(Qrels({q: qrels[q] for q in queries}), Run(run), "ndcg@10", return_mean=False)
+        )
+        scores[precision] = float(per_query[precision].mean())
     print(
-        f"{args.ndcg_index} ({backend.count(args.ndcg_index)} docs): {len(queries)} {args.ndcg_split} queries, query top-k 64"
+        f"{args.ndcg_index} ({backend.count(args.ndcg_index)} docs): {len(queries)} {args.ndcg_split} queries, "
+        "query top-k 64; vs fp32: the mean paired difference +- its standard error, queries changed"
     )
     for precision in precisions:
         agree = agreement(vectors["fp32"], vectors[precision])
+        diff = per_query[precision] - per_query["fp32"]
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
         print(
-            f"  {precision:12} nDCG@10 {scores[precision]:.4f} ({scores[precision] - scores['fp32']:+.4f} vs fp32); "
+            f"  {precision:12} nDCG@10 {scores[precision]:.4f} ({diff.mean():+.4f} +- {se:.4f} vs fp32; "
+            f"{int((np.abs(diff) > 1e-9).sum())} queries changed); "
             f"query cosine vs fp32 mean {agree['cos_mean']:.4f} min {agree['cos_min']:.4f}"
         )
     backend.close()
@@ -506,6 +549,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--ndcg-index", help="Only nDCG@10 of --variants' query vectors on this index's --ndcg-split queries."
     )
+    parser.add_argument("--e2e-index", help="With --latency: time SparseRetriever.search on this index instead.")
+    parser.add_argument("--e2e-url", default="http://127.0.0.1:9200")
     parser.add_argument("--ndcg-url", default="http://127.0.0.1:9200")
     parser.add_argument("--ndcg-corpus", type=Path, help="BEIR folder of --ndcg-index (queries, qrels).")
     parser.add_argument(

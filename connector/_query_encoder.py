@@ -34,6 +34,7 @@ class QueryEncoder(abc.ABC):
         tokenizer: a HF tokenizer or a name for ``load_tokenizer`` (``None``: the encoder's, else the
             encoder name's, else the index's model).
         adapter, device: passed to ``EchoSpladeEncoder.from_pretrained`` when the encoder is loaded here.
+        encoder_options: further ``from_pretrained`` options then (e.g. ``INT8_QUERY_OPTIONS``, ``compile=True``).
     """
 
     mode: ClassVar[Mode]
@@ -45,10 +46,12 @@ class QueryEncoder(abc.ABC):
         tokenizer: Any = None,
         adapter: Optional[str] = None,
         device: Optional[str] = None,
+        encoder_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
         self.facts = facts
         self.adapter = adapter
         self.device = device
+        self.encoder_options: dict[str, Any] = dict(encoder_options or {})
         self._encoder = encoder if not isinstance(encoder, str) else None
         self._encoder_name = encoder if isinstance(encoder, str) else None
         self._tokenizer = tokenizer if not isinstance(tokenizer, str) else None
@@ -63,7 +66,9 @@ class QueryEncoder(abc.ABC):
 
             name = self._encoder_name or self.facts.model("encoder")
             logger.info("loading encoder %s for queries on %s", name, self.facts.index)
-            self._encoder = EchoSpladeEncoder.from_pretrained(name, adapter=self.adapter, device=self.device)
+            self._encoder = EchoSpladeEncoder.from_pretrained(
+                name, adapter=self.adapter, device=self.device, **self.encoder_options
+            )
             self.facts.warn_if_other_model(self._encoder)
         return self._encoder
 

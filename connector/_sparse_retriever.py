@@ -73,6 +73,8 @@ class SparseRetriever:
             ``load_tokenizer``; default: the encoder's, else the index's model.
         adapter, device: passed to ``EchoSpladeEncoder.from_pretrained`` when
             the encoder is loaded here.
+        encoder_options: further ``from_pretrained`` options then, e.g. ``INT8_QUERY_OPTIONS`` (int8 query
+            encoding on a CPU, within 0.005 nDCG@10 of fp32 on dev) and ``compile=True`` (README "Measured").
         clause_limit: the cluster's boolean clause limit; ``None``: read it
             (``indices.query.bool.max_clause_count``, default 1024).
         explain_top_n: how many matching terms an explanation keeps.
@@ -110,6 +112,7 @@ class SparseRetriever:
         field_type: Optional[SparseFieldType] = None,
         query_cache: Optional[QueryVectorCache] = None,
         two_phase: Union[TwoPhaseLike, Literal["search"]] = "search",
+        encoder_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -145,7 +148,9 @@ class SparseRetriever:
         self.explain_top_n = explain_top_n
         #: what the index tells us (clause limit, field type, ``_meta``, document frequencies), read once each
         self.facts = IndexFacts(self.backend, index, field, clause_limit=clause_limit, field_type=field_type)
-        options: dict[str, Any] = dict(encoder=encoder, tokenizer=tokenizer, adapter=adapter, device=device)
+        options: dict[str, Any] = dict(
+            encoder=encoder, tokenizer=tokenizer, adapter=adapter, device=device, encoder_options=encoder_options
+        )
         if mode == "llm":
             options["query_cache"] = query_cache
         #: how a query becomes feature weights in this mode

@@ -24,6 +24,7 @@ from ._encoder_spec import (
 from ._int8_linear import Int8Linear
 from ._model_registry import DEFAULT_MODEL, load_model_from_gguf, resolve_model
 from ._quantization import QUANTIZE_MODES, quantize_backbone
+from ._smooth_quant import CALIBRATION_TEXTS, activation_maxima, smooth_backbone
 from ._sparse_vector import SparseVector
 from ._splade_pooling import Normalize, SpladePooling
 from ._vocab_bias import BIAS_FILE, VocabBias
@@ -197,6 +198,7 @@ class EchoSpladeEncoder:
         gguf_file: str | None = None,
         quantize: str | None = None,
         compile: bool = False,
+        smooth: float | None = None,
         **config: Any,
     ) -> EchoSpladeEncoder:
         """Load an encoder: an echo model on a causal LM, or an :class:`MlmSpladeEncoder` when the model's
@@ -218,10 +220,14 @@ class EchoSpladeEncoder:
                 linear layers (CPU only; see :meth:`quantize`). ``None`` (default): exact fp32 on the CPU, the
                 reference.
             compile: ``torch.compile`` the backbone (after ``quantize``; see :meth:`compile`).
+            smooth: with ``quantize``, migrate activation outliers into the weights first (SmoothQuant alpha;
+                :data:`SMOOTH_ALPHA` is the value chosen on dev data; see :meth:`quantize`).
             **config: any other of :attr:`config_keys` (overrides saved values).
         """
         if quantize is not None and quantize not in QUANTIZE_MODES:
             raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {quantize!r}")
+        if smooth is not None and quantize is None:
+            raise ValueError("smooth is a setting of quantize: pass quantize='int8-token-head' (or another mode) too")
         spec = EncoderSpec.resolve(name_or_path, adapter, max_length, batch_size, gguf_file, **config)
         vocab_bias = VocabBias.load(spec.directory) if spec.directory is not None else None
         name_or_path, adapter, gguf_file, merged, source = (
@@ -247,7 +253,7 @@ class EchoSpladeEncoder:
             logger.info("loaded masked-LM SPLADE %s on %s (%s)", name_or_path, torch_device, torch_dtype)
             mlm = MlmSpladeEncoder(model, tokenizer, str(name_or_path), vocab_bias=vocab_bias, source=source, **merged)
             if quantize is not None:
-                mlm.quantize(quantize)
+                mlm.quantize(quantize, smooth=smooth)
             if compile:
                 mlm.compile()
             return mlm
@@ -280,12 +286,14 @@ class EchoSpladeEncoder:
             **merged,
         )
         if quantize is not None:
-            encoder.quantize(quantize)
+            encoder.quantize(quantize, smooth=smooth)
         if compile:
             encoder.compile()
         return encoder
 
-    def quantize(self, mode: str = "int8") -> None:
+    def quantize(
+        self, mode: str = "int8", smooth: float | None = None, calibration: Sequence[str] | None = None
+    ) -> None:
         """Run the backbone's linear layers in int8 (CPU only), in place; ``mode`` one of ``QUANTIZE_MODES``.
 
         Like ``dtype`` it is a precision choice of this process, not part of :attr:`model_rev`. Measured on the
@@ -294,8 +302,19 @@ class EchoSpladeEncoder:
         ``"int8-token-head"`` (also an int8 copy of the LM head for the SPLADE head) ~0.984, against >= 0.98 per
         text wanted: options for query encoding on a CPU, off by default. Otherwise the LM head keeps fp32.
 
+        Args:
+            mode: one of ``QUANTIZE_MODES``.
+            smooth: SmoothQuant alpha in [0, 1] (``echo_splade.encoder._smooth_quant``): before quantizing, each
+                linear layer's input channels are divided by ``max|X| ** smooth / max|W| ** (1 - smooth)`` and
+                its weight columns multiplied by it, the division folded into the layer before (the same fp32
+                function), so the per-channel activation outliers of the decoder move into the weights.
+                :data:`SMOOTH_ALPHA` (0.7) was chosen on dev data (README). Echo (Llama-family) encoders only.
+            calibration: texts encoded as queries, in fp32, to measure ``max|X|`` (default
+                :data:`CALIBRATION_TEXTS`, generic sentences). Only with ``smooth``.
+
         Raises:
-            ValueError: an unknown ``mode``, a model not on the CPU, or a PEFT model being trained.
+            ValueError: an unknown ``mode``, a model not on the CPU, a PEFT model being trained, ``smooth``
+                outside [0, 1] or on an encoder without Llama-family layers, or ``calibration`` without ``smooth``.
         """
         if _is_peft(self.model):
             raise ValueError("quantize is for inference: merge the LoRA adapter first (from_pretrained does)")
@@ -303,13 +322,38 @@ class EchoSpladeEncoder:
             raise ValueError(f"the encoder is already quantized ({self.quantized})")
         if self.compiled:
             raise ValueError("quantize before compile: the compiled backbone would keep the old layers")
+        if mode not in QUANTIZE_MODES:
+            raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {mode!r}")
         if mode == "int8-token-head" and not self._int8_head_supported:
             raise ValueError(f"quantize={mode!r} is for echo (causal LM) encoders; use 'int8-token'")
+        if calibration is not None and smooth is None:
+            raise ValueError("calibration texts are for smooth: pass smooth (e.g. SMOOTH_ALPHA) too")
+        if smooth is not None:
+            self._smooth(smooth, list(calibration) if calibration is not None else list(CALIBRATION_TEXTS))
         quantize_backbone(self.backbone, mode)
         if mode == "int8-token-head":
             # a quantized COPY: the tied input embeddings keep the fp32 weight
             self.head_override = Int8Linear(self.model.get_output_embeddings())
-        self.quantized = mode
+        self.quantized = mode if smooth is None else f"{mode}+smooth{smooth:g}"
+
+    def _smooth(self, alpha: float, calibration: list[str]) -> None:
+        """Measure the linear layers' input maxima on ``calibration`` and migrate them (:func:`smooth_backbone`)."""
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"smooth must be in [0, 1], got {alpha}")
+        if not calibration:
+            raise ValueError("smooth needs at least one calibration text")
+        layers = getattr(self.backbone, "layers", None)
+        if layers is None:
+            raise ValueError(
+                f"smooth supports echo encoders on Llama-family decoders; {type(self.backbone).__name__} has no layers"
+            )
+        names = [
+            f"layers.{index}.{name}"
+            for index in range(len(layers))
+            for name in ("self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj")
+        ]
+        maxima = activation_maxima(self.backbone, lambda: self.encode(calibration, "query"), names)
+        smooth_backbone(self.backbone, maxima, alpha)
 
     def compile(self, dynamic: bool = True) -> None:
         """Compile the backbone with ``torch.compile`` (inductor; on the CPU it needs a C++ compiler), in place.

@@ -126,3 +126,95 @@ def test_int8_token_head_quantizes_a_copy_of_the_lm_head(tiny_model):
     quantized.quantized, quantized.compiled = None, True  # what compile() records (compiling takes a minute)
     with pytest.raises(ValueError, match="quantize before compile"):
         quantized.quantize("int8-token")
+
+
+def test_smoothing_keeps_the_fp32_function_and_brings_int8_closer_to_it(tiny_model):
+    """SmoothQuant migration (``quantize(..., smooth=)``) rescales norms, up_proj/v_proj rows and the weight columns
+    so fp32 computes the same vectors; with channel outliers (here: one channel of every RMSNorm made 60x larger,
+    as the built-in model's activations have) per-token int8 then loses less than without it."""
+    import copy
+
+    import torch
+
+    from echo_splade.encoder import SMOOTH_ALPHA, Int8Linear
+
+    outliers = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for layer in outliers.backbone.layers:
+            layer.input_layernorm.weight[3] *= 60.0
+            layer.post_attention_layernorm.weight[5] *= 60.0
+    texts = ["wing lift and drag at supersonic speeds", "boundary layer transition on a flat plate"]
+    reference = outliers.encode_queries(texts, top_k=256)
+
+    smoothed = copy.deepcopy(outliers)
+    smoothed._smooth(SMOOTH_ALPHA, ["calibration text about aircraft engines", "another sentence"])
+    before = outliers.backbone.layers[0].input_layernorm.weight
+    assert not torch.allclose(smoothed.backbone.layers[0].input_layernorm.weight, before)  # it did rescale
+    for a, b in zip(reference, smoothed.encode_queries(texts, top_k=256)):
+        assert _cosine(a, b) > 0.99999  # the same fp32 function
+
+    plain, migrated = copy.deepcopy(outliers), copy.deepcopy(outliers)
+    plain.quantize("int8-token")
+    migrated.quantize("int8-token", smooth=SMOOTH_ALPHA)
+    assert migrated.quantized == f"int8-token+smooth{SMOOTH_ALPHA:g}" and migrated.model_rev == outliers.model_rev
+    assert isinstance(migrated.backbone.layers[0].mlp.down_proj, Int8Linear)
+    worse = [_cosine(a, b) for a, b in zip(reference, plain.encode_queries(texts, top_k=256))]
+    better = [_cosine(a, b) for a, b in zip(reference, migrated.encode_queries(texts, top_k=256))]
+    assert min(better) > max(worse)
+
+
+def test_smoothing_refuses_what_it_cannot_do(tiny_model):
+    import copy
+
+    with pytest.raises(ValueError, match="smooth is a setting of quantize"):
+        EchoSpladeEncoder.from_pretrained("no-such-model", smooth=0.7)
+    encoder = copy.deepcopy(tiny_model)
+    with pytest.raises(ValueError, match=r"smooth must be in \[0, 1\], got 1.5"):
+        encoder.quantize("int8-token", smooth=1.5)
+    with pytest.raises(ValueError, match="calibration texts are for smooth"):
+        encoder.quantize("int8-token", calibration=["a text"])
+    with pytest.raises(ValueError, match="at least one calibration text"):
+        encoder.quantize("int8-token", smooth=0.5, calibration=[])
+    assert encoder.quantized is None  # nothing half-done
+
+
+def test_int8_query_options_reach_the_encoder_the_connector_loads(backend):
+    """``SparseRetriever(encoder_options=...)`` (what ``ui``/``proxy``/``serve --int8 --compile`` pass) loads the
+    query encoder with them; the proxy's loader likewise; the CLI flag builds that dict."""
+    from click.testing import CliRunner
+
+    from echo_splade.cli._options import cpu_speed_options
+    from echo_splade.connector import SparseRetriever
+    from echo_splade.connector.proxy import load_query_encoder
+    from echo_splade.encoder import INT8_QUERY_OPTIONS, SMOOTH_ALPHA
+
+    assert INT8_QUERY_OPTIONS == {"quantize": "int8-token-head", "smooth": SMOOTH_ALPHA}
+    retriever = SparseRetriever(
+        backend, "no-such-index-int8", encoder="tiny-mistral", device="cpu", encoder_options=INT8_QUERY_OPTIONS
+    )
+    assert retriever.encoder.quantized == f"int8-token-head+smooth{SMOOTH_ALPHA:g}"
+    assert load_query_encoder("tiny-mistral", device="cpu", quantize="int8-token").quantized == "int8-token"
+
+    import click
+
+    seen = []
+
+    @click.command()
+    @cpu_speed_options
+    def probe(encoder_options):
+        seen.append(encoder_options)
+
+    for flags in ([], ["--int8"], ["--int8", "--compile"]):
+        assert CliRunner().invoke(probe, flags).exit_code == 0
+    assert seen == [{}, INT8_QUERY_OPTIONS, {**INT8_QUERY_OPTIONS, "compile": True}]
+
+
+def test_service_config_carries_the_int8_options():
+    from echo_splade.integration.service import ServiceConfig
+
+    config = ServiceConfig(model="echo-splade-smollm2-135m", quantize="int8-token-head", smooth=0.7, compile=True)
+    assert ServiceConfig(**config.to_dict()) == config  # what each replica is built from
+    with pytest.raises(ValueError, match="smooth must be a number given with quantize"):
+        ServiceConfig(model="echo-splade-smollm2-135m", smooth=0.7)
+    with pytest.raises(ValueError, match="compile must be true or false"):
+        ServiceConfig(model="echo-splade-smollm2-135m", compile="yes")

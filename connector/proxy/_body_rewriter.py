@@ -41,6 +41,7 @@ class BodyRewriter:
         encoder_factory: model name -> :class:`QueryEncoder` for ``llm`` aliases, called once per
             model (default: the in-process ``EchoSpladeEncoder``; the seam for a remote service).
         device: the in-process encoder's device.
+        encoder_options: further ``from_pretrained`` options of the in-process encoder (e.g. ``INT8_QUERY_OPTIONS``).
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class BodyRewriter:
         rules: Sequence[AliasRule],
         encoder_factory: Optional[Callable[[str], QueryEncoder]] = None,
         device: Optional[str] = None,
+        encoder_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
         self._backend = backend
         self.rules: dict[str, AliasRule] = {}
@@ -56,7 +58,8 @@ class BodyRewriter:
             if rule.name in self.rules:
                 raise ValueError(f"alias {rule.name!r} is configured twice")
             self.rules[rule.name] = rule
-        self.encoder_factory = encoder_factory or (lambda name: load_query_encoder(name, device=device))
+        options = dict(encoder_options or {})
+        self.encoder_factory = encoder_factory or (lambda name: load_query_encoder(name, device=device, **options))
         self._encoders: dict[str, GuardedEncoder] = {}
         self._retrievers: dict[str, SparseRetriever] = {}
         self._lock = threading.RLock()

@@ -32,10 +32,11 @@ class QueryEncoder(Protocol):
     def tokens(self, vector: Any) -> dict[str, float]: ...
 
 
-def load_query_encoder(name: str, device: Optional[str] = None) -> QueryEncoder:
-    """The in-process encoder ``name`` (a built-in short name or a model folder), loaded once."""
+def load_query_encoder(name: str, device: Optional[str] = None, **options: Any) -> QueryEncoder:
+    """The in-process encoder ``name`` (a built-in short name or a model folder), loaded once; ``options``: further
+    ``from_pretrained`` options (e.g. ``INT8_QUERY_OPTIONS``, ``compile=True``)."""
     from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
     logger.info("loading query encoder %s", name)
-    encoder: QueryEncoder = EchoSpladeEncoder.from_pretrained(name, device=device)
+    encoder: QueryEncoder = EchoSpladeEncoder.from_pretrained(name, device=device, **options)
     return encoder

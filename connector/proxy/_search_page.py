@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Optional
 
@@ -43,6 +44,7 @@ class SearchPage:
         encoder: ``llm`` mode: an encoder object, or a name to load; ``None``: the index's model.
         tokenizer: ``inference-free`` mode: a tokenizer name; ``None``: the index's model.
         k: hits per column.
+        encoder_options: ``llm`` mode: ``from_pretrained`` options when the encoder is loaded here (``SparseRetriever``).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class SearchPage:
         tokenizer: Optional[str] = None,
         k: int = 10,
         field: str = "sparse",
+        encoder_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if not aliases or not all(isinstance(a, str) and a.strip() for a in aliases):
             raise ValueError(f"give one or more alias names, got {aliases!r}")
@@ -68,6 +71,7 @@ class SearchPage:
         self.field = field
         self._encoder = encoder
         self._tokenizer = tokenizer
+        self._encoder_options = dict(encoder_options or {})
         self._retrievers: dict[str, SparseRetriever] = {}
         self._lock = threading.Lock()
         self.app = Starlette(
@@ -94,6 +98,7 @@ class SearchPage:
                     field=self.field,
                     tokenizer=self._tokenizer if self.mode == "inference-free" else None,
                     explain_top_n=8,
+                    encoder_options=self._encoder_options if self.mode == "llm" else None,
                 )
                 if self.mode == "llm" and self._encoder is None:
                     self._encoder = retriever.encoder  # loaded once, shared by every alias

@@ -3,7 +3,14 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from ._options import query_mode_option, query_model_option, query_top_k_option, run_guarded, sparse_weight_option
+from ._options import (
+    cpu_speed_options,
+    query_mode_option,
+    query_model_option,
+    query_top_k_option,
+    run_guarded,
+    sparse_weight_option,
+)
 
 ENV_PREFIX = "ECHO_SPLADE_"
 # options that configure the aliases named with --alias (and, given on the command line, every alias of --config)
@@ -97,8 +104,9 @@ _SERVER_OPTIONS = ("port", "host", "on_encoder_error", "ca_certs", "certfile", "
 @click.option(
     "--api-key", envvar=ENV_PREFIX + "API_KEY", help=f"The proxy's own API key (prefer ${ENV_PREFIX}API_KEY)."
 )
+@cpu_speed_options
 @click.pass_context
-def command(ctx: click.Context, **opts) -> None:
+def command(ctx: click.Context, encoder_options, **opts) -> None:
     """Run a reverse proxy in front of a cluster that rewrites searches on --alias into learned sparse ones.
 
     Every request passes through unchanged (method, path, query string, headers including Authorization,
@@ -146,7 +154,9 @@ def command(ctx: click.Context, **opts) -> None:
             verify_certs=not opts["no_verify_certs"],
             **server,
         )
-        rewriter = BodyRewriter(lambda: connect(conn), config.aliases, device=opts["device"])
+        rewriter = BodyRewriter(
+            lambda: connect(conn), config.aliases, device=opts["device"], encoder_options=encoder_options
+        )
         scheme = "https" if config.certfile else "http"
         described = ", ".join(f"{r.name} ({r.mode}{', hybrid' if r.hybrid else ''})" for r in config.aliases) or "none"
         click.echo(

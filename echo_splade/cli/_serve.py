@@ -7,7 +7,7 @@ import click
 
 from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
 
-from ._options import adapter_option, run_guarded
+from ._options import adapter_option, cpu_speed_options, run_guarded
 
 
 @click.command("serve")
@@ -50,8 +50,21 @@ from ._options import adapter_option, run_guarded
     "--threads", type=click.IntRange(min=1), help="Torch CPU threads per replica. [default: cores / replicas]"
 )
 @click.option("--ray-port", type=click.IntRange(1024, 65535), help="GCS port of the local Ray cluster.")
+@cpu_speed_options
 def command(
-    model, adapter, host, port, max_batch_size, batch_wait_ms, max_texts, max_chars, replicas, device, threads, ray_port
+    model,
+    adapter,
+    host,
+    port,
+    max_batch_size,
+    batch_wait_ms,
+    max_texts,
+    max_chars,
+    replicas,
+    device,
+    threads,
+    ray_port,
+    encoder_options,
 ) -> None:
     """Serve the encoder over HTTP until Ctrl-C / SIGTERM (in-flight requests finish first).
 
@@ -77,6 +90,7 @@ def command(
             device=device,
             threads=threads,
             ray_port=ray_port,
+            **encoder_options,
         )
         service = EncoderService(config)
         stop = threading.Event()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from ._options import connection_options, query_mode_option, query_model_option, run_guarded
+from ._options import connection_options, cpu_speed_options, query_mode_option, query_model_option, run_guarded
 
 
 @click.command("ui")
@@ -18,8 +18,9 @@ from ._options import connection_options, query_mode_option, query_model_option,
 @query_mode_option()
 @query_model_option
 @click.option("--k", "k", type=click.IntRange(1, 50), default=10, show_default=True, help="Hits per column.")
+@cpu_speed_options
 @connection_options
-def command(conn, aliases, port, host, mode, model, k) -> None:
+def command(conn, aliases, port, host, mode, model, k, encoder_options) -> None:
     """Serve a search page: BM25, sparse and hybrid hits side by side, with the terms each hit matched.
 
     Open http://HOST:PORT in a browser; everything is on one self-contained page (nothing loaded from
@@ -40,6 +41,7 @@ def command(conn, aliases, port, host, mode, model, k) -> None:
             encoder=model if mode == "llm" else None,
             tokenizer=model if mode == "inference-free" else None,
             k=k,
+            encoder_options=encoder_options,
         )
         if mode == "llm":
             _ = page.retriever(aliases[0]).encoder  # load the model before the first search, not during it

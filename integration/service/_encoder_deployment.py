@@ -80,7 +80,13 @@ class EncoderDeployment:
         from echo_splade.encoder import EchoSpladeEncoder  # lazy: imports torch
 
         self.encoder = EchoSpladeEncoder.from_pretrained(
-            cfg.model, adapter=cfg.adapter, device=cfg.device, batch_size=cfg.max_batch_size
+            cfg.model,
+            adapter=cfg.adapter,
+            device=cfg.device,
+            batch_size=cfg.max_batch_size,
+            quantize=cfg.quantize,
+            smooth=cfg.smooth,
+            compile=cfg.compile,
         )
         self.model_name = getattr(self.encoder, "source", None) or self.encoder.model_id
         self.stats = ServiceMetrics(replica=serve.get_replica_context().replica_id.unique_id)

@@ -30,6 +30,8 @@ class ServiceConfig:
         adapter: a PEFT LoRA adapter folder for ``model``.
         threads: torch CPU threads per replica (default: the machine's cores divided by ``replicas``).
         ray_port: the port of the local Ray cluster's GCS (the other Ray ports follow Ray's defaults).
+        quantize, smooth, compile: ``EchoSpladeEncoder.from_pretrained`` options of each replica (CPU int8 and
+            ``torch.compile``; ``INT8_QUERY_OPTIONS`` is what ``serve --int8`` sets); the encoder validates them.
     """
 
     model: str
@@ -44,6 +46,9 @@ class ServiceConfig:
     adapter: Optional[str] = None
     threads: Optional[int] = None
     ray_port: Optional[int] = None
+    quantize: Optional[str] = None
+    smooth: Optional[float] = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -56,6 +61,12 @@ class ServiceConfig:
             raise ValueError(f"port must be in 1..65535, got {self.port!r}")
         if not isinstance(self.batch_wait_ms, (int, float)) or not 0 <= self.batch_wait_ms <= 10_000:
             raise ValueError(f"batch_wait_ms must be a number in 0..10000, got {self.batch_wait_ms!r}")
+        if self.quantize is not None and not isinstance(self.quantize, str):
+            raise ValueError(f"quantize must be a mode name or None, got {self.quantize!r}")
+        if self.smooth is not None and (self.quantize is None or not isinstance(self.smooth, (int, float))):
+            raise ValueError(f"smooth must be a number given with quantize, got {self.smooth!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {self.threads!r}")
 
