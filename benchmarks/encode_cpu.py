@@ -26,7 +26,8 @@ Other modes (one each):
   alpha). With ``--e2e-index NAME --e2e-url URL`` (one corpus) the timed call is the whole search instead:
   ``SparseRetriever.search(text, k=10)`` on that index (llm mode, its defaults, the query-vector cache off).
 - ``--ndcg-index NAME --ndcg-url URL --ndcg-corpus DIR``: nDCG@10 of the collection's test queries encoded by each
-  precision of ``--variants`` against an index of the same model (documents as indexed).
+  precision of ``--variants`` against an index of the same model (documents as indexed); ``NAME,OTHER``: also on
+  another index of the same documents (e.g. written by ``ingest --int8``), all against fp32 on the first.
 
     python benchmarks/encode_cpu.py --kind query --docs 30 --study
     python benchmarks/encode_cpu.py --latency --docs 20 --variants fp32-1t,fp32-2t,int8-token-1t,int8-token-2t,int8-1t
@@ -485,7 +486,10 @@ def _search_one(retriever, text: str) -> None:
 
 
 def query_ndcg(args) -> None:
-    """nDCG@10 of the index's ``--ndcg-split`` queries encoded by each variant (the documents stay as indexed)."""
+    """nDCG@10 of the index's ``--ndcg-split`` queries encoded by each variant (the documents stay as indexed).
+
+    ``--ndcg-index A,B``: the same for each index (e.g. B holds the same documents encoded by ``ingest --int8``);
+    every row is compared with fp32 queries on the first index."""
     import numpy as np
     import torch
     from ranx import Qrels, Run, evaluate
@@ -500,31 +504,35 @@ def query_ndcg(args) -> None:
     qrels = read_beir_qrels(args.ndcg_corpus / "qrels" / f"{args.ndcg_split}.tsv")
     queries = read_beir_queries(args.ndcg_corpus / "queries.jsonl", ids=qrels)
     backend = connect(ConnectionConfig(urls=(args.ndcg_url,), timeout=120))
-    scores, vectors, per_query = {}, {}, {}
-    for precision, encoder in encoders.items():
-        retriever = SparseRetriever(backend, args.ndcg_index, encoder=encoder, mode="llm")
-        run = {}
-        for qid, text in queries.items():
-            run[qid] = {h.id: float(h.score) for h in retriever.search(text, k=10)} or {"__none__": 0.0}
-        vectors[precision] = encoder.encode(list(queries.values()), "query", top_k=256)
-        # per query (the same Qrels, so the same query order for every variant): the paired difference's spread
-        per_query[precision] = np.asarray(
-            evaluate(Qrels({q: qrels[q] for q in queries}), Run(run), "ndcg@10", return_mean=False)
-        )
-        scores[precision] = float(per_query[precision].mean())
+    indexes = args.ndcg_index.split(",")
+    vectors = {p: e.encode(list(queries.values()), "query", top_k=256) for p, e in encoders.items()}
+    per_query = {}
+    for index in indexes:
+        for precision, encoder in encoders.items():
+            retriever = SparseRetriever(backend, index, encoder=encoder, mode="llm")
+            run = {}
+            for qid, text in queries.items():
+                run[qid] = {h.id: float(h.score) for h in retriever.search(text, k=10)} or {"__none__": 0.0}
+            # per query (the same Qrels, so the same query order for every row): the paired difference's spread
+            per_query[index, precision] = np.asarray(
+                evaluate(Qrels({q: qrels[q] for q in queries}), Run(run), "ndcg@10", return_mean=False)
+            )
+    base = per_query[indexes[0], "fp32"]
     print(
-        f"{args.ndcg_index} ({backend.count(args.ndcg_index)} docs): {len(queries)} {args.ndcg_split} queries, "
-        "query top-k 64; vs fp32: the mean paired difference +- its standard error, queries changed"
+        f"{len(queries)} {args.ndcg_split} queries, query top-k 64; vs fp32 queries on {indexes[0]}: the mean paired "
+        "difference +- its standard error, queries changed"
     )
-    for precision in precisions:
-        agree = agreement(vectors["fp32"], vectors[precision])
-        diff = per_query[precision] - per_query["fp32"]
-        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
-        print(
-            f"  {precision:12} nDCG@10 {scores[precision]:.4f} ({diff.mean():+.4f} +- {se:.4f} vs fp32; "
-            f"{int((np.abs(diff) > 1e-9).sum())} queries changed); "
-            f"query cosine vs fp32 mean {agree['cos_mean']:.4f} min {agree['cos_min']:.4f}"
-        )
+    for index in indexes:
+        print(f"{index} ({backend.count(index)} docs)")
+        for precision in precisions:
+            agree = agreement(vectors["fp32"], vectors[precision])
+            diff = per_query[index, precision] - base
+            se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+            print(
+                f"  {precision:12} nDCG@10 {per_query[index, precision].mean():.4f} ({diff.mean():+.4f} +- {se:.4f}; "
+                f"{int((np.abs(diff) > 1e-9).sum())} queries changed); "
+                f"query cosine vs fp32 mean {agree['cos_mean']:.4f} min {agree['cos_min']:.4f}"
+            )
     backend.close()
 
 

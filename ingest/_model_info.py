@@ -7,7 +7,11 @@ from typing import Any, Optional
 
 from echo_splade.mappings import model_name
 
-__all__ = ["ModelInfo"]
+__all__ = ["PRECISION_OPTIONS", "ModelInfo"]
+
+#: ``from_pretrained`` options that choose how the model computes, not which model it is: like ``dtype`` they are
+#: not part of ``model_rev`` (``EchoSpladeEncoder.quantize``), so the info ignores them.
+PRECISION_OPTIONS: tuple[str, ...] = ("dtype", "quantize", "smooth", "compile")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +37,14 @@ class ModelInfo:
     @classmethod
     def load(cls, model: str, adapter: Optional[str] = None, options: Optional[dict] = None) -> ModelInfo:
         """The info of the encoder ``EchoSpladeEncoder.from_pretrained(model, adapter=adapter, **options)`` would
-        load, read from its files (``echo_splade.json``, adapter and bias files) without loading any weights.
+        load, read from its files (``echo_splade.json``, adapter and bias files) without loading any weights
+        (:data:`PRECISION_OPTIONS` in ``options`` do not change it).
 
         Raises:
             ValueError: an unknown or out-of-range option, or an adapter folder without a PEFT adapter.
         """
         from echo_splade.encoder import EncoderSpec  # lazy: its config check imports torch (no weights)
 
-        spec = EncoderSpec.resolve(model, adapter=adapter, **(options or {}))
+        model_options = {k: v for k, v in (options or {}).items() if k not in PRECISION_OPTIONS}
+        spec = EncoderSpec.resolve(model, adapter=adapter, **model_options)
         return cls(model=spec.source, model_rev=spec.model_rev, config=spec.config)

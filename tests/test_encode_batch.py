@@ -51,9 +51,17 @@ def test_model_info_and_the_actors_model_rev_check(tiny_model, tmp_path):
     # what the job provisions from without model_info: read from the files, no weights loaded
     assert ModelInfo.load("tiny-mistral") == info
     assert ModelInfo.load("tiny-mistral", options={"max_length": 64}).model_rev != info.model_rev
+    # precision options (ingest --int8 --compile) load another precision of the same model: same info
+    int8 = {"quantize": "int8-token-head", "smooth": 0.7}
+    assert ModelInfo.load("tiny-mistral", options={**int8, "compile": True}) == info
+
     # the actors check that they load the model the index was prepared for
     step = EncodeBatch("tiny-mistral", expected_model_rev=None, **OPTIONS)
     same = EncodeBatch("tiny-mistral", expected_model_rev=step.model_rev, **OPTIONS)
+    options = {**OPTIONS, "encoder_options": {**OPTIONS["encoder_options"], **int8}}
+    quantized = EncodeBatch("tiny-mistral", expected_model_rev=step.model_rev, **options)  # the same model_rev
+    assert quantized.encoder.quantized == "int8-token-head+smooth0.7"
+    assert quantized(_batch(["glaciers carve valleys"])).column("status").to_pylist() == [STATUS_ENCODED]
     out = same(_batch(["glaciers carve valleys"]))
     assert out.column_names == [c for c in RECORD_FIELDS if c not in ENCODE_DROPS] + list(ENCODE_ADDS)
     assert out.column("status").to_pylist() == [STATUS_ENCODED]

@@ -149,7 +149,7 @@ def cpu_speed_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--int8",
         is_flag=True,
         help="Encode with int8 on the CPU (per-token int8 backbone and LM head after a SmoothQuant migration; "
-        "echo models): 1.45x fp32's speed, nDCG@10 within 0.005 of fp32 on dev (README 'Measured').",
+        "echo models): faster, vectors near fp32's; speed and nDCG@10 against fp32 in README 'Measured'.",
     )
     @click.option(
         "--compile",
