@@ -161,7 +161,7 @@ def cpu_speed_options(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, int8: bool, compile_: bool, **kwargs: Any) -> Any:
         options: dict[str, Any] = {}
         if int8:
-            from echo_splade.encoder._quantization import INT8_QUERY_OPTIONS  # imports torch: only when asked
+            from echo_splade.encoder import INT8_QUERY_OPTIONS  # imports torch: only when asked
 
             options.update(INT8_QUERY_OPTIONS)
         if compile_:
