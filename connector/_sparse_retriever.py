@@ -377,8 +377,7 @@ class SparseRetriever:
         request = {"size": size, "_source": False, "track_total_hits": False}
         phased = self._with_two_phase(body, features, filters, plan, size) if plan is not None else body
         lists = self.backend.msearch(self.index, [bm25_body, {**phased, **request}])
-        if phased is not body and len(lists[1]["hits"]["hits"]) < size:  # see _sparse_search
-            lists[1] = self.backend.search(self.index, {**body, **request})
+        lists[1] = self._unless_phase_1_fell_short(lists[1], phased, body, request)
         ranked = [[(h["_id"], float(h["_score"] or 0.0)) for h in resp["hits"]["hits"]] for resp in lists]
         fused = hyb.fuse(ranked[0], ranked[1])[:k]
         docs = self._mget([doc_id for doc_id, _, _ in fused])
@@ -392,18 +391,19 @@ class SparseRetriever:
     def _sparse_search(
         self, body: dict, features: Mapping[str, float], filters: Any, plan: Optional[TwoPhase], request: dict
     ) -> dict:
-        """The sparse search of ``body`` (``request``: its size and source), in two phases when ``plan`` says so.
-
-        When phase 1 finds fewer than ``size`` documents (its heaviest terms match few; a small index), the search
-        runs again with every term: two-phase never returns fewer hits than exhaustive scoring would (documents
-        that match only the lighter terms would be missing otherwise). On a collection where phase 1 fills the
-        window this costs nothing.
-        """
+        """The sparse search of ``body`` (``request``: its size and source), in two phases when ``plan`` says so."""
         request = {**request, "track_total_hits": False}
         phased = self._with_two_phase(body, features, filters, plan, request["size"]) if plan is not None else body
         resp = self.backend.search(self.index, {**phased, **request})
+        return self._unless_phase_1_fell_short(resp, phased, body, request)
+
+    def _unless_phase_1_fell_short(self, resp: dict, phased: dict, body: dict, request: dict) -> dict:
+        """``resp`` (the response to ``phased``), or, when ``phased`` is a two-phase body whose phase 1 found fewer
+        than ``request["size"]`` documents (its heaviest terms match few; a small index), the response to the
+        exhaustive ``body``: two-phase never returns fewer hits than exhaustive scoring would (documents that match
+        only the lighter terms would be missing otherwise). Where phase 1 fills the window this costs nothing."""
         if phased is not body and len(resp["hits"]["hits"]) < request["size"]:
-            resp = self.backend.search(self.index, {**body, **request})
+            return self.backend.search(self.index, {**body, **request})
         return resp
 
     def _mget(self, ids: Sequence[str]) -> dict[str, dict]:

@@ -23,8 +23,8 @@ from ._encoder_spec import (
 )
 from ._int8_linear import Int8Linear
 from ._model_registry import DEFAULT_MODEL, load_model_from_gguf, resolve_model
-from ._quantization import QUANTIZE_MODES, quantize_backbone
-from ._smooth_quant import CALIBRATION_TEXTS, activation_maxima, smooth_backbone
+from ._quantization import check_quantizable, check_quantize_mode, quantize_backbone
+from ._smooth_quant import CALIBRATION_TEXTS, activation_maxima, check_alpha, smooth_backbone, smoothed_inputs
 from ._sparse_vector import SparseVector
 from ._splade_pooling import Normalize, SpladePooling
 from ._vocab_bias import BIAS_FILE, VocabBias
@@ -224,8 +224,8 @@ class EchoSpladeEncoder:
                 :data:`SMOOTH_ALPHA` is the value chosen on dev data; see :meth:`quantize`).
             **config: any other of :attr:`config_keys` (overrides saved values).
         """
-        if quantize is not None and quantize not in QUANTIZE_MODES:
-            raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {quantize!r}")
+        if quantize is not None:
+            check_quantize_mode(quantize)
         if smooth is not None and quantize is None:
             raise ValueError("smooth is a setting of quantize: pass quantize='int8-token-head' (or another mode) too")
         spec = EncoderSpec.resolve(name_or_path, adapter, max_length, batch_size, gguf_file, **config)
@@ -322,8 +322,7 @@ class EchoSpladeEncoder:
             raise ValueError(f"the encoder is already quantized ({self.quantized})")
         if self.compiled:
             raise ValueError("quantize before compile: the compiled backbone would keep the old layers")
-        if mode not in QUANTIZE_MODES:
-            raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {mode!r}")
+        check_quantizable(self.backbone, mode)  # before smoothing changes any weight
         if mode == "int8-token-head" and not self._int8_head_supported:
             raise ValueError(f"quantize={mode!r} is for echo (causal LM) encoders; use 'int8-token'")
         if calibration is not None and smooth is None:
@@ -338,20 +337,10 @@ class EchoSpladeEncoder:
 
     def _smooth(self, alpha: float, calibration: list[str]) -> None:
         """Measure the linear layers' input maxima on ``calibration`` and migrate them (:func:`smooth_backbone`)."""
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"smooth must be in [0, 1], got {alpha}")
+        check_alpha(alpha)
         if not calibration:
             raise ValueError("smooth needs at least one calibration text")
-        layers = getattr(self.backbone, "layers", None)
-        if layers is None:
-            raise ValueError(
-                f"smooth supports echo encoders on Llama-family decoders; {type(self.backbone).__name__} has no layers"
-            )
-        names = [
-            f"layers.{index}.{name}"
-            for index in range(len(layers))
-            for name in ("self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj")
-        ]
+        names = smoothed_inputs(self.backbone)  # before calibrating: a backbone it cannot smooth is refused first
         maxima = activation_maxima(self.backbone, lambda: self.encode(calibration, "query"), names)
         smooth_backbone(self.backbone, maxima, alpha)
 

@@ -15,7 +15,15 @@ from ._smooth_quant import SMOOTH_ALPHA
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["INT8_QUERY_OPTIONS", "QUANTIZE_MODES", "Quantize", "fuse_projections", "quantize_backbone"]
+__all__ = [
+    "INT8_QUERY_OPTIONS",
+    "QUANTIZE_MODES",
+    "Quantize",
+    "check_quantizable",
+    "check_quantize_mode",
+    "fuse_projections",
+    "quantize_backbone",
+]
 
 #: ``"int8"``: the backbone's ``nn.Linear`` layers run with int8 weights (one scale per tensor) and int8
 #: activations with one scale per call (``torch.ao.quantization.quantize_dynamic``): far from fp32 for the built-in
@@ -58,6 +66,23 @@ def fuse_projections(backbone: torch.nn.Module, int8: bool) -> int:
     return fused
 
 
+def check_quantize_mode(mode: object) -> None:
+    """Raises ``ValueError`` naming the allowed modes unless ``mode`` is one of :data:`QUANTIZE_MODES`."""
+    if mode not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {mode!r}")
+
+
+def check_quantizable(backbone: torch.nn.Module, mode: object) -> None:
+    """Raises ``ValueError`` unless ``mode`` is known and ``backbone`` is on the CPU (int8 kernels are CPU
+    kernels): checked before anything changes the model."""
+    check_quantize_mode(mode)
+    devices = {p.device.type for p in backbone.parameters()}
+    if devices != {"cpu"}:
+        raise ValueError(
+            f"quantize={mode!r} runs on the CPU only; the model is on {sorted(devices)} (use device='cpu')"
+        )
+
+
 def quantize_backbone(backbone: torch.nn.Module, mode: str) -> int:
     """Quantize ``backbone``'s ``nn.Linear`` layers in place; returns how many were replaced.
 
@@ -68,13 +93,7 @@ def quantize_backbone(backbone: torch.nn.Module, mode: str) -> int:
         ValueError: ``mode`` is not one of :data:`QUANTIZE_MODES`, or the backbone is not on the CPU
             (dynamic int8 kernels are CPU kernels).
     """
-    if mode not in QUANTIZE_MODES:
-        raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {mode!r}")
-    devices = {p.device.type for p in backbone.parameters()}
-    if devices != {"cpu"}:
-        raise ValueError(
-            f"quantize={mode!r} runs on the CPU only; the model is on {sorted(devices)} (use device='cpu')"
-        )
+    check_quantizable(backbone, mode)
     linear = sum(1 for m in backbone.modules() if type(m) is torch.nn.Linear)
     if mode in ("int8-token", "int8-token-head"):
         fused = fuse_projections(backbone, int8=True)

@@ -21,12 +21,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CALIBRATION_TEXTS", "SMOOTH_ALPHA", "activation_maxima", "smooth_backbone"]
+__all__ = [
+    "CALIBRATION_TEXTS",
+    "SMOOTH_ALPHA",
+    "activation_maxima",
+    "check_alpha",
+    "smooth_backbone",
+    "smoothed_inputs",
+]
 
 #: The migration strength chosen on dev data (NFCorpus dev queries, README "Measured"): 0.5 and 0.8 left some
 #: queries far from fp32, 0.6-0.7 none; 0.7 the closest on average.
@@ -77,6 +85,30 @@ def activation_maxima(
     return maxima
 
 
+#: Per decoder layer, the linear layers whose inputs are measured: one per group that shares an input (q/k/v,
+#: gate/up) and the two that read their own (o_proj, down_proj).
+_MEASURED = ("self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj")
+
+
+def check_alpha(alpha: float) -> None:
+    """Raises ``ValueError`` unless ``alpha`` is in [0, 1]."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"smooth must be in [0, 1], got {alpha}")
+
+
+def smoothed_inputs(backbone: torch.nn.Module) -> list[str]:
+    """The names of the linear layers whose input maxima :func:`smooth_backbone` needs (for
+    :func:`activation_maxima`).
+
+    Raises:
+        ValueError: the backbone is not a Llama-family decoder (no ``.layers`` list).
+    """
+    layers = getattr(backbone, "layers", None)
+    if layers is None:
+        raise ValueError(f"smooth supports Llama-family decoders (a .layers list); got {type(backbone).__name__}")
+    return [f"layers.{index}.{name}" for index in range(len(layers)) for name in _MEASURED]
+
+
 def _scales(act_max: torch.Tensor, weights: Sequence[torch.Tensor], alpha: float) -> torch.Tensor:
     """``s_j = max|X_j| ** alpha / max|W_j| ** (1 - alpha)`` over the layers' columns (``[in_features]``)."""
     w_max = torch.stack([w.detach().abs().amax(dim=0) for w in weights]).amax(dim=0).float()
@@ -92,30 +124,24 @@ def smooth_backbone(backbone: torch.nn.Module, maxima: dict[str, torch.Tensor], 
     Raises:
         ValueError: ``alpha`` outside [0, 1], a layer without the expected modules, or a missing maximum.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"smooth alpha must be in [0, 1], got {alpha}")
-    layers = getattr(backbone, "layers", None)
-    if layers is None:
-        raise ValueError(f"smoothing supports Llama-family decoders (a .layers list); got {type(backbone).__name__}")
+    check_alpha(alpha)
+    missing = [name for name in smoothed_inputs(backbone) if name not in maxima]
+    if missing:
+        raise ValueError(f"cannot smooth: no activation maximum for {missing[:3]} ({len(missing)} missing)")
+    layers: Any = backbone.layers  # a decoder's layer list (smoothed_inputs checked it is there)
     changed = 0
     with torch.no_grad():
         for index, layer in enumerate(layers):
             prefix = f"layers.{index}"
             try:
                 attn, mlp = layer.self_attn, layer.mlp
-                norms = (layer.input_layernorm, layer.post_attention_layernorm)
                 groups = (
-                    (norms[0], (attn.q_proj, attn.k_proj, attn.v_proj), f"{prefix}.self_attn.q_proj"),
-                    (norms[1], (mlp.gate_proj, mlp.up_proj), f"{prefix}.mlp.gate_proj"),
+                    (layer.input_layernorm, (attn.q_proj, attn.k_proj, attn.v_proj), f"{prefix}.self_attn.q_proj"),
+                    (layer.post_attention_layernorm, (mlp.gate_proj, mlp.up_proj), f"{prefix}.mlp.gate_proj"),
                 )
-                for name in (f"{prefix}.self_attn.o_proj", f"{prefix}.mlp.down_proj"):
-                    if name not in maxima:
-                        raise KeyError(name)
-            except (AttributeError, KeyError) as error:
-                raise ValueError(f"cannot smooth {prefix}: missing {error}") from error
+            except AttributeError as error:
+                raise ValueError(f"cannot smooth {prefix}: {error}") from error
             for norm, linears, name in groups:
-                if name not in maxima:
-                    raise ValueError(f"cannot smooth {prefix}: no activation maximum for {name}")
                 s = _scales(maxima[name], [lin.weight for lin in linears], alpha)
                 norm.weight.div_(s.to(norm.weight.dtype))
                 for lin in linears:
