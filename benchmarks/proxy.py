@@ -57,6 +57,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_proxy(upstream: str, options: list[str], timeout: float = 300.0) -> tuple[subprocess.Popen, str]:
+    """``echo-splade proxy --upstream UPSTREAM OPTIONS`` as a subprocess on a free port, once it answers:
+    ``(process, url)``. Raises ``RuntimeError`` with the end of its stderr when it does not start."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "echo_splade", "proxy", "--upstream", upstream, "--port", str(port), *options],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url + "/", timeout=5)
+            return proc, url
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                err = (proc.stderr.read() if proc.stderr else b"").decode()[-2000:]
+                raise RuntimeError(f"the proxy did not start: {err}") from None
+            time.sleep(0.2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:9200", help="the node")
@@ -79,26 +101,12 @@ def main() -> int:
     retriever = SparseRetriever(backend, args.index, mode="inference-free")
     sparse_bodies = {q: retriever.rewrite(app_body(q), field="text") for q in QUERIES}
 
-    port = free_port()
-    proxy_url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "echo_splade", "proxy", "--upstream", args.url, "--port", str(port),
-         "--alias", args.index, "--mode", "inference-free"],
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                httpx.get(proxy_url + "/", timeout=5)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    print(
-                        "error: the proxy did not start", (proc.stderr.read() if proc.stderr else b"").decode()[-2000:]
-                    )
-                    return 1
-                time.sleep(0.2)
+        proc, proxy_url = start_proxy(args.url, ["--alias", args.index, "--mode", "inference-free"])
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
         headers = {"content-type": "application/json"}
 
         def request(client: httpx.Client, kind: str, q: str) -> float:

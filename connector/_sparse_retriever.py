@@ -443,18 +443,86 @@ class SparseRetriever:
         was; the input is not mutated. See :class:`QueryRewriter` for which
         clauses are replaced and which are left unchanged with a warning. With
         ``hybrid`` the original clause stays and the sparse clause is added
-        beside it (raw weighted sum, see :meth:`Hybrid.combine_clauses`).
+        beside it (raw weighted sum, see :meth:`Hybrid.combine_clauses`). The
+        rewritten body scores exhaustively; :meth:`rewrite_two_phase` gives a
+        two-phase one beside it.
         """
+        return self._rewrite(body, field, hybrid, None, None)[0]
+
+    def rewrite_two_phase(
+        self,
+        body: Mapping[str, Any],
+        field: Union[str, Sequence[str]] = "text",
+        hybrid: HybridLike = None,
+        two_phase: TwoPhaseLike = True,
+        params: Optional[Mapping[str, str]] = None,
+    ) -> tuple[dict, Optional[dict]]:
+        """``(exhaustive, phased)``: :meth:`rewrite`'s body, and the same search in two phases (``None`` where
+        it does not apply), with the query text encoded once.
+
+        The phased body's query is the rewritten query with each sparse clause cut to its phase-1 terms
+        (:meth:`TwoPhase.phase1`); its ``rescore`` scores the top ``from + size`` window (times the window
+        factor) with the whole exhaustive query (``query_weight`` 0), so every hit returned carries the score
+        the exhaustive body gives it, whatever else the query holds (filters, other clauses, hybrid BM25).
+        It does not apply where the body ranks or counts by more than the score (:meth:`TwoPhase.refusal`:
+        ``sort``, ``aggs``, ``collapse``, an own ``rescore``, ``min_score``, ...; ``params`` are the request's
+        URL parameters), nor where phase 1 would keep every term. Phase 1 matches only documents holding a
+        heavy term: ``hits.total`` counts those, and a search whose phase 1 returns fewer than ``size`` hits
+        should be sent again exhaustively (as :meth:`search` does).
+        """
+        plan = TwoPhase.coerce(two_phase)
+        refusal = None if plan is None else plan.refusal(body, params)
+        if plan is None or refusal is not None:
+            if refusal is not None:
+                logger.debug("rewrite: exhaustive, not two-phase: %s", refusal)
+            return self._rewrite(body, field, hybrid, None, None)[0], None
+        return self._rewrite(body, field, hybrid, plan, params)
+
+    def _rewrite(
+        self,
+        body: Mapping[str, Any],
+        field: Union[str, Sequence[str]],
+        hybrid: HybridLike,
+        plan: Optional[TwoPhase],
+        params: Optional[Mapping[str, str]],
+    ) -> tuple[dict, Optional[dict]]:
         if self.mode == "tokens":
             raise ValueError(
                 "rewrite encodes the body's query text; it needs mode 'llm' or 'inference-free', not 'tokens'"
             )
         hyb = self._hybrid_for(hybrid)
+        phase1: dict[int, dict] = {}  # id(full clause placed in the body) -> its phase-1 clause
 
         def make_clause(text: str, max_terms: int, original: dict, boost: Optional[float], name: Optional[str]) -> dict:
             features = self._query_features(self.query_encoder.prepare(text), max_terms)
+            first = plan.phase1(features) if plan is not None else features
             if hyb is None:
-                return self._clause(features, boost=boost, name=name)
-            return hyb.combine_clauses(original, self._clause(features, boost=boost))
+                full = self._clause(features, boost=boost, name=name)
+                cut = self._clause(first, boost=boost, name=name)
+            else:
+                full = hyb.combine_clauses(original, self._clause(features, boost=boost))
+                cut = hyb.combine_clauses(original, self._clause(first, boost=boost))
+            if len(first) < len(features):
+                phase1[id(full)] = cut
+            return full
 
-        return QueryRewriter(field).rewrite(body, make_clause, self.clause_limit, keeps_original=hyb is not None)
+        out = QueryRewriter(field).rewrite(body, make_clause, self.clause_limit, keeps_original=hyb is not None)
+        if plan is None or not phase1:
+            return out, None
+        page = plan.page(body, params)
+        start, size = page if page is not None else (0, 10)  # refusal() has checked the page
+        phased = dict(out)
+        phased["query"] = _swapped(out["query"], phase1)
+        phased["rescore"] = plan.rescore(copy.deepcopy(out["query"]), plan.window(start + size))
+        return out, phased
+
+
+def _swapped(node: Any, swaps: Mapping[int, dict]) -> Any:
+    """A copy of ``node`` with each object whose ``id`` is in ``swaps`` replaced by its value."""
+    if id(node) in swaps:
+        return swaps[id(node)]
+    if isinstance(node, dict):
+        return {k: _swapped(v, swaps) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_swapped(v, swaps) for v in node]
+    return node

@@ -7,9 +7,40 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-__all__ = ["TwoPhase", "TwoPhaseLike"]
+__all__ = ["TwoPhase", "TwoPhaseLike", "PHASEABLE_KEYS"]
 
 TwoPhaseLike = Union[None, bool, "TwoPhase", Mapping[str, Any]]
+
+#: Top-level keys of a search body under which a two-phase search returns the hits that exhaustive scoring
+#: would (up to the window): nothing that ranks by other than the score (``sort``, ``collapse``,
+#: ``search_after``), rescores already (``rescore``), cuts by the phase-1 score (``min_score``,
+#: ``terminate_after``) or counts the matches (``aggs``: phase 1 matches fewer documents).
+PHASEABLE_KEYS = frozenset(
+    {
+        "query",
+        "size",
+        "from",
+        "_source",
+        "stored_fields",
+        "docvalue_fields",
+        "fields",
+        "script_fields",
+        "highlight",
+        "post_filter",
+        "suggest",
+        "track_total_hits",
+        "track_scores",
+        "timeout",
+        "explain",
+        "version",
+        "seq_no_primary_term",
+        "stats",
+        "profile",
+    }
+)
+# URL parameters of a search that change the same things (``filter_path`` may drop the hits that say whether
+# phase 1 fell short)
+_BLOCKING_PARAMS = frozenset({"scroll", "sort", "q", "search_after", "terminate_after", "min_score", "filter_path"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +111,39 @@ class TwoPhase:
     def window(self, k: int) -> int:
         """Hits per shard that phase 2 rescores for a top-``k`` search."""
         return min(self.max_window, max(k, math.ceil(k * self.window_factor)))
+
+    def refusal(self, body: Mapping[str, Any], params: Optional[Mapping[str, str]] = None) -> Optional[str]:
+        """Why ``body`` (with the URL ``params`` of its request) cannot be searched in two phases with the hits
+        that exhaustive scoring would return, or ``None`` when it can (see :data:`PHASEABLE_KEYS`)."""
+        extra = sorted(set(body) - PHASEABLE_KEYS)
+        if extra:
+            return f"the body has {extra}"
+        blocked = sorted(set(params or {}) & _BLOCKING_PARAMS)
+        if blocked:
+            return f"the request has the URL parameter(s) {blocked}"
+        page = self.page(body, params)
+        if page is None:
+            return "from/size are not non-negative integers"
+        start, size = page
+        if size == 0:
+            return "size is 0"
+        if start + size > self.max_window:
+            return f"from + size = {start + size} is beyond the rescore window limit {self.max_window}"
+        return None
+
+    @staticmethod
+    def page(body: Mapping[str, Any], params: Optional[Mapping[str, str]] = None) -> Optional[tuple[int, int]]:
+        """``(from, size)`` of a search (URL parameters win over the body, as on both engines; default ``(0,
+        10)``), or ``None`` when one is not a non-negative integer."""
+        out = []
+        for key, default in (("from", 0), ("size", 10)):
+            value: Any = (params or {}).get(key, body.get(key, default))
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                return None
+            out.append(value)
+        return out[0], out[1]
 
     @staticmethod
     def rescore(full_clause: Mapping[str, Any], window: int) -> dict:

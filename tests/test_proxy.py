@@ -470,6 +470,15 @@ def test_elasticsearch_py_through_the_proxy(es_backend, es_sample):
             ]
         )
         assert _ids_scores(ms["responses"][0]) == sparse and len(ms["responses"][1]["hits"]["hits"]) == 2
+    # two phases on Elasticsearch: a rescore of sparse_vector queries, the exhaustive hits and scores
+    es_backend.update_aliases([{"add": {"index": f"{es_sample}-v1", "alias": f"{es_sample}-2p"}}])
+    rule = AliasRule(f"{es_sample}-2p", mode="inference-free", two_phase={"prune_ratio": 0.6})
+    proxy = RewritingProxy(ProxyConfig(upstreams=(ES_TEST_URL,), aliases=(rule,)), BodyRewriter(es_backend, [rule]))
+    body = {"query": query, "size": 2}
+    with ServerThread(proxy.app, **proxy.server_options()) as server:
+        r = httpx.post(f"{server.url}/{es_sample}-2p/_search", json=body, timeout=60)
+    assert r.status_code == 200 and r.headers["x-echo-splade-rewrite"] == "rewritten; two-phase"
+    assert _ids_scores(r.json()) == _ids_scores(_expected(es_backend, es_sample, body))
 
 
 @pytest.mark.secure
@@ -518,3 +527,106 @@ def test_gzip_compressed_request_bodies_are_rewritten_too(backend, sample, proxy
         timeout=60,
     )
     assert r.status_code == 200 and r.headers["x-echo-splade-rewrite"] == "rewritten"
+
+
+# -- two-phase searches through the proxy ----------------------------------------------------------------------
+def _terms(query) -> int:
+    """How many sparse query terms (``rank_feature`` clauses: the OpenSearch node) a query holds."""
+    return json.dumps(query).count('"rank_feature"')
+
+
+def test_two_phase_bodies_only_where_the_hits_stay_those_of_exhaustive_scoring(backend, sample, bert_tiny):
+    """An ``llm`` alias searches in two phases by default: phase 1 with the heavy terms, a rescore of the window
+    with the whole exhaustive query; bodies that sort, aggregate, collapse, rescore or page by scroll, size 0,
+    ``_count`` and ``two_phase = false`` stay exhaustive."""
+    rules = [AliasRule(sample, mode="llm", model="echo-splade-bert-tiny")]
+    rewriter = BodyRewriter(backend, rules, encoder_factory=lambda name: bert_tiny)
+    body = {
+        "size": 3,
+        "from": 1,
+        "query": {"bool": {"must": [{"match": {"text": QUERY}}], "filter": [{"match_all": {}}]}},
+    }
+    raw = json.dumps(body).encode()
+    out = rewriter.rewrite(RewriteTarget("search", sample), raw)
+    exhaustive = SparseRetriever(backend, sample, encoder=bert_tiny).rewrite(body, field="text")
+    assert out.status == "rewritten; two-phase" and out.sizes == (3,)
+    assert json.loads(out.exhaustive) == exhaustive
+    phased = json.loads(out.body)
+    assert out.body.startswith(b'{"size": 3, "from": 1, "query": ')  # the untouched bytes stay
+    assert phased["rescore"]["window_size"] == 20  # (from + size) x window_factor 5
+    assert phased["rescore"]["query"] == {
+        "rescore_query": exhaustive["query"],
+        "query_weight": 0.0,
+        "rescore_query_weight": 1.0,
+    }
+    assert 0 < _terms(phased["query"]) < _terms(exhaustive["query"])
+    assert phased["query"]["bool"]["filter"] == [{"match_all": {}}] and phased["size"] == 3 and phased["from"] == 1
+    target = RewriteTarget("search", sample)
+    for other, params in (
+        ({**body, "sort": [{"_id": "asc"}]}, {}),
+        ({**body, "aggs": {"n": {"value_count": {"field": "_id"}}}}, {}),
+        ({**body, "min_score": 1.0}, {}),
+        ({**body, "size": 0}, {}),
+        (body, {"scroll": "1m"}),
+        (body, {"filter_path": "hits.hits._id"}),
+    ):
+        done = rewriter.rewrite(RewriteTarget("search", sample, params), json.dumps(other).encode())
+        assert done.status == "rewritten" and done.exhaustive is None, (sorted(other), params)
+    count = rewriter.rewrite(RewriteTarget("count", sample), json.dumps({"query": body["query"]}).encode())
+    assert count.status == "rewritten" and count.exhaustive is None
+    off = BodyRewriter(backend, [AliasRule(sample, mode="llm", two_phase=False)], encoder_factory=lambda n: bert_tiny)
+    assert off.rewrite(target, raw).status == "rewritten"
+    # _msearch: the two-phase bodies beside the exhaustive ones, one size per search
+    lines = [{"index": sample}, body, {"index": f"{sample}-other"}, body, {}, {**body, "sort": ["_doc"]}]
+    nd = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    ms = rewriter.rewrite(RewriteTarget("msearch", sample), nd)
+    assert ms.status == "rewritten; two-phase" and ms.msearch and ms.sizes == (3, None, None)
+    assert [json.loads(x) for x in ms.exhaustive.split(b"\n")[1:6:2]] == [
+        exhaustive,
+        body,
+        {**exhaustive, "sort": ["_doc"]},
+    ]
+    # a table of options in the config file
+    with pytest.raises(ValueError, match="prune_ratio must be in"):
+        AliasRule.from_dict("a", {"two_phase": {"prune_ratio": 2}})
+    with pytest.raises(ValueError, match="unknown two_phase option"):
+        AliasRule.from_dict("a", {"two_phase": {"ratio": 0.5}})
+    rule = AliasRule.from_dict("a", {"two_phase": {"prune_ratio": 0.6}, "hybrid": True})
+    assert rule.plan.prune_ratio == 0.6 and rule.plan.window_factor == 5.0
+    assert AliasRule.from_dict("a", {k: v for k, v in rule.to_dict().items() if k != "name"}) == rule
+    assert AliasRule("a", hybrid=True).plan is None and AliasRule("a", mode="inference-free").plan is None
+
+
+def test_two_phase_through_the_proxy_returns_the_exhaustive_hits(backend, sample, bert_tiny):
+    """Through the proxy, on the real node: the two-phase search answers with the hits and scores of the
+    exhaustive body (phase 1 filled its window); where phase 1 matches fewer documents than asked for, the
+    proxy sends the exhaustive body instead (header says so), so no hit is lost; gzip answers are read too."""
+    from conftest import TEST_URL
+    from opensearchpy import OpenSearch
+
+    rules = (AliasRule(sample, mode="llm", model="echo-splade-bert-tiny"),)
+    rewriter = BodyRewriter(backend, rules, encoder_factory=lambda name: bert_tiny)
+    proxy = RewritingProxy(ProxyConfig(upstreams=(TEST_URL,), aliases=rules), rewriter)
+    exhaustive = SparseRetriever(backend, sample, encoder=bert_tiny)
+    # the fallback matters: phase 1 alone would return fewer of the 52 documents than exhaustive scoring does
+    wide = {"size": 60, "query": {"match": {"text": QUERY}}}
+    phase_1_alone = backend.search(
+        sample, json.loads(rewriter.rewrite(RewriteTarget("search", sample), json.dumps(wide).encode()).body)
+    )
+    all_hits = backend.search(sample, exhaustive.rewrite(wide, field="text"))
+    assert len(phase_1_alone["hits"]["hits"]) < len(all_hits["hits"]["hits"])
+    with ServerThread(proxy.app, **proxy.server_options()) as server:
+        for size, status in ((3, "rewritten; two-phase"), (60, "rewritten; phase 1 fell short, exhaustive")):
+            body = {"size": size, "query": {"match": {"text": QUERY}}}
+            for encoding in ("identity", "gzip"):
+                r = httpx.post(
+                    f"{server.url}/{sample}/_search", json=body, headers={"accept-encoding": encoding}, timeout=60
+                )
+                assert r.status_code == 200 and r.headers["x-echo-splade-rewrite"] == status, (size, encoding)
+                want = backend.search(sample, exhaustive.rewrite(body, field="text"))
+                assert _ids_scores(r.json()) == _ids_scores(want), (size, encoding)
+        client = OpenSearch(server.url, timeout=60)
+        ms = client.msearch(body=[{"index": sample}, {"size": 3, "query": {"match": {"text": QUERY}}}])
+        assert _ids_scores(ms["responses"][0]) == _ids_scores(
+            backend.search(sample, exhaustive.rewrite({"size": 3, "query": {"match": {"text": QUERY}}}, field="text"))
+        )

@@ -3,9 +3,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
-from echo_splade.connector import DEFAULT_SPARSE_WEIGHT
+from echo_splade.connector import DEFAULT_SPARSE_WEIGHT, TwoPhase
 
 __all__ = ["AliasRule", "ProxyMode", "PROXY_MODES"]
 
@@ -30,6 +30,11 @@ class AliasRule:
         sparse_field: the index's sparse field.
         model: the encoder (``llm``) or tokenizer (``inference-free``); ``None``: the model recorded in
             the index ``_meta``.
+        two_phase: two-phase ``_search`` / ``_msearch`` (``SparseRetriever.rewrite_two_phase``): ``None``
+            (the default) is ``TwoPhase()`` for ``llm`` aliases without ``hybrid`` (as ``SparseRetriever.search``)
+            and off otherwise; ``True``: ``TwoPhase()``; ``False``: off; a table: ``TwoPhase``'s options
+            (``prune_ratio``, ``max_phase1_terms``, ``window_factor``, ``max_window``). Applied only to bodies
+            that rank by score alone (``TwoPhase.refusal``); ``_count`` is always exhaustive.
     """
 
     name: str
@@ -40,6 +45,7 @@ class AliasRule:
     fields: tuple[str, ...] = ("text",)
     sparse_field: str = "sparse"
     model: Optional[str] = None
+    two_phase: Union[None, bool, TwoPhase] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip() or any(c in self.name for c in "/,*? "):
@@ -69,6 +75,24 @@ class AliasRule:
             raise ValueError(
                 f"sparse_field of alias {self.name!r} must be a top-level field name, got {self.sparse_field!r}"
             )
+
+        if self.two_phase is not None and not isinstance(self.two_phase, (bool, TwoPhase)):
+            if not isinstance(self.two_phase, Mapping):
+                raise ValueError(
+                    f"two_phase of alias {self.name!r} must be true, false or a table of TwoPhase options, "
+                    f"got {self.two_phase!r}"
+                )
+            try:
+                object.__setattr__(self, "two_phase", TwoPhase.coerce(self.two_phase))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"two_phase of alias {self.name!r}: {exc}") from None
+
+    @property
+    def plan(self) -> Optional[TwoPhase]:
+        """The two-phase plan of this alias's searches (``None``: exhaustive)."""
+        if self.two_phase is None:
+            return TwoPhase() if self.mode == "llm" and not self.hybrid else None
+        return TwoPhase.coerce(self.two_phase)
 
     @classmethod
     def from_dict(cls, name: str, values: Mapping[str, Any]) -> AliasRule:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from echo_splade.client import ClusterError
 from echo_splade.connector import Hybrid, RewriteWarning, SparseRetriever
@@ -73,17 +74,19 @@ class BodyRewriter:
             return self._backend
 
     # -- which requests ----------------------------------------------------
-    def target(self, method: str, path: str) -> Optional[RewriteTarget]:
-        """The rewrite target of a request, or ``None`` (the request passes through untouched)."""
+    def target(self, method: str, path: str, query_string: bytes = b"") -> Optional[RewriteTarget]:
+        """The rewrite target of a request (``query_string``: its URL parameters, raw), or ``None`` (the
+        request passes through untouched)."""
         if method not in ("GET", "POST"):
             return None
         parts = path.strip("/").split("/")
+        params = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)) if query_string else {}
         if len(parts) == 1 and parts[0] == "_msearch":
-            return RewriteTarget("msearch", None)
+            return RewriteTarget("msearch", None, params)
         if len(parts) == 2 and parts[1] in _ENDPOINTS:
             alias = unquote(parts[0])
             if alias in self.rules or (parts[1] == "_msearch"):
-                return RewriteTarget(_ENDPOINTS[parts[1]], alias)
+                return RewriteTarget(_ENDPOINTS[parts[1]], alias, params)
         return None
 
     # -- preparing ---------------------------------------------------------
@@ -136,13 +139,17 @@ class BodyRewriter:
     # -- rewriting ---------------------------------------------------------
     def rewrite(self, target: RewriteTarget, body: bytes) -> RewriteOutcome:
         """The body to send for ``target``. Raises :class:`EncoderUnavailable` when the encoder fails;
-        anything else that goes wrong sends the body unchanged (the status says why)."""
+        anything else that goes wrong sends the body unchanged (the status says why).
+
+        On aliases with a two-phase plan (``AliasRule.plan``) ``_search`` and ``_msearch`` bodies that rank by
+        score alone are sent in two phases, with the exhaustive body beside them in the outcome
+        (``RewriteOutcome.exhaustive``: the proxy sends it when phase 1 falls short); ``_count`` never is."""
         if not body.strip():
             return RewriteOutcome(body, "unchanged; no body")
         try:
             if target.kind == "msearch":
-                return self._rewrite_msearch(target.alias, body)
-            new, count = self._rewrite_one(target.alias or "", body)
+                return self._rewrite_msearch(target, body)
+            one = self._rewrite_one(target.alias or "", body, target.params if target.kind == "search" else None)
         except (MalformedJson, UnicodeDecodeError) as exc:
             logger.info("%s body on %s passed through unchanged: %s", target.kind, target.alias, exc)
             return RewriteOutcome(body, "passthrough; malformed body")
@@ -151,30 +158,43 @@ class BodyRewriter:
         except (ValueError, ClusterError) as exc:
             logger.warning("%s body on %s passed through unchanged: %s", target.kind, target.alias, exc)
             return RewriteOutcome(body, f"passthrough; {_header_safe(str(exc))}")
-        return self._outcome(new, count)
+        if one.phased is None:
+            return self._outcome(one.body, one.count)
+        return RewriteOutcome(one.phased, "rewritten; two-phase", one.count, exhaustive=one.body, sizes=(one.size,))
 
     def _outcome(self, body: bytes, count: int) -> RewriteOutcome:
         return RewriteOutcome(body, "rewritten" if count else "unchanged; no text clause to rewrite", count)
 
-    def _rewrite_one(self, alias: str, raw: bytes) -> tuple[bytes, int]:
+    def _rewrite_one(self, alias: str, raw: bytes, params: Optional[Mapping[str, str]]) -> _OneBody:
+        """One search body on ``alias``: rewritten, and in two phases where the alias's plan applies to it
+        (``params``: the request's URL parameters; ``None``: never two-phase, as for ``_count``)."""
         rule = self.rules[alias]
         splice = JsonSplice(raw.decode("utf-8"))
         if not isinstance(splice.value, Mapping):
             raise MalformedJson("the body is not a JSON object")
         hybrid: Any = Hybrid(sparse_weight=rule.sparse_weight) if rule.hybrid else False
+        plan = rule.plan if params is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RewriteWarning)  # QueryRewriter logs each one as well
-            new = self.retriever(alias).rewrite(splice.value, field=rule.fields, hybrid=hybrid)
+            new, phased = self.retriever(alias).rewrite_two_phase(
+                splice.value, field=rule.fields, hybrid=hybrid, two_phase=plan or False, params=params
+            )
         if new == splice.value:
-            return raw, 0
-        return splice.apply(new).encode("utf-8"), 1
+            return _OneBody(raw, 0)
+        body = splice.apply(new).encode("utf-8")
+        page = plan.page(splice.value, params) if plan is not None and phased is not None else None
+        if phased is None or page is None:  # (a phased body has a valid page: TwoPhase.refusal checked it)
+            return _OneBody(body, 1)
+        return _OneBody(body, 1, splice.apply(phased).encode("utf-8"), page[1])
 
-    def _rewrite_msearch(self, default: Optional[str], body: bytes) -> RewriteOutcome:
+    def _rewrite_msearch(self, target: RewriteTarget, body: bytes) -> RewriteOutcome:
         lines = body.split(b"\n")
         end = len(lines) - 1 if lines[-1] == b"" else len(lines)
         if end % 2:
             raise MalformedJson("an _msearch body needs a header line and a body line per search")
         count = 0
+        phased = list(lines)
+        sizes: list[Optional[int]] = []
         for i in range(0, end, 2):
             try:
                 header = json.loads(lines[i]) if lines[i].strip() else {}
@@ -182,13 +202,36 @@ class BodyRewriter:
                 raise MalformedJson(f"_msearch header line {i + 1}: {exc}") from None
             if not isinstance(header, Mapping):
                 raise MalformedJson(f"_msearch header line {i + 1} is not a JSON object")
-            index = header.get("index", default)
+            index = header.get("index", target.alias)
             if isinstance(index, list) and len(index) == 1:
                 index = index[0]
+            size = None
             if isinstance(index, str) and index in self.rules and lines[i + 1].strip():
-                lines[i + 1], n = self._rewrite_one(index, lines[i + 1])
-                count += n
-        return self._outcome(b"\n".join(lines), count) if count else RewriteOutcome(body, self._outcome(body, 0).status)
+                one = self._rewrite_one(index, lines[i + 1], target.params)
+                lines[i + 1] = phased[i + 1] = one.body
+                if one.phased is not None:
+                    phased[i + 1], size = one.phased, one.size
+                count += one.count
+            sizes.append(size)
+        if not count:
+            return RewriteOutcome(body, self._outcome(body, 0).status)
+        exhaustive = b"\n".join(lines)
+        if all(size is None for size in sizes):
+            return self._outcome(exhaustive, count)
+        return RewriteOutcome(
+            b"\n".join(phased), "rewritten; two-phase", count, exhaustive=exhaustive, sizes=tuple(sizes), msearch=True
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _OneBody:
+    """One rewritten search body: ``count`` rewritten bodies (0 or 1); ``phased``: the two-phase body, asking
+    for ``size`` hits, or ``None``."""
+
+    body: bytes
+    count: int
+    phased: Optional[bytes] = None
+    size: int = 0
 
 
 def _header_safe(text: str, limit: int = 200) -> str:

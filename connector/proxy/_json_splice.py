@@ -16,6 +16,10 @@ _LITERAL = re.compile(r"true|false|null")
 Span = tuple[int, int, Union[dict, list, None]]
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 class MalformedJson(ValueError):
     """The text is not one JSON value (what the cluster would refuse with its own parse error)."""
 
@@ -25,7 +29,8 @@ class JsonSplice:
 
     ``JsonSplice(text)`` parses ``text`` once (``value``: the decoded value, as ``json.loads`` gives it;
     duplicate keys: the last one wins, as there). :meth:`apply` takes a modified copy of ``value`` and
-    returns ``text`` with only the smallest changed subtrees re-serialised: whitespace, key order, number
+    returns ``text`` with only the smallest changed subtrees re-serialised (keys added after an object's own
+    are inserted before its closing brace): whitespace, key order, number
     spellings and escapes of everything else are kept byte for byte.
     """
 
@@ -59,9 +64,13 @@ class JsonSplice:
     def _diff(self, old: Any, new: Any, span: Span, edits: list[tuple[int, int, str]]) -> None:
         start, end, children = span
         if isinstance(old, Mapping) and isinstance(new, Mapping) and isinstance(children, dict):
-            if list(old) == list(new):
+            if list(new)[: len(old)] == list(old):  # the same keys, perhaps with new ones after them
                 for key in old:
                     self._diff(old[key], new[key], children[key], edits)
+                added = [key for key in new if key not in old]
+                if added:  # inserted before the closing brace
+                    pairs = ",".join(json.dumps(key, ensure_ascii=False) + ":" + _dumps(new[key]) for key in added)
+                    edits.append((end - 1, end - 1, ("," if old else "") + pairs))
                 return
         elif isinstance(old, list) and isinstance(new, list) and isinstance(children, list):
             if len(old) == len(new):
@@ -69,7 +78,7 @@ class JsonSplice:
                     self._diff(o, n, s, edits)
                 return
         if type(old) is not type(new) or old != new:
-            edits.append((start, end, json.dumps(new, ensure_ascii=False, separators=(",", ":"))))
+            edits.append((start, end, _dumps(new)))
 
     # -- scanning (the text is known to be valid JSON: json.loads accepted it) --------------------
     def _scan(self, i: int) -> tuple[Span, int]:

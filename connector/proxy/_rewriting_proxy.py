@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import itertools
 import json
@@ -46,6 +47,20 @@ _BUFFERED_MAX = 64 * 1024
 
 def _header_safe(text: str) -> str:
     return "".join(c if " " <= c < "\x7f" else "?" for c in text)[:80]
+
+
+def _json_of(response: Response) -> Any:
+    """The JSON of a buffered answer (gunzipped where the upstream compressed it), or ``None``."""
+    content = bytes(response.body)
+    if any(k.lower() == b"content-encoding" and v.strip().lower() == b"gzip" for k, v in response.raw_headers):
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError):
+            return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
 
 
 def engine_error(status: int, error_type: str, reason: str) -> Response:
@@ -162,18 +177,29 @@ class RewritingProxy:
         method = scope["method"]
         status: Optional[str] = None
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
-        target = self.rewriter.target(method, scope["path"])
+        target = self.rewriter.target(method, scope["path"], scope.get("query_string") or b"")
+        outcome: Optional[RewriteOutcome] = None
         if target is not None:
             encoding = next((v.decode("latin-1") for k, v in raw_headers if k.lower() == b"content-encoding"), None)
-            outcome = await self._rewrite(target, body, encoding)
-            if isinstance(outcome, Response):
-                return outcome
+            rewritten = await self._rewrite(target, body, encoding)
+            if isinstance(rewritten, Response):
+                return rewritten
+            outcome = rewritten
             body, status = outcome.body, outcome.status
         headers = [(k, v) for k, v in raw_headers if k.lower() not in _DROP_REQUEST]
         raw_path = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             raw_path += b"?" + scope["query_string"]
-        return await self._forward(method, raw_path, headers, body, status)
+        if outcome is None or outcome.exhaustive is None:
+            return await self._forward(method, raw_path, headers, body, status)
+        # two-phase: read the answer whole; where phase 1 fell short, the exhaustive body goes instead
+        response = await self._forward(method, raw_path, headers, body, status, buffer=True)
+        if response.status_code != 200 or outcome.fell_short(_json_of(response)):
+            logger.info("two-phase search on %s fell short; sent again exhaustively", scope["path"])
+            return await self._forward(
+                method, raw_path, headers, outcome.exhaustive, "rewritten; phase 1 fell short, exhaustive"
+            )
+        return response
 
     async def _rewrite(self, target: Any, body: bytes, encoding: Optional[str]) -> RewriteOutcome | Response:
         encoding = (encoding or "identity").strip().lower()
@@ -189,8 +215,9 @@ class RewritingProxy:
                 return RewriteOutcome(body, "passthrough; malformed gzip body")
             outcome = await run_in_threadpool(self.rewriter.rewrite, target, plain)
             if not outcome.rewritten:
-                return RewriteOutcome(body, outcome.status, outcome.rewritten)
-            return RewriteOutcome(gzip.compress(outcome.body), outcome.status, outcome.rewritten)
+                return dataclasses.replace(outcome, body=body)
+            exhaustive = gzip.compress(outcome.exhaustive) if outcome.exhaustive is not None else None
+            return dataclasses.replace(outcome, body=gzip.compress(outcome.body), exhaustive=exhaustive)
         except EncoderUnavailable as exc:
             if self.config.on_encoder_error == "fail":
                 logger.error("%s", exc)
@@ -201,8 +228,15 @@ class RewritingProxy:
             return RewriteOutcome(body, "passthrough; encoder unavailable")
 
     async def _forward(
-        self, method: str, raw_path: bytes, headers: list[tuple[bytes, bytes]], body: bytes, status: Optional[str]
+        self,
+        method: str,
+        raw_path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        status: Optional[str],
+        buffer: bool = False,
     ) -> Response:
+        """The upstream's answer to the request (``buffer``: read whole, whatever its size)."""
         client = self._client
         if client is None:
             raise RuntimeError("the proxy's lifespan has not started (run the app with uvicorn)")
@@ -228,7 +262,7 @@ class RewritingProxy:
                 out.append((REWRITE_HEADER.encode(), status.encode("latin-1", "replace")))
             length = upstream.headers.get("content-length")
             response: Response
-            if length is not None and length.isdigit() and int(length) <= _BUFFERED_MAX:
+            if buffer or (length is not None and length.isdigit() and int(length) <= _BUFFERED_MAX):
                 # a small answer in one piece (fewer writes); the raw bytes: a compressed body stays compressed
                 try:
                     content = b"".join([chunk async for chunk in upstream.aiter_raw()])
@@ -237,6 +271,8 @@ class RewritingProxy:
                 finally:
                     await upstream.aclose()
                 response = Response(content, status_code=upstream.status_code)
+                if length is None:  # it came chunked: sent on with its length
+                    out.append((b"content-length", str(len(content)).encode()))
             else:  # large or unknown length: streamed chunk by chunk as it arrives
                 response = StreamingResponse(
                     upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)

@@ -22,6 +22,7 @@ _RULE_OPTIONS = {
     "fields": "fields",
     "sparse_field": "sparse_field",
     "model": "model",
+    "two_phase": "two_phase",
 }
 _SERVER_OPTIONS = ("port", "host", "on_encoder_error", "ca_certs", "certfile", "keyfile", "timeout")
 
@@ -69,6 +70,12 @@ _SERVER_OPTIONS = ("port", "host", "on_encoder_error", "ca_certs", "certfile", "
 )
 @click.option("--sparse-field", default="sparse", show_default=True, help="The index's sparse field.")
 @query_model_option
+@click.option(
+    "--two-phase/--no-two-phase",
+    default=None,
+    help="Search in two phases (heaviest query terms, then a rescore of the window with all of them) where the "
+    "body ranks by score alone; _count stays exhaustive. [default: on for llm aliases without --hybrid]",
+)
 @click.option("--device", help="Device of the in-process encoder (cpu, cuda). [default: cuda when present]")
 @click.option(
     "--on-encoder-error",
