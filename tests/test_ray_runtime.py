@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +30,14 @@ class FakeInit:
                 [sys.executable, "-c", "import time; time.sleep(60)", "/x/site-packages/ray/core/gcs_server"]
             )
             self.children.append(child)
+            # Popen can return while the kernel is still setting up the child's argument list (its
+            # /proc/PID/cmdline is empty for a moment); Ray's own processes have run for seconds by the time
+            # its start times out, so wait until the command line is there, as it is then
+            deadline = time.monotonic() + 10
+            while b"/site-packages/ray/" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the fake Ray process {child.pid} shows no command line")
+                time.sleep(0.001)
             raise Exception(TIMEOUT)
 
 
