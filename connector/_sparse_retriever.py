@@ -402,7 +402,7 @@ class SparseRetriever:
         than ``request["size"]`` documents (its heaviest terms match few; a small index), the response to the
         exhaustive ``body``: two-phase never returns fewer hits than exhaustive scoring would (documents that match
         only the lighter terms would be missing otherwise). Where phase 1 fills the window this costs nothing."""
-        if phased is not body and len(resp["hits"]["hits"]) < request["size"]:
+        if phased is not body and TwoPhase.fell_short(resp, request["size"]):
             return self.backend.search(self.index, {**body, **request})
         return resp
 
@@ -447,7 +447,7 @@ class SparseRetriever:
         rewritten body scores exhaustively; :meth:`rewrite_two_phase` gives a
         two-phase one beside it.
         """
-        return self._rewrite(body, field, hybrid, None, None)[0]
+        return self._rewrite(body, field, hybrid, None, 0)[0]
 
     def rewrite_two_phase(
         self,
@@ -472,11 +472,13 @@ class SparseRetriever:
         """
         plan = TwoPhase.coerce(two_phase)
         refusal = None if plan is None else plan.refusal(body, params)
-        if plan is None or refusal is not None:
+        page = None if plan is None or refusal is not None else plan.page(body, params)
+        if plan is None or page is None:  # refusal() is None exactly when the page is valid
             if refusal is not None:
                 logger.debug("rewrite: exhaustive, not two-phase: %s", refusal)
-            return self._rewrite(body, field, hybrid, None, None)[0], None
-        return self._rewrite(body, field, hybrid, plan, params)
+            return self._rewrite(body, field, hybrid, None, 0)
+        start, size = page
+        return self._rewrite(body, field, hybrid, plan, start + size)
 
     def _rewrite(
         self,
@@ -484,8 +486,9 @@ class SparseRetriever:
         field: Union[str, Sequence[str]],
         hybrid: HybridLike,
         plan: Optional[TwoPhase],
-        params: Optional[Mapping[str, str]],
+        hits_wanted: int,
     ) -> tuple[dict, Optional[dict]]:
+        """``(rewritten body, its two-phase twin or None)``; ``hits_wanted``: from + size (with ``plan`` only)."""
         if self.mode == "tokens":
             raise ValueError(
                 "rewrite encodes the body's query text; it needs mode 'llm' or 'inference-free', not 'tokens'"
@@ -493,27 +496,25 @@ class SparseRetriever:
         hyb = self._hybrid_for(hybrid)
         phase1: dict[int, dict] = {}  # id(full clause placed in the body) -> its phase-1 clause
 
+        def clause(features: Mapping[str, float], original: dict, boost: Optional[float], name: Optional[str]) -> dict:
+            if hyb is None:
+                return self._clause(features, boost=boost, name=name)
+            return hyb.combine_clauses(original, self._clause(features, boost=boost))
+
         def make_clause(text: str, max_terms: int, original: dict, boost: Optional[float], name: Optional[str]) -> dict:
             features = self._query_features(self.query_encoder.prepare(text), max_terms)
+            full = clause(features, original, boost, name)
             first = plan.phase1(features) if plan is not None else features
-            if hyb is None:
-                full = self._clause(features, boost=boost, name=name)
-                cut = self._clause(first, boost=boost, name=name)
-            else:
-                full = hyb.combine_clauses(original, self._clause(features, boost=boost))
-                cut = hyb.combine_clauses(original, self._clause(first, boost=boost))
             if len(first) < len(features):
-                phase1[id(full)] = cut
+                phase1[id(full)] = clause(first, original, boost, name)
             return full
 
         out = QueryRewriter(field).rewrite(body, make_clause, self.clause_limit, keeps_original=hyb is not None)
         if plan is None or not phase1:
             return out, None
-        page = plan.page(body, params)
-        start, size = page if page is not None else (0, 10)  # refusal() has checked the page
         phased = dict(out)
         phased["query"] = _swapped(out["query"], phase1)
-        phased["rescore"] = plan.rescore(copy.deepcopy(out["query"]), plan.window(start + size))
+        phased["rescore"] = plan.rescore(copy.deepcopy(out["query"]), plan.window(hits_wanted))
         return out, phased
 
 

@@ -146,6 +146,15 @@ class TwoPhase:
         return out[0], out[1]
 
     @staticmethod
+    def fell_short(answer: Any, size: int) -> bool:
+        """Whether a two-phase search's ``answer`` (one ``_search`` response) holds fewer than ``size`` hits: its
+        phase 1 matched too few documents (those holding only the lighter query terms would be missing), so the
+        search should run again exhaustively. An answer without hits to count (an error) counts as fallen short."""
+        hits = answer.get("hits") if isinstance(answer, Mapping) else None
+        listed = hits.get("hits") if isinstance(hits, Mapping) else None
+        return not isinstance(listed, list) or len(listed) < size
+
+    @staticmethod
     def rescore(full_clause: Mapping[str, Any], window: int) -> dict:
         """The ``rescore`` section: the window's hits get the full clause's score alone (``query_weight`` 0)."""
         return {

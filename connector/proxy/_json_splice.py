@@ -69,7 +69,7 @@ class JsonSplice:
                     self._diff(old[key], new[key], children[key], edits)
                 added = [key for key in new if key not in old]
                 if added:  # inserted before the closing brace
-                    pairs = ",".join(json.dumps(key, ensure_ascii=False) + ":" + _dumps(new[key]) for key in added)
+                    pairs = ",".join(_dumps(key) + ":" + _dumps(new[key]) for key in added)
                     edits.append((end - 1, end - 1, ("," if old else "") + pairs))
                 return
         elif isinstance(old, list) and isinstance(new, list) and isinstance(children, list):

@@ -4,6 +4,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from echo_splade.connector import TwoPhase
+
 __all__ = ["RewriteOutcome"]
 
 
@@ -24,19 +26,11 @@ class RewriteOutcome:
     msearch: bool = False
 
     def fell_short(self, answer: Any) -> bool:
-        """Whether a two-phase search in the cluster's ``answer`` (a ``_search`` or ``_msearch`` response)
-        returned fewer hits than it asked for: its phase 1 matched too few documents (documents holding only
-        the lighter query terms would be missing), so the exhaustive body should be sent instead. An answer
-        without the hits to count (an error) counts as fallen short."""
+        """Whether a two-phase search in the cluster's ``answer`` (a ``_search`` or ``_msearch`` response) fell
+        short (:meth:`TwoPhase.fell_short`), so the exhaustive body should be sent instead."""
         if self.exhaustive is None:
             return False
         answers = [answer] if not self.msearch else answer.get("responses") if isinstance(answer, Mapping) else None
         if not isinstance(answers, list) or len(answers) != len(self.sizes):
             return True
-        for size, one in zip(self.sizes, answers):
-            if size is None:
-                continue
-            hits = one.get("hits", {}).get("hits") if isinstance(one, Mapping) else None
-            if not isinstance(hits, list) or len(hits) < size:
-                return True
-        return False
+        return any(size is not None and TwoPhase.fell_short(one, size) for size, one in zip(self.sizes, answers))
