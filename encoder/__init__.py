@@ -47,6 +47,7 @@ _LAZY = {
     "FusedProjections": "._fused_projections",
     "ProjectionSlice": "._projection_slice",
     "QUANTIZE_MODES": "._quantization",
+    "INT8_DOCUMENT_OPTIONS": "._quantization",
     "INT8_QUERY_OPTIONS": "._quantization",
     "SMOOTH_ALPHA": "._smooth_quant",
     "CALIBRATION_TEXTS": "._smooth_quant",

@@ -13,6 +13,7 @@ from typing import Any, Optional, TypeVar, Union
 from echo_splade.client import Backend, ClusterError, ClusterStateError, ConnectionConfig, connect
 from echo_splade.encoder import DEFAULT_MODEL, check_mass
 from echo_splade.mappings import (
+    DOC_PRECISION_META_KEY,
     DOC_PRUNING_META_KEY,
     IndexSpec,
     bulk_load_settings,
@@ -334,17 +335,28 @@ class IngestJob:
         plan = provision(backend, IndexSpec.for_model(self.index, info.model, info.model_rev, info.config, **layout))
         logger.info("index %s: %s", self.index, plan.summary())
 
-    def _record_pruning(self, backend: Backend) -> None:
-        """Record this run's document pruning in the index ``_meta`` (read back by ``eval`` reports)."""
+    def _record_document_settings(self, backend: Backend) -> None:
+        """Record this run's document pruning and encoder precision in the index ``_meta`` (read back by ``eval``
+        reports); warn when the index already holds documents written otherwise."""
         pruning = {"top_k": self.doc_top_k, "min_weight": self.min_weight, "mass": self.doc_mass}
-        for physical, old in update_index_meta(backend, self.index, {DOC_PRUNING_META_KEY: pruning}).items():
-            old = old[DOC_PRUNING_META_KEY]
-            if old is not None and {"mass": None, **old} != pruning:  # runs before mass pruning had no "mass"
+        precision = {key: self.encoder_options.get(key) for key in ("quantize", "smooth")}
+        entries = {DOC_PRUNING_META_KEY: pruning, DOC_PRECISION_META_KEY: precision}
+        for physical, old in update_index_meta(backend, self.index, entries).items():
+            old_pruning, old_precision = old[DOC_PRUNING_META_KEY], old[DOC_PRECISION_META_KEY]
+            if old_pruning is not None and {"mass": None, **old_pruning} != pruning:  # runs before mass pruning
                 logger.warning(
                     "index %s holds documents pruned with %s and this run prunes with %s: the index now mixes both",
                     physical,
-                    old,
+                    old_pruning,
                     pruning,
+                )
+            # runs before precision was recorded were fp32 (the only ingest precision then)
+            if old_pruning is not None and (old_precision or {"quantize": None, "smooth": None}) != precision:
+                logger.warning(
+                    "index %s holds documents encoded with %s and this run encodes with %s: the index now mixes both",
+                    physical,
+                    old_precision or "fp32",
+                    precision,
                 )
 
     # -- the run -----------------------------------------------------------------------
@@ -497,7 +509,7 @@ class IngestJob:
                 self.writers,
             )
             self._prepare_index(backend, info)
-            self._record_pruning(backend)
+            self._record_document_settings(backend)
             if ray_running_before:  # only a Ray that stays up can hold other jobs' actors (and needs the clean-up)
                 others = set(_stage_actor_handles(stages))
             with bulk_load_settings(backend, self.index), runtime.data_context(block_bytes=self._block_plan()[1]):

@@ -26,7 +26,7 @@ from ._feature_names import (
     token_to_feature,
 )
 from ._incompatible_index_error import IncompatibleIndexError
-from ._index_meta import DOC_PRUNING_META_KEY, read_index_meta, update_index_meta
+from ._index_meta import DOC_PRECISION_META_KEY, DOC_PRUNING_META_KEY, read_index_meta, update_index_meta
 from ._index_spec import ANALYZERS, SPARSE_TYPES, IndexSpec, default_sparse_type
 from ._provision import detect_analyzer, plan_provision, provision
 from ._provision_plan import PlannedRequest, ProvisionPlan
@@ -34,6 +34,7 @@ from ._provision_plan import PlannedRequest, ProvisionPlan
 __all__ = [
     "ANALYZERS",
     "BULK_LOAD_META_KEY",
+    "DOC_PRECISION_META_KEY",
     "DOC_PRUNING_META_KEY",
     "DOCUMENT_FIELDS",
     "KEYWORD_FIELDS",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from echo_splade.client import Backend, ClusterStateError
 
-__all__ = ["DOC_PRUNING_META_KEY", "read_index_meta", "update_index_meta"]
+__all__ = ["DOC_PRECISION_META_KEY", "DOC_PRUNING_META_KEY", "read_index_meta", "update_index_meta"]
 
 DOC_PRUNING_META_KEY = "doc_pruning"
-"""``_meta`` key where an ingest job records its document pruning, ``{"top_k": k, "min_weight": w}``."""
+"""``_meta`` key where an ingest job records its document pruning, ``{"top_k": k, "min_weight": w, "mass": m}``."""
+
+DOC_PRECISION_META_KEY = "doc_precision"
+"""``_meta`` key where an ingest job records how its encoder computed, ``{"quantize": q, "smooth": alpha}``
+(both None: fp32, the reference)."""
 
 
 def read_index_meta(backend: Backend, alias: str) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
 import os
 import shutil
 import socket
@@ -19,7 +20,7 @@ from _shared_data import shared_dataset
 
 from echo_splade.client import ClusterError, ConnectionConfig, connect
 from echo_splade.ingest import RECORD_FIELDS, BulkWriter, EncodeBatch, IngestJob
-from echo_splade.mappings import BULK_LOAD_META_KEY, DOC_PRUNING_META_KEY, read_index_meta
+from echo_splade.mappings import BULK_LOAD_META_KEY, DOC_PRECISION_META_KEY, DOC_PRUNING_META_KEY, read_index_meta
 
 CRANFIELD = shared_dataset("cranfield")
 
@@ -119,6 +120,7 @@ def test_cranfield_ingests_exactly_once(backend, cranfield_run):
         "min_weight": None,
         "mass": job.doc_mass,
     }
+    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {"quantize": None, "smooth": None}
     valid = [str(i) for i in range(1, 1401) if i not in (471, 995)]
     assert _all_found(backend, index_name, valid)
     _assert_settings_restored(backend, index_name)
@@ -192,7 +194,7 @@ def test_a_small_corpus_ingests_exactly_once_into_elasticsearch(
 
 
 def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settings_are_restored(
-    backend, index_name, connection, ray_session, tmp_path
+    backend, index_name, connection, ray_session, tmp_path, caplog
 ):
     corpus = _corpus_head(tmp_path, 500)  # holds one empty record (id 471): 499 valid ids
 
@@ -216,11 +218,19 @@ def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settin
     partial = backend.count(index_name)
     assert 0 < partial < 499
 
-    resumed = _job(corpus, index_name, connection, tmp_path, resume=True).run()
+    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {"quantize": None, "smooth": None}
+
+    # the rest in int8 (`ingest --int8 --resume`): recorded in the index, with a warning that it now mixes both
+    int8 = {"truncate": True, "quantize": "int8-token"}
+    with caplog.at_level(logging.WARNING, logger="echo_splade.ingest._ingest_job"):
+        resumed = _job(corpus, index_name, connection, tmp_path, resume=True, encoder_options=int8).run()
     assert resumed.status == "completed"
     assert resumed.skipped >= partial and resumed.encoded == 499 - resumed.skipped
     assert resumed.indexed == resumed.encoded and resumed.dead_lettered == 1
     assert backend.count(index_name) == 499
+    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {"quantize": "int8-token", "smooth": None}
+    mixed = [r.getMessage() for r in caplog.records if "encoded with" in r.getMessage()]
+    assert len(mixed) == 1 and "{'quantize': None, 'smooth': None}" in mixed[0] and "int8-token" in mixed[0]
 
 
 def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(

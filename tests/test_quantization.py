@@ -209,6 +209,33 @@ def test_int8_query_options_reach_the_encoder_the_connector_loads(backend):
     assert seen == [{}, INT8_QUERY_OPTIONS, {**INT8_QUERY_OPTIONS, "compile": True}]
 
 
+def test_ingest_int8_and_compile_flags_reach_the_ingest_job(monkeypatch, tmp_path):
+    """``ingest --int8 --compile [--truncate]`` builds the job with ``INT8_DOCUMENT_OPTIONS`` (fp32 LM head) and
+    ``compile``; without the flags the job gets no precision options (fp32, the reference)."""
+    from click.testing import CliRunner
+
+    import echo_splade.ingest
+    from echo_splade.cli import cli
+    from echo_splade.encoder import INT8_DOCUMENT_OPTIONS, SMOOTH_ALPHA
+
+    assert INT8_DOCUMENT_OPTIONS == {"quantize": "int8-token", "smooth": SMOOTH_ALPHA}
+    seen = []
+
+    class Probe:
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs["encoder_options"])
+            raise ValueError("probe: stop before any work")
+
+    monkeypatch.setattr(echo_splade.ingest, "IngestJob", Probe)
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "1", "text": "t"}\n')
+    base = ["ingest", "--corpus", str(corpus), "--index", "probe"]
+    for flags in ([], ["--int8"], ["--int8", "--compile", "--truncate"]):
+        result = CliRunner().invoke(cli, base + flags)
+        assert result.exit_code != 0 and "probe: stop before any work" in result.output
+    assert seen == [{}, INT8_DOCUMENT_OPTIONS, {**INT8_DOCUMENT_OPTIONS, "compile": True, "truncate": True}]
+
+
 def test_service_config_carries_the_int8_options():
     from echo_splade.integration.service import ServiceConfig
 

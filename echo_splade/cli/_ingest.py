@@ -4,7 +4,7 @@ import click
 
 from echo_splade.encoder import DEFAULT_MODEL  # torch-free (lazy package)
 
-from ._options import adapter_option, connection_options, run_guarded
+from ._options import adapter_option, connection_options, ingest_speed_options, run_guarded
 from ._progress import Progress
 
 
@@ -109,6 +109,7 @@ from ._progress import Progress
     help="Encode only the first --max-length window of long documents "
     "(faster; the rest of the text is not encoded). [default: max-pool all windows]",
 )
+@ingest_speed_options
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[default: cuda when Ray has GPUs]")
 @click.option(
     "--encoder-resources",
@@ -154,6 +155,7 @@ def command(
     chunk_mb,
     max_retries,
     truncate,
+    encoder_options,
     device,
     encoder_resources,
     ray_address,
@@ -199,7 +201,7 @@ def command(
                 "max_chunk_bytes": int(chunk_mb * 1024 * 1024),
                 "max_retries": max_retries,
             },
-            encoder_options={"truncate": True} if truncate else None,
+            encoder_options={**encoder_options, **({"truncate": True} if truncate else {})},
             ray_address=ray_address,
             encoder_resources=_json_option("--encoder-resources", encoder_resources),
             report_path=report_path,

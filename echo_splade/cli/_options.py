@@ -141,34 +141,45 @@ def adapter_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def cpu_speed_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--int8`` and ``--compile`` of the long-running commands; pass one ``encoder_options`` dict
-    (``from_pretrained`` options: ``INT8_QUERY_OPTIONS`` with ``--int8``, ``compile=True`` with ``--compile``)."""
+def _speed_options(options_name: str, int8_help: str, compile_help: str) -> Callable[..., Any]:
+    """``--int8`` and ``--compile``; the command gets one ``encoder_options`` dict (``from_pretrained`` options:
+    ``echo_splade.encoder.<options_name>`` with ``--int8``, ``compile=True`` with ``--compile``)."""
 
-    @click.option(
-        "--int8",
-        is_flag=True,
-        help="Encode with int8 on the CPU (per-token int8 backbone and LM head after a SmoothQuant migration; "
-        "echo models): faster, vectors near fp32's; speed and nDCG@10 against fp32 in README 'Measured'.",
-    )
-    @click.option(
-        "--compile",
-        "compile_",
-        is_flag=True,
-        help="torch.compile the encoder: about a minute more at start, then 1.4x faster with --int8 (needs a C compiler).",
-    )
-    @functools.wraps(func)
-    def wrapper(*args: Any, int8: bool, compile_: bool, **kwargs: Any) -> Any:
-        options: dict[str, Any] = {}
-        if int8:
-            from echo_splade.encoder import INT8_QUERY_OPTIONS  # imports torch: only when asked
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option("--int8", is_flag=True, help=int8_help)
+        @click.option("--compile", "compile_", is_flag=True, help=compile_help)
+        @functools.wraps(func)
+        def wrapper(*args: Any, int8: bool, compile_: bool, **kwargs: Any) -> Any:
+            options: dict[str, Any] = {}
+            if int8:
+                import echo_splade.encoder  # imports torch: only when asked
 
-            options.update(INT8_QUERY_OPTIONS)
-        if compile_:
-            options["compile"] = True
-        return func(*args, encoder_options=options, **kwargs)
+                options.update(getattr(echo_splade.encoder, options_name))
+            if compile_:
+                options["compile"] = True
+            return func(*args, encoder_options=options, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+cpu_speed_options = _speed_options(
+    "INT8_QUERY_OPTIONS",
+    "Encode with int8 on the CPU (per-token int8 backbone and LM head after a SmoothQuant migration; "
+    "echo models): faster, vectors near fp32's; speed and nDCG@10 against fp32 in README 'Measured'.",
+    "torch.compile the encoder: about a minute more at start, then 1.4x faster with --int8 (needs a C compiler).",
+)
+"""``--int8`` / ``--compile`` of the long-running query-side commands (``serve``, ``proxy``, ``ui``)."""
+
+ingest_speed_options = _speed_options(
+    "INT8_DOCUMENT_OPTIONS",
+    "Encode documents with int8 on the CPU (per-token int8 backbone after a SmoothQuant migration, fp32 LM head; "
+    "echo models): faster, vectors near fp32's, recorded in the index _meta; figures in README 'Measured'.",
+    "torch.compile each encoder actor: about a minute more at its start (a C compiler needed); with --int8 "
+    "for long ingests.",
+)
+"""``--int8`` / ``--compile`` of ``ingest``."""
 
 
 def dataset_option(func: Callable[..., Any]) -> Callable[..., Any]:

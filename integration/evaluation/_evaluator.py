@@ -18,7 +18,7 @@ from echo_splade.client import ClusterError, ClusterStateError, connect
 from echo_splade.connector import Hybrid, SparseRetriever
 from echo_splade.encoder import DEFAULT_MODEL
 from echo_splade.ingest import index_text_only
-from echo_splade.mappings import DOC_PRUNING_META_KEY, IndexSpec, model_name, read_index_meta
+from echo_splade.mappings import DOC_PRECISION_META_KEY, DOC_PRUNING_META_KEY, IndexSpec, model_name, read_index_meta
 
 from ._eval_dataset import EvalDataset
 from ._eval_report import METRICS, SYSTEMS, EvalReport
@@ -412,6 +412,8 @@ class Evaluator:
                 "query_top_k": self.query_top_k,
                 "doc": self._doc_pruning(meta),
             },
+            # how ingest's encoder computed the documents ({"quantize": None, "smooth": None}: fp32)
+            "doc_precision": meta.get(DOC_PRECISION_META_KEY),
             "hybrid": dataclasses.asdict(self.hybrid),
             "max_length": self.max_length,
             "truncate": self.truncate,
