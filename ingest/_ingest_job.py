@@ -335,11 +335,14 @@ class IngestJob:
         plan = provision(backend, IndexSpec.for_model(self.index, info.model, info.model_rev, info.config, **layout))
         logger.info("index %s: %s", self.index, plan.summary())
 
-    def _record_document_settings(self, backend: Backend) -> None:
+    def _record_document_settings(self, backend: Backend, device: Optional[str]) -> None:
         """Record this run's document pruning and encoder precision in the index ``_meta`` (read back by ``eval``
-        reports); warn when the index already holds documents written otherwise."""
+        reports); warn when the index already holds documents written otherwise.
+
+        ``device``: where the encoder actors run (``"cpu"`` or ``"cuda"``), for the dtype they default to.
+        """
         pruning = {"top_k": self.doc_top_k, "min_weight": self.min_weight, "mass": self.doc_mass}
-        precision = {key: self.encoder_options.get(key) for key in ("quantize", "smooth")}
+        precision = self.document_precision(device)
         entries = {DOC_PRUNING_META_KEY: pruning, DOC_PRECISION_META_KEY: precision}
         for physical, old in update_index_meta(backend, self.index, entries).items():
             old_pruning, old_precision = old[DOC_PRUNING_META_KEY], old[DOC_PRECISION_META_KEY]
@@ -350,14 +353,26 @@ class IngestJob:
                     old_pruning,
                     pruning,
                 )
-            # runs before precision was recorded were fp32 (the only ingest precision then)
-            if old_pruning is not None and (old_precision or {"quantize": None, "smooth": None}) != precision:
+            if old_precision is not None and old_precision != precision:  # runs before it: not recorded, unknown
                 logger.warning(
                     "index %s holds documents encoded with %s and this run encodes with %s: the index now mixes both",
                     physical,
-                    old_precision or "fp32",
+                    old_precision,
                     precision,
                 )
+
+    def document_precision(self, device: Optional[str]) -> dict:
+        """``{"dtype", "quantize", "smooth"}`` the encoder actors compute documents with on ``device``: the
+        ``dtype`` asked for in ``encoder_options`` (else the encoder's default: bfloat16 on CUDA, float32 on the
+        CPU), and the int8 options (None: not quantized)."""
+        dtype = self.encoder_options.get("dtype")
+        if dtype is None:
+            dtype = "bfloat16" if device == "cuda" else "float32"
+        return {
+            "dtype": dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch."),
+            "quantize": self.encoder_options.get("quantize"),
+            "smooth": self.encoder_options.get("smooth"),
+        }
 
     # -- the run -----------------------------------------------------------------------
     def _block_plan(self) -> tuple[int, int]:
@@ -509,7 +524,7 @@ class IngestJob:
                 self.writers,
             )
             self._prepare_index(backend, info)
-            self._record_document_settings(backend)
+            self._record_document_settings(backend, device)
             if ray_running_before:  # only a Ray that stays up can hold other jobs' actors (and needs the clean-up)
                 others = set(_stage_actor_handles(stages))
             with bulk_load_settings(backend, self.index), runtime.data_context(block_bytes=self._block_plan()[1]):

@@ -10,8 +10,8 @@ DOC_PRUNING_META_KEY = "doc_pruning"
 """``_meta`` key where an ingest job records its document pruning, ``{"top_k": k, "min_weight": w, "mass": m}``."""
 
 DOC_PRECISION_META_KEY = "doc_precision"
-"""``_meta`` key where an ingest job records how its encoder computed, ``{"quantize": q, "smooth": alpha}``
-(both None: fp32, the reference)."""
+"""``_meta`` key where an ingest job records how its encoder computed, ``{"dtype": d, "quantize": q, "smooth": alpha}``
+(``{"dtype": "float32", "quantize": None, "smooth": None}``: the CPU reference)."""
 
 
 def read_index_meta(backend: Backend, alias: str) -> dict:

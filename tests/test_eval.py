@@ -198,7 +198,7 @@ def test_eval_cli_report_has_every_system_and_the_configuration(cli_run):
     assert config["num_queries"] == len(EASY) and config["self_hits"]["dropped"] is False
     assert config["ingest"]["indexed"] == config["num_docs"] == len(DOCS)
     assert config["pruning"]["doc"] == {"top_k": DEFAULT_DOC_TOP_K, "min_weight": None, "mass": None}
-    assert config["doc_precision"] == {"quantize": None, "smooth": None}  # ingest's encoder: fp32
+    assert config["doc_precision"] == {"dtype": "float32", "quantize": None, "smooth": None}
     assert config["templates"]["query_prefix"] == "Query:"
     assert config["failed_queries"] == {name: 0 for name in SYSTEMS}
     assert plot_path.read_bytes()[:4] == b"\x89PNG"

@@ -120,7 +120,11 @@ def test_cranfield_ingests_exactly_once(backend, cranfield_run):
         "min_weight": None,
         "mass": job.doc_mass,
     }
-    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {"quantize": None, "smooth": None}
+    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {
+        "dtype": "float32",
+        "quantize": None,
+        "smooth": None,
+    }
     valid = [str(i) for i in range(1, 1401) if i not in (471, 995)]
     assert _all_found(backend, index_name, valid)
     _assert_settings_restored(backend, index_name)
@@ -218,7 +222,11 @@ def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settin
     partial = backend.count(index_name)
     assert 0 < partial < 499
 
-    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {"quantize": None, "smooth": None}
+    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {
+        "dtype": "float32",
+        "quantize": None,
+        "smooth": None,
+    }
 
     # the rest in int8 (`ingest --int8 --resume`): recorded in the index, with a warning that it now mixes both
     int8 = {"truncate": True, "quantize": "int8-token"}
@@ -228,9 +236,13 @@ def test_resume_after_an_interrupted_run_encodes_only_what_is_missing_and_settin
     assert resumed.skipped >= partial and resumed.encoded == 499 - resumed.skipped
     assert resumed.indexed == resumed.encoded and resumed.dead_lettered == 1
     assert backend.count(index_name) == 499
-    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {"quantize": "int8-token", "smooth": None}
+    assert read_index_meta(backend, index_name)[DOC_PRECISION_META_KEY] == {
+        "dtype": "float32",
+        "quantize": "int8-token",
+        "smooth": None,
+    }
     mixed = [r.getMessage() for r in caplog.records if "encoded with" in r.getMessage()]
-    assert len(mixed) == 1 and "{'quantize': None, 'smooth': None}" in mixed[0] and "int8-token" in mixed[0]
+    assert len(mixed) == 1 and "'quantize': None" in mixed[0] and "int8-token" in mixed[0]
 
 
 def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(

@@ -236,6 +236,25 @@ def test_ingest_int8_and_compile_flags_reach_the_ingest_job(monkeypatch, tmp_pat
     assert seen == [{}, INT8_DOCUMENT_OPTIONS, {**INT8_DOCUMENT_OPTIONS, "compile": True, "truncate": True}]
 
 
+def test_the_ingest_job_names_the_precision_its_actors_encode_with(tmp_path):
+    """What ``IngestJob`` records as the index's ``doc_precision``: the dtype the actors default to on their
+    device unless one is asked for, and the int8 options."""
+    import torch
+
+    from echo_splade.encoder import INT8_DOCUMENT_OPTIONS, SMOOTH_ALPHA
+    from echo_splade.ingest import IngestJob
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "1", "text": "t"}\n')
+    plain = IngestJob(corpus, "probe")
+    assert plain.document_precision("cpu") == {"dtype": "float32", "quantize": None, "smooth": None}
+    assert plain.document_precision("cuda") == {"dtype": "bfloat16", "quantize": None, "smooth": None}
+    int8 = IngestJob(corpus, "probe", encoder_options={**INT8_DOCUMENT_OPTIONS, "compile": True})
+    assert int8.document_precision("cpu") == {"dtype": "float32", "quantize": "int8-token", "smooth": SMOOTH_ALPHA}
+    half = IngestJob(corpus, "probe", encoder_options={"dtype": torch.float16})
+    assert half.document_precision("cuda")["dtype"] == "float16"
+
+
 def test_service_config_carries_the_int8_options():
     from echo_splade.integration.service import ServiceConfig
 
