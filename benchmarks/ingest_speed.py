@@ -28,16 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from echo_splade.client import ClusterError, ConnectionConfig, connect
+from echo_splade.client import Backend, ClusterError, ConnectionConfig, connect
 
 REPO = Path(__file__).resolve().parent.parent
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 DEFAULT_VARIANTS = "fp32=;int8+compile=--int8 --compile"
 
 
-def run_once(url: str, corpus: Path, model: str, limit: int, flags: list[str], index: str, poll: float) -> dict:
-    """One ``echo-splade ingest`` into a fresh ``index``; its report plus the write timeline."""
-    backend = connect(ConnectionConfig(urls=(url,)))
+def run_once(
+    backend: Backend, url: str, corpus: Path, model: str, limit: int, flags: list[str], index: str, poll: float
+) -> dict:
+    """One ``echo-splade ingest`` into a fresh ``index``; its report plus the write timeline (``backend``: the
+    cluster at ``url``, for the clean-up and the counts)."""
     backend.request("DELETE", f"/{index}*", params={"ignore_unavailable": "true"})
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "report.json"
@@ -80,18 +82,22 @@ def main() -> None:
         (name.strip(), shlex.split(flags)) for name, _, flags in (v.partition("=") for v in args.variants.split(";"))
     ]
     results: dict[str, list[dict]] = {name: [] for name, _ in variants}
-    for rep in range(args.repeats):
-        order = variants if rep % 2 == 0 else variants[::-1]
-        for name, flags in order:
-            result = run_once(
-                args.url, args.corpus, args.model, args.limit, flags, f"{args.index_prefix}-{rep}", args.poll
-            )
-            results[name].append(result)
-            print(
-                f"pass {rep + 1} {name:16s} {result['docs']} docs  total {result['seconds']:.1f} s  first write "
-                f"{result['first_write']:.1f} s  steady {result['steady']:.3f} docs/s  load {os.getloadavg()[0]:.1f}",
-                flush=True,
-            )
+    backend = connect(ConnectionConfig(urls=(args.url,)))  # one client for every run's clean-up and counts
+    try:
+        for rep in range(args.repeats):
+            order = variants if rep % 2 == 0 else variants[::-1]
+            for name, flags in order:
+                index = f"{args.index_prefix}-{rep}"
+                result = run_once(backend, args.url, args.corpus, args.model, args.limit, flags, index, args.poll)
+                results[name].append(result)
+                print(
+                    f"pass {rep + 1} {name:16s} {result['docs']} docs  total {result['seconds']:.1f} s  first "
+                    f"write {result['first_write']:.1f} s  steady {result['steady']:.3f} docs/s  "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+    finally:
+        backend.close()
     base = variants[0][0]
     base_total = statistics.median(r["docs"] / r["seconds"] for r in results[base])
     base_steady = statistics.median(r["steady"] for r in results[base])

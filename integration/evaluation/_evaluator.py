@@ -412,7 +412,7 @@ class Evaluator:
                 "query_top_k": self.query_top_k,
                 "doc": self._doc_pruning(meta),
             },
-            # how ingest's encoder computed the documents ({"dtype", "quantize", "smooth"}; absent before session 12)
+            # how ingest's encoder computed the documents ({"dtype", "quantize", "smooth"}; None: not recorded)
             "doc_precision": meta.get(DOC_PRECISION_META_KEY),
             "hybrid": dataclasses.asdict(self.hybrid),
             "max_length": self.max_length,
