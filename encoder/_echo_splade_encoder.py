@@ -23,7 +23,7 @@ from ._encoder_spec import (
 )
 from ._int8_linear import Int8Linear
 from ._model_registry import DEFAULT_MODEL, load_model_from_gguf, resolve_model
-from ._quantization import check_quantizable, check_quantize_mode, quantize_backbone
+from ._quantization import check_quantizable, quantize_backbone
 from ._smooth_quant import CALIBRATION_TEXTS, activation_maxima, check_alpha, smooth_backbone, smoothed_inputs
 from ._sparse_vector import SparseVector
 from ._splade_pooling import Normalize, SpladePooling
@@ -223,12 +223,14 @@ class EchoSpladeEncoder:
             smooth: with ``quantize``, migrate activation outliers into the weights first (SmoothQuant alpha;
                 :data:`SMOOTH_ALPHA` is the value chosen on dev data; see :meth:`quantize`).
             **config: any other of :attr:`config_keys` (overrides saved values).
+
+        Raises:
+            ValueError: an unknown option, or precision options the model cannot run with on ``device``
+                (:meth:`EncoderSpec.check_precision`), before any weight is loaded.
         """
-        if quantize is not None:
-            check_quantize_mode(quantize)
-        if smooth is not None and quantize is None:
-            raise ValueError("smooth is a setting of quantize: pass quantize='int8-token-head' (or another mode) too")
         spec = EncoderSpec.resolve(name_or_path, adapter, max_length, batch_size, gguf_file, **config)
+        torch_device = resolve_device(device)
+        spec.check_precision(quantize, smooth, torch_device.type)  # before any weight is loaded
         vocab_bias = VocabBias.load(spec.directory) if spec.directory is not None else None
         name_or_path, adapter, gguf_file, merged, source = (
             spec.model_id,
@@ -240,7 +242,6 @@ class EchoSpladeEncoder:
 
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         path = resolve_model(str(name_or_path))
         if spec.masked_lm:  # a BERT-style SPLADE model: the peer of the echo model, same interface

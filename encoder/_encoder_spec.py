@@ -177,6 +177,45 @@ class EncoderSpec:
             return False
         return any(str(a).endswith("ForMaskedLM") for a in json.loads(config.read_text()).get("architectures") or [])
 
+    def check_precision(self, quantize: Optional[str], smooth: Optional[float], device: Optional[str]) -> None:
+        """Refuse precision options this encoder cannot run with, from its files alone (no weights): what
+        ``from_pretrained`` checks before it loads the model and an ingest job before it starts encoder actors.
+
+        Args:
+            quantize: one of ``QUANTIZE_MODES`` or None.
+            smooth: the SmoothQuant alpha (only with ``quantize``), or None.
+            device: ``"cpu"``, ``"cuda"``, ... where the encoder will run; None: not known yet (not checked).
+
+        Raises:
+            ValueError: an unknown ``quantize`` mode, ``smooth`` without ``quantize`` or outside [0, 1], int8 on a
+                device other than the CPU, or an echo-only option (``smooth``, ``"int8-token-head"``) on a
+                masked-LM SPLADE model.
+        """
+        from ._quantization import check_quantize_mode  # lazy: imports torch
+        from ._smooth_quant import check_alpha  # lazy: imports torch
+
+        if quantize is None:
+            if smooth is not None:
+                raise ValueError("smooth is a setting of quantize: pass quantize='int8-token' (or another mode) too")
+            return
+        check_quantize_mode(quantize)
+        if smooth is not None:
+            check_alpha(smooth)
+        if device is not None and device != "cpu":
+            raise ValueError(
+                f"quantize={quantize!r} runs on the CPU only; the encoder would run on {device!r} (use device='cpu')"
+            )
+        if self.masked_lm and quantize == "int8-token-head":
+            raise ValueError(
+                f"quantize={quantize!r} is for echo (causal LM) encoders and {self.source} is a "
+                "masked LM; use 'int8-token'"
+            )
+        if self.masked_lm and smooth is not None:
+            raise ValueError(
+                f"smooth (SmoothQuant) is for echo (causal LM) encoders and {self.source} is a masked "
+                "LM; quantize it without smooth"
+            )
+
     @property
     def config(self) -> dict[str, Any]:
         """``EchoSpladeEncoder.config`` of the loaded encoder: every :data:`CONFIG_KEYS` value, defaults filled."""

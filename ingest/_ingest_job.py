@@ -312,12 +312,14 @@ class IngestJob:
                 else:
                     os.environ[name] = value
 
-    def _model_info(self) -> ModelInfo:
+    def _model_info(self, device: Optional[str]) -> ModelInfo:
         """The encoder's :class:`ModelInfo`: the caller's (``model_info``), else read from the model's files
-        (no weights are loaded on the driver: only the encoder actors load the model)."""
+        (no weights are loaded on the driver: only the encoder actors load the model), the precision options
+        checked against the model and ``device`` (where the actors will run) before any actor starts."""
         if self.model_info is not None:
             return self.model_info
-        return ModelInfo.load(self.model, self.adapter, {**self.encoder_options, "max_length": self.max_length})
+        options = {**self.encoder_options, "max_length": self.max_length}
+        return ModelInfo.load(self.model, self.adapter, options, device=device)
 
     # -- index ---------------------------------------------------------------------------
     def _prepare_index(self, backend: Backend, info: ModelInfo) -> None:
@@ -511,7 +513,7 @@ class IngestJob:
             actors, resources, device, threads = runtime.encoder_resources(
                 self.device, self.actors, self.writers, self.torch_threads, custom=self.encoder_resources
             )
-            info = self._model_info()
+            info = self._model_info(device)
             report.model, report.model_rev = info.model, info.model_rev
             logger.info(
                 "ingest %s -> %s with %s (model_rev %s): %d encoder actor(s) %s, %d writer(s)",

@@ -35,16 +35,22 @@ class ModelInfo:
         return cls(model=name, model_rev=str(encoder.model_rev), config=dict(getattr(encoder, "config", {}) or {}))
 
     @classmethod
-    def load(cls, model: str, adapter: Optional[str] = None, options: Optional[dict] = None) -> ModelInfo:
+    def load(
+        cls, model: str, adapter: Optional[str] = None, options: Optional[dict] = None, device: Optional[str] = None
+    ) -> ModelInfo:
         """The info of the encoder ``EchoSpladeEncoder.from_pretrained(model, adapter=adapter, **options)`` would
         load, read from its files (``echo_splade.json``, adapter and bias files) without loading any weights
-        (:data:`PRECISION_OPTIONS` in ``options`` do not change it).
+        (:data:`PRECISION_OPTIONS` in ``options`` do not change it, but they are checked against the model and
+        ``device``, where the encoder will run: None, not known).
 
         Raises:
-            ValueError: an unknown or out-of-range option, or an adapter folder without a PEFT adapter.
+            ValueError: an unknown or out-of-range option, precision options the model cannot run with on
+                ``device`` (``EncoderSpec.check_precision``), or an adapter folder without a PEFT adapter.
         """
         from echo_splade.encoder import EncoderSpec  # lazy: its config check imports torch (no weights)
 
-        model_options = {k: v for k, v in (options or {}).items() if k not in PRECISION_OPTIONS}
+        options = options or {}
+        model_options = {k: v for k, v in options.items() if k not in PRECISION_OPTIONS}
         spec = EncoderSpec.resolve(model, adapter=adapter, **model_options)
+        spec.check_precision(options.get("quantize"), options.get("smooth"), device)
         return cls(model=spec.source, model_rev=spec.model_rev, config=spec.config)

@@ -340,6 +340,14 @@ def test_bad_records_go_to_the_dead_letter_file_and_good_ones_are_indexed(
     assert missing.exit_code != 0
     assert "does not exist and provisioning is off (--no-provision)" in missing.output
 
+    # --int8 (SmoothQuant, for echo models) on the masked-LM peer: refused before any encoder actor loads a model
+    # and before the index is created
+    peer_args = ["ingest", "--corpus", str(path), "--index", index_name + "-peer", "--url", connection.urls[0]]
+    peer = CliRunner().invoke(cli, peer_args + ["--model", "splade-tiny", "--int8", "--id-field", "doc_id"])
+    assert peer.exit_code != 0
+    assert "smooth (SmoothQuant) is for echo (causal LM) encoders and splade-tiny is a masked LM" in peer.output
+    assert not backend.exists(index_name + "-peer")
+
 
 class _RefusedAtOnce(EncodeBatch):
     """Encode stage that loads no model and fails its first call as a cluster refusing every write does: the run

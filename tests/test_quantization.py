@@ -22,6 +22,38 @@ def test_unknown_quantize_mode_is_refused_before_loading():
         EchoSpladeEncoder.from_pretrained("no-such-model", quantize="fp8")
 
 
+def test_precision_options_a_model_cannot_run_with_are_refused_from_its_files():
+    """``EncoderSpec.check_precision``: what ``from_pretrained`` and an ingest job (``ModelInfo.load``, before
+    any encoder actor starts) refuse without loading weights: int8 off the CPU, SmoothQuant and the int8 LM head
+    on the masked-LM peer (echo options), an alpha outside [0, 1]."""
+    from echo_splade.encoder import INT8_DOCUMENT_OPTIONS, INT8_QUERY_OPTIONS, EncoderSpec
+    from echo_splade.ingest import ModelInfo
+
+    echo, peer = EncoderSpec.resolve("echo-splade-smollm2-135m"), EncoderSpec.resolve("splade-tiny")
+    for options in (INT8_DOCUMENT_OPTIONS, INT8_QUERY_OPTIONS, {"quantize": "int8", "smooth": None}):
+        echo.check_precision(**options, device="cpu")
+        echo.check_precision(**options, device=None)  # the device not known yet: not checked
+        with pytest.raises(ValueError, match="runs on the CPU only; the encoder would run on 'cuda'"):
+            echo.check_precision(**options, device="cuda")
+    echo.check_precision(None, None, "cuda")  # fp32 / bf16 anywhere
+    with pytest.raises(ValueError, match=r"smooth must be in \[0, 1\], got 1.5"):
+        echo.check_precision("int8-token", 1.5, "cpu")
+    with pytest.raises(ValueError, match="smooth is a setting of quantize"):
+        echo.check_precision(None, 0.7, "cpu")
+    peer.check_precision("int8-token", None, "cpu")
+    with pytest.raises(ValueError, match="is for echo .* splade-tiny is a masked LM; quantize it without smooth"):
+        peer.check_precision(**INT8_DOCUMENT_OPTIONS, device="cpu")
+    with pytest.raises(ValueError, match="'int8-token-head' is for echo .* masked LM; use 'int8-token'"):
+        peer.check_precision("int8-token-head", None, "cpu")
+    with pytest.raises(ValueError, match="masked LM; quantize it without smooth"):
+        EchoSpladeEncoder.from_pretrained("splade-tiny", device="cpu", **INT8_DOCUMENT_OPTIONS)
+    with pytest.raises(ValueError, match="masked LM; quantize it without smooth"):
+        ModelInfo.load("splade-tiny", options=INT8_DOCUMENT_OPTIONS, device="cpu")
+    with pytest.raises(ValueError, match="runs on the CPU only"):
+        ModelInfo.load("echo-splade-smollm2-135m", options=INT8_DOCUMENT_OPTIONS, device="cuda")
+    assert ModelInfo.load("splade-tiny", options={"quantize": "int8-token"}, device="cpu").model == "splade-tiny"
+
+
 def test_int8_backbone_keeps_model_rev_and_head_and_stays_near_fp32(tiny_model):
     quantized = EchoSpladeEncoder.from_pretrained("tiny-mistral", device="cpu", dtype="float32", quantize="int8")
     assert quantized.quantized == "int8" and tiny_model.quantized is None
